@@ -1,0 +1,174 @@
+/**
+ * The in-memory backend: everything lives in this process and is gone when it
+ * ends. Useful for tests and for `memory:` stores in scripts. Logs are kept as
+ * real framed bytes, so torn-tail handling is the same as on disk.
+ *
+ * @module
+ */
+import {
+  type ChunkStat,
+  type ChunkStore,
+  CorruptChunkError,
+  MissingChunkError,
+  type PutResult,
+  assertChunkHash,
+} from "./chunk_store.ts";
+import { blake3Hex } from "./hash.ts";
+import { type AcquireLockOptions, type JobLock, type LockInfo, LockedError } from "./lock.ts";
+import { type LogFile, type ManifestLog, logHeader, openFramedLog } from "./manifest_log.ts";
+import { assertName, type Store } from "./store.ts";
+import { hostname } from "node:os";
+
+/** The memory backend, with hooks that tests use to damage it. */
+export interface MemoryStore extends Store {
+  /** Raw chunk bytes by hash (tests flip bytes here). */
+  readonly chunkBytes: Map<string, { bytes: Uint8Array; mtimeMs: number }>;
+  /** Raw log bytes by "job/run" (tests tear them here). */
+  readonly logBytes: Map<string, Uint8Array>;
+}
+
+function memoryChunks(location: string, chunkBytes: MemoryStore["chunkBytes"]): ChunkStore {
+  return {
+    async put(bytes): Promise<PutResult> {
+      const hash = await blake3Hex(bytes);
+      const existing = chunkBytes.get(hash);
+      if (existing !== undefined && existing.bytes.length === bytes.length) {
+        existing.mtimeMs = Date.now();
+        return { hash, size: bytes.length, stored: false };
+      }
+      chunkBytes.set(hash, { bytes: bytes.slice(), mtimeMs: Date.now() });
+      return { hash, size: bytes.length, stored: true };
+    },
+    async get(hash) {
+      const entry = chunkBytes.get(assertChunkHash(hash));
+      if (entry === undefined) throw new MissingChunkError(hash, location);
+      const actual = await blake3Hex(entry.bytes);
+      if (actual !== hash) throw new CorruptChunkError(hash, actual, location);
+      return entry.bytes.slice();
+    },
+    has(hash) {
+      return Promise.resolve(chunkBytes.has(assertChunkHash(hash)));
+    },
+    stat(hash): Promise<ChunkStat | undefined> {
+      const entry = chunkBytes.get(assertChunkHash(hash));
+      return Promise.resolve(entry && { hash, size: entry.bytes.length, mtimeMs: entry.mtimeMs });
+    },
+    async *list() {
+      yield* [...chunkBytes.keys()];
+    },
+    delete(hash) {
+      return Promise.resolve(chunkBytes.delete(assertChunkHash(hash)));
+    },
+  };
+}
+
+function memoryLogFile(logBytes: Map<string, Uint8Array>, key: string): LogFile {
+  const name = `memory:jobs/${key}.log`;
+  return {
+    name,
+    read() {
+      const bytes = logBytes.get(key);
+      if (bytes === undefined) return Promise.reject(new Error(`Cannot read manifest log "${name}": it does not exist`));
+      return Promise.resolve(bytes.slice());
+    },
+    append(bytes) {
+      const old = logBytes.get(key) ?? new Uint8Array();
+      const next = new Uint8Array(old.length + bytes.length);
+      next.set(old);
+      next.set(bytes, old.length);
+      logBytes.set(key, next);
+      return Promise.resolve();
+    },
+    truncate(size) {
+      logBytes.set(key, (logBytes.get(key) ?? new Uint8Array()).slice(0, size));
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * Create an empty in-memory store.
+ *
+ * @returns The store.
+ *
+ * @example Put and get a chunk
+ * ```ts
+ * import { createMemoryStore } from "./memory.ts";
+ * const store = createMemoryStore();
+ * const ref = await store.chunks.put(new Uint8Array([0x01]));
+ * console.assert((await store.chunks.get(ref.hash))[0] === 1);
+ * ```
+ */
+export function createMemoryStore(): MemoryStore {
+  const location = "memory:";
+  const chunkBytes: MemoryStore["chunkBytes"] = new Map();
+  const logBytes = new Map<string, Uint8Array>();
+  const locks = new Map<string, LockInfo>();
+  const logKey = (job: string, run: string) => `${assertName("job", job)}/${assertName("run", run)}`;
+  const runsOf = (job: string) =>
+    [...logBytes.keys()].filter((k) => k.startsWith(`${job}/`)).map((k) => k.slice(job.length + 1)).sort();
+
+  return {
+    location,
+    chunks: memoryChunks(location, chunkBytes),
+    chunkBytes,
+    logBytes,
+    async createLog(job, run): Promise<ManifestLog> {
+      const key = logKey(job, run);
+      if (logBytes.has(key)) throw new Error(`Cannot create run "${run}" of job "${job}": it exists`);
+      logBytes.set(key, logHeader());
+      return await openFramedLog(memoryLogFile(logBytes, key), { write: true });
+    },
+    async openLog(job, run) {
+      return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)), { write: true });
+    },
+    async readLog(job, run) {
+      return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)));
+    },
+    listJobs() {
+      return Promise.resolve([...new Set([...logBytes.keys()].map((k) => k.split("/")[0]!))].sort());
+    },
+    async listRuns(job) {
+      return runsOf(assertName("job", job));
+    },
+    async deleteRun(job, run) {
+      logBytes.delete(logKey(job, run));
+    },
+    async lock(job: string, options: AcquireLockOptions = {}): Promise<JobLock> {
+      assertName("job", job);
+      const holder = locks.get(job);
+      if (holder !== undefined && !options.force) throw new LockedError(job, holder);
+      const now = new Date().toISOString();
+      const info: LockInfo = {
+        job,
+        host: hostname(),
+        pid: process.pid,
+        startedAt: now,
+        heartbeatAt: now,
+        token: crypto.randomUUID(),
+        ...(options.command === undefined ? {} : { command: options.command }),
+      };
+      locks.set(job, info);
+      return {
+        info,
+        get lost() {
+          return locks.get(job)?.token !== info.token;
+        },
+        refresh: () => Promise.resolve(),
+        release() {
+          if (locks.get(job)?.token === info.token) locks.delete(job);
+          return Promise.resolve();
+        },
+      };
+    },
+    async readLock(job) {
+      return locks.get(assertName("job", job));
+    },
+    async breakLock(job) {
+      const holder = locks.get(assertName("job", job));
+      locks.delete(job);
+      return holder;
+    },
+  };
+}

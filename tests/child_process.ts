@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+
+/** The command that runs a TypeScript file under the runtime running the tests. */
+export function runtimeCommand(script: string | URL, args: string[] = []): [string, string[]] {
+  const path = script instanceof URL ? fileURLToPath(script) : script;
+  return [process.execPath, isDeno ? ["run", "-A", "--quiet", path, ...args] : ["run", path, ...args]];
+}
+
+/** Start a TypeScript file as a child process of the current runtime. */
+export function startScript(script: string | URL, args: string[] = [], env: Record<string, string> = {}): ChildProcess {
+  const [cmd, argv] = runtimeCommand(script, args);
+  return spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+}
+
+/** Run a script to completion and collect its output. */
+export function runScript(
+  script: string | URL,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const child = startScript(script, args, env);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** Wait until the child has printed `count` lines on stdout, then SIGKILL it; resolves to all it printed. */
+export function killAfterLines(child: ChildProcess, count: number): Promise<string> {
+  let out = "";
+  return new Promise((resolve) => {
+    child.stdout!.on("data", (d) => {
+      out += d;
+      if (out.split("\n").length - 1 >= count) child.kill("SIGKILL");
+    });
+    child.on("close", () => resolve(out));
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * The conformance suite every store backend runs (in the manner of
+ * unstorage's testDriver): chunks, logs and run listing behave the same
+ * whatever the backend.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "npm:fast-check@^4.3.0";
+import { CorruptChunkError, MissingChunkError, getValue, putValue } from "../store/chunk_store.ts";
+import type { Store } from "../store/store.ts";
+import { blake3Hex } from "../store/hash.ts";
+
+/** What a backend's test provides. */
+export interface StoreHarness {
+  /** A new, empty store. */
+  create(): Promise<Store>;
+  /** Flip one byte of a stored chunk in place. */
+  corruptChunk(store: Store, hash: string): Promise<void>;
+}
+
+/** Register the shared conformance tests for one backend. */
+export function testStoreConformance(backend: string, harness: StoreHarness): void {
+  test(`${backend}: get(put(bytes)) returns the bytes for any input`, async () => {
+    const store = await harness.create();
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), async (bytes) => {
+        const ref = await store.chunks.put(bytes);
+        assert.equal(ref.hash, await blake3Hex(bytes));
+        assert.equal(ref.size, bytes.length);
+        assert.deepEqual(await store.chunks.get(ref.hash), bytes);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test(`${backend}: putValue/getValue round-trips structured values`, async () => {
+    const store = await harness.create();
+    await fc.assert(
+      // cbor-x renames "__proto__" keys on decode (a prototype-pollution guard); docs/format.md says so.
+      fc.asyncProperty(fc.jsonValue().filter((v) => !JSON.stringify(v).includes('"__proto__"')), async (value) => {
+        const ref = await putValue(store.chunks, value);
+        assert.deepEqual(await getValue(store.chunks, ref.hash), value);
+      }),
+      { numRuns: 60 },
+    );
+    const typed = { v: new Float32Array([1.5, -2]), i: new Int32Array([7]), b: new Uint8Array([9]) };
+    assert.deepEqual(await getValue(store.chunks, (await putValue(store.chunks, typed)).hash), typed);
+  });
+
+  test(`${backend}: a second put of the same bytes is a dedup hit`, async () => {
+    const store = await harness.create();
+    const bytes = new TextEncoder().encode("same bytes");
+    const first = await store.chunks.put(bytes);
+    const second = await store.chunks.put(bytes);
+    assert.equal(first.stored, true);
+    assert.equal(second.stored, false);
+    assert.equal(second.hash, first.hash);
+    const all = [];
+    for await (const h of store.chunks.list()) all.push(h);
+    assert.deepEqual(all, [first.hash]);
+  });
+
+  test(`${backend}: get() detects a corrupted byte`, async () => {
+    const store = await harness.create();
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 512 }), async (bytes) => {
+        const { hash } = await store.chunks.put(bytes);
+        await harness.corruptChunk(store, hash);
+        await assert.rejects(store.chunks.get(hash), (e: unknown) => e instanceof CorruptChunkError && e.hash === hash);
+        assert.equal(await store.chunks.delete(hash), true);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  test(`${backend}: has, stat, delete and missing chunks`, async () => {
+    const store = await harness.create();
+    const { hash } = await store.chunks.put(new Uint8Array([1, 2, 3]));
+    assert.equal(await store.chunks.has(hash), true);
+    assert.equal((await store.chunks.stat(hash))?.size, 3);
+    assert.equal(await store.chunks.delete(hash), true);
+    assert.equal(await store.chunks.delete(hash), false);
+    assert.equal(await store.chunks.has(hash), false);
+    assert.equal(await store.chunks.stat(hash), undefined);
+    await assert.rejects(store.chunks.get(hash), MissingChunkError);
+    await assert.rejects(store.chunks.get("not-a-hash"), TypeError);
+  });
+
+  test(`${backend}: logs append, replay, list and delete`, async () => {
+    const store = await harness.create();
+    const log = await store.createLog("job-a", "run-1");
+    await Promise.all([log.append([{ n: 1 }]), log.append([{ n: 2 }, { n: 3 }]), log.append([{ n: 4 }])]);
+    await log.close();
+    await assert.rejects(store.createLog("job-a", "run-1"), /exists/);
+    const again = await store.openLog("job-a", "run-1");
+    assert.equal(await again.append([{ n: 5 }]), 5);
+    await again.close();
+    const reader = await store.readLog("job-a", "run-1");
+    const seen = [];
+    for await (const e of reader.replay<{ n: number }>({ verifyChain: true })) seen.push([e.seq, e.body.n]);
+    assert.deepEqual(seen, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
+    await assert.rejects(reader.append([{}]), /read-only/);
+    await (await store.createLog("job-a", "run-2")).close();
+    await (await store.createLog("job-b", "run-1")).close();
+    assert.deepEqual(await store.listJobs(), ["job-a", "job-b"]);
+    assert.deepEqual(await store.listRuns("job-a"), ["run-1", "run-2"]);
+    await store.deleteRun("job-a", "run-1");
+    assert.deepEqual(await store.listRuns("job-a"), ["run-2"]);
+    await assert.rejects(store.createLog("../evil", "run"), TypeError);
+  });
+
+  test(`${backend}: locks exclude a second holder until released`, async () => {
+    const store = await harness.create();
+    const lock = await store.lock("job-a");
+    await assert.rejects(store.lock("job-a"), (e: unknown) => (e as { exitCode?: number }).exitCode === 3);
+    assert.equal((await store.readLock("job-a"))?.token, lock.info.token);
+    await lock.release();
+    assert.equal(await store.readLock("job-a"), undefined);
+    const again = await store.lock("job-a");
+    assert.equal((await store.breakLock("job-a"))?.token, again.info.token);
+    assert.equal(again.lost || (await store.readLock("job-a")) === undefined, true);
+  });
+}
