@@ -159,15 +159,27 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 function describeType(value: unknown): string {
-  if (typeof value === "object" && value !== null) return value.constructor?.name ?? "object";
+  if (typeof value === "object" && value !== null) {
+    return value.constructor?.name ?? "object";
+  }
   return typeof value;
 }
 
-function encodeCanonicalInto(sink: ByteSink, value: unknown, path: string, seen: Set<object>): void {
+function encodeCanonicalInto(
+  sink: ByteSink,
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+): void {
   switch (typeof value) {
     case "number":
-      if (Number.isInteger(value) && !Object.is(value, -0) && Math.abs(value) < 2 ** 64) {
-        return value >= 0 ? sink.head(0, value) : sink.head(1, -1n - BigInt(value));
+      if (
+        Number.isInteger(value) && !Object.is(value, -0) &&
+        Math.abs(value) < 2 ** 64
+      ) {
+        return value >= 0
+          ? sink.head(0, value)
+          : sink.head(1, -1n - BigInt(value));
       }
       return sink.float(value);
     case "bigint":
@@ -203,18 +215,33 @@ function encodeBignum(sink: ByteSink, value: bigint): void {
   sink.bytes(Uint8Array.from(bytes));
 }
 
-function encodeCanonicalObject(sink: ByteSink, value: object, path: string, seen: Set<object>): void {
-  if (seen.has(value)) throw new TypeError(`Cannot fingerprint ${path}: the value contains a cycle`);
+function encodeCanonicalObject(
+  sink: ByteSink,
+  value: object,
+  path: string,
+  seen: Set<object>,
+): void {
+  if (seen.has(value)) {
+    throw new TypeError(
+      `Cannot fingerprint ${path}: the value contains a cycle`,
+    );
+  }
   if (value instanceof Uint8Array && value.constructor === Uint8Array) {
     sink.head(2, value.length);
     return sink.bytes(value);
   }
   if (ArrayBuffer.isView(value)) {
     const tag = TYPED_ARRAY_TAGS.get(value.constructor);
-    if (tag === undefined) throw new TypeError(`Cannot fingerprint ${path}: ${describeType(value)} is not supported`);
+    if (tag === undefined) {
+      throw new TypeError(
+        `Cannot fingerprint ${path}: ${describeType(value)} is not supported`,
+      );
+    }
     sink.head(6, tag);
     sink.head(2, value.byteLength);
-    return sink.bytes(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    return sink.bytes(
+      new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+    );
   }
   if (value instanceof Date) {
     sink.head(6, 1);
@@ -225,19 +252,31 @@ function encodeCanonicalObject(sink: ByteSink, value: object, path: string, seen
     if (Array.isArray(value)) {
       sink.head(4, value.length);
       for (let i = 0; i < value.length; i++) {
-        if (!(i in value)) throw new TypeError(`Cannot fingerprint ${path}[${i}]: sparse array hole; fill it with null`);
+        if (!(i in value)) {
+          throw new TypeError(
+            `Cannot fingerprint ${path}[${i}]: sparse array hole; fill it with null`,
+          );
+        }
         encodeCanonicalInto(sink, value[i], `${path}[${i}]`, seen);
       }
       return;
     }
     let entries: [Uint8Array, unknown, string][];
     if (value instanceof Map) {
-      entries = [...value].map(([k, v]) => [canonicalBytes(k, `${path} key`, seen), v, `${path}.get(${String(k)})`]);
+      entries = [...value].map((
+        [k, v],
+      ) => [
+        canonicalBytes(k, `${path} key`, seen),
+        v,
+        `${path}.get(${String(k)})`,
+      ]);
     } else {
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
         throw new TypeError(
-          `Cannot fingerprint ${path}: ${describeType(value)} instances are not encodable; convert it to a plain object, array or Map`,
+          `Cannot fingerprint ${path}: ${
+            describeType(value)
+          } instances are not encodable; convert it to a plain object, array or Map`,
         );
       }
       entries = Object.keys(value).map((k) => [
@@ -249,7 +288,9 @@ function encodeCanonicalObject(sink: ByteSink, value: object, path: string, seen
     entries.sort((a, b) => compareBytes(a[0], b[0]));
     for (let i = 1; i < entries.length; i++) {
       if (compareBytes(entries[i - 1]![0], entries[i]![0]) === 0) {
-        throw new TypeError(`Cannot fingerprint ${path}: two map keys encode to the same bytes`);
+        throw new TypeError(
+          `Cannot fingerprint ${path}: two map keys encode to the same bytes`,
+        );
       }
     }
     sink.head(5, entries.length);
@@ -262,7 +303,11 @@ function encodeCanonicalObject(sink: ByteSink, value: object, path: string, seen
   }
 }
 
-function canonicalBytes(value: unknown, path: string, seen: Set<object>): Uint8Array {
+function canonicalBytes(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+): Uint8Array {
   const sink = new ByteSink();
   encodeCanonicalInto(sink, value, path, seen);
   return sink.result();

@@ -61,7 +61,9 @@ const HASH_PATTERN = /^[0-9a-f]{64}$/;
  */
 export function assertChunkHash(hash: string): string {
   if (!HASH_PATTERN.test(hash)) {
-    throw new TypeError(`Cannot use chunk hash "${hash}": expected 64 lowercase hex characters`);
+    throw new TypeError(
+      `Cannot use chunk hash "${hash}": expected 64 lowercase hex characters`,
+    );
   }
   return hash;
 }
@@ -75,7 +77,9 @@ export class MissingChunkError extends Error {
    * @param location Where it was looked for.
    */
   constructor(hash: string, location: string) {
-    super(`Cannot read chunk "${hash}": it is not in the store at "${location}"`);
+    super(
+      `Cannot read chunk "${hash}": it is not in the store at "${location}"`,
+    );
     this.name = "MissingChunkError";
     this.hash = hash;
   }
@@ -118,7 +122,10 @@ export class CorruptChunkError extends Error {
  * console.assert((await getValue<{ hello: string }>(chunks, ref.hash)).hello === "world");
  * ```
  */
-export async function putValue(chunks: ChunkStore, value: unknown): Promise<PutResult> {
+export async function putValue(
+  chunks: ChunkStore,
+  value: unknown,
+): Promise<PutResult> {
   return await chunks.put(encodeValue(value));
 }
 
@@ -138,6 +145,9 @@ export async function putValue(chunks: ChunkStore, value: unknown): Promise<PutR
  * console.assert((await getValue<number[]>(chunks, hash)).length === 3);
  * ```
  */
-export async function getValue<T = unknown>(chunks: ChunkStore, hash: string): Promise<T> {
+export async function getValue<T = unknown>(
+  chunks: ChunkStore,
+  hash: string,
+): Promise<T> {
   return decodeValue<T>(await chunks.get(hash));
 }

@@ -10,12 +10,12 @@ import { constants, type Dirent } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import {
+  assertChunkHash,
   type ChunkStat,
   type ChunkStore,
   CorruptChunkError,
   MissingChunkError,
   type PutResult,
-  assertChunkHash,
 } from "./chunk_store.ts";
 import { blake3Hex } from "./hash.ts";
 import { acquireLock, breakLock, readLock } from "./lock.ts";
@@ -30,7 +30,12 @@ export interface StoreConfig {
   encoding: "cbor";
 }
 
-const CONFIG: StoreConfig = { format: "cairn-store", version: 1, hash: "blake3-256", encoding: "cbor" };
+const CONFIG: StoreConfig = {
+  format: "cairn-store",
+  version: 1,
+  hash: "blake3-256",
+  encoding: "cbor",
+};
 const SUBDIRS = ["chunks", "jobs", "locks", "tmp"];
 
 function isErrno(error: unknown, code: string): boolean {
@@ -52,7 +57,11 @@ function tempName(dir: string): string {
 }
 
 /** Write bytes to a new temp file in `tmpDir` and fsync it; returns its path. */
-async function writeTemp(tmpDir: string, bytes: Uint8Array, mode: number): Promise<string> {
+async function writeTemp(
+  tmpDir: string,
+  bytes: Uint8Array,
+  mode: number,
+): Promise<string> {
   const path = tempName(tmpDir);
   const handle = await fs.open(path, "wx", mode);
   try {
@@ -113,13 +122,17 @@ function fsChunks(root: string): ChunkStore {
     async get(hash) {
       let bytes: Uint8Array;
       try {
-        bytes = new Uint8Array(await fs.readFile(pathOf(assertChunkHash(hash))));
+        bytes = new Uint8Array(
+          await fs.readFile(pathOf(assertChunkHash(hash))),
+        );
       } catch (error) {
         if (isErrno(error, "ENOENT")) throw new MissingChunkError(hash, root);
         throw error;
       }
       const actual = await blake3Hex(bytes);
-      if (actual !== hash) throw new CorruptChunkError(hash, actual, pathOf(hash));
+      if (actual !== hash) {
+        throw new CorruptChunkError(hash, actual, pathOf(hash));
+      }
       return bytes;
     },
     async has(hash) {
@@ -133,7 +146,9 @@ function fsChunks(root: string): ChunkStore {
       for (const prefix of (await fs.readdir(chunkDir)).sort()) {
         if (!/^[0-9a-f]{2}$/.test(prefix)) continue;
         for (const name of await fs.readdir(join(chunkDir, prefix))) {
-          if (/^[0-9a-f]{64}$/.test(name) && name.startsWith(prefix)) yield name;
+          if (/^[0-9a-f]{64}$/.test(name) && name.startsWith(prefix)) {
+            yield name;
+          }
         }
       }
     },
@@ -160,17 +175,30 @@ function fsLogFile(path: string, writable: boolean): LogFile {
       try {
         return new Uint8Array(await fs.readFile(path));
       } catch (error) {
-        if (isErrno(error, "ENOENT")) throw new Error(`Cannot read manifest log "${path}": it does not exist`);
+        if (isErrno(error, "ENOENT")) {
+          throw new Error(
+            `Cannot read manifest log "${path}": it does not exist`,
+          );
+        }
         throw error;
       }
     },
     async append(bytes) {
-      if (!writable) throw new Error(`Cannot append to manifest log "${path}": it was opened read-only`);
+      if (!writable) {
+        throw new Error(
+          `Cannot append to manifest log "${path}": it was opened read-only`,
+        );
+      }
       const h = await open();
       const { size } = await h.stat();
       let written = 0;
       while (written < bytes.length) {
-        written += (await h.write(bytes, written, bytes.length - written, size + written)).bytesWritten;
+        written += (await h.write(
+          bytes,
+          written,
+          bytes.length - written,
+          size + written,
+        )).bytesWritten;
       }
       await h.datasync();
     },
@@ -198,9 +226,14 @@ async function readConfig(root: string): Promise<StoreConfig | undefined> {
   try {
     config = JSON.parse(text);
   } catch {
-    throw new SyntaxError(`Cannot open store "${root}": its config file is not valid JSON`);
+    throw new SyntaxError(
+      `Cannot open store "${root}": its config file is not valid JSON`,
+    );
   }
-  if (config.format !== "cairn-store" || config.version !== 1 || config.hash !== "blake3-256") {
+  if (
+    config.format !== "cairn-store" || config.version !== 1 ||
+    config.hash !== "blake3-256"
+  ) {
     throw new SyntaxError(
       `Cannot open store "${root}": expected a cairn-store version 1 config with blake3-256, found ${text.trim()}`,
     );
@@ -232,7 +265,10 @@ export interface OpenFsStoreOptions {
  * console.assert(await store.chunks.has(ref.hash));
  * ```
  */
-export async function openFsStore(root: string, options: OpenFsStoreOptions = {}): Promise<Store> {
+export async function openFsStore(
+  root: string,
+  options: OpenFsStoreOptions = {},
+): Promise<Store> {
   let config = await readConfig(root);
   if (config === undefined) {
     let entries: string[] = [];
@@ -240,17 +276,25 @@ export async function openFsStore(root: string, options: OpenFsStoreOptions = {}
       entries = await fs.readdir(root);
     } catch (error) {
       if (!isErrno(error, "ENOENT")) throw error;
-      if (options.create === false) throw new Error(`Cannot open store "${root}": it does not exist`);
+      if (options.create === false) {
+        throw new Error(`Cannot open store "${root}": it does not exist`);
+      }
     }
     if (entries.some((e) => !SUBDIRS.includes(e))) {
       throw new Error(
         `Cannot open store "${root}": the directory is not empty and has no cairn config; pick an empty or new directory`,
       );
     }
-    if (options.create === false) throw new Error(`Cannot open store "${root}": it is not a cairn store`);
+    if (options.create === false) {
+      throw new Error(`Cannot open store "${root}": it is not a cairn store`);
+    }
     await fs.mkdir(root, { recursive: true });
     for (const sub of SUBDIRS) await ensureDir(join(root, sub), root);
-    const temp = await writeTemp(join(root, "tmp"), new TextEncoder().encode(JSON.stringify(CONFIG, null, 2) + "\n"), 0o444);
+    const temp = await writeTemp(
+      join(root, "tmp"),
+      new TextEncoder().encode(JSON.stringify(CONFIG, null, 2) + "\n"),
+      0o444,
+    );
     try {
       await fs.link(temp, join(root, "config"));
     } catch (error) {
@@ -267,7 +311,8 @@ export async function openFsStore(root: string, options: OpenFsStoreOptions = {}
 function fsStore(root: string): Store {
   const jobsDir = join(root, "jobs");
   const locksDir = join(root, "locks");
-  const logPath = (job: string, run: string) => join(jobsDir, assertName("job", job), `${assertName("run", run)}.log`);
+  const logPath = (job: string, run: string) =>
+    join(jobsDir, assertName("job", job), `${assertName("run", run)}.log`);
   const listDir = async (dir: string): Promise<Dirent[]> => {
     try {
       return await fs.readdir(dir, { withFileTypes: true });
@@ -286,7 +331,11 @@ function fsStore(root: string): Store {
       try {
         await fs.link(temp, path);
       } catch (error) {
-        if (isErrno(error, "EEXIST")) throw new Error(`Cannot create run "${run}" of job "${job}": "${path}" exists`);
+        if (isErrno(error, "EEXIST")) {
+          throw new Error(
+            `Cannot create run "${run}" of job "${job}": "${path}" exists`,
+          );
+        }
         throw error;
       } finally {
         await fs.rm(temp, { force: true });
@@ -295,7 +344,9 @@ function fsStore(root: string): Store {
       return await openFramedLog(fsLogFile(path, true), { write: true });
     },
     async openLog(job, run) {
-      return await openFramedLog(fsLogFile(logPath(job, run), true), { write: true });
+      return await openFramedLog(fsLogFile(logPath(job, run), true), {
+        write: true,
+      });
     },
     async readLog(job, run) {
       return await openFramedLog(fsLogFile(logPath(job, run), false));
@@ -303,7 +354,12 @@ function fsStore(root: string): Store {
     async listJobs() {
       const jobs: string[] = [];
       for (const entry of await listDir(jobsDir)) {
-        if (entry.isDirectory() && (await listDir(join(jobsDir, entry.name))).some((e) => e.name.endsWith(".log"))) {
+        if (
+          entry.isDirectory() &&
+          (await listDir(join(jobsDir, entry.name))).some((e) =>
+            e.name.endsWith(".log")
+          )
+        ) {
           jobs.push(entry.name);
         }
       }
@@ -322,6 +378,7 @@ function fsStore(root: string): Store {
     lock: (job, options) => acquireLock(locksDir, job, options),
     readLock: (job) => readLock(locksDir, job),
     breakLock: (job) => breakLock(locksDir, job),
+    sweepTemp: (olderThanMs) => sweepTemp(root, olderThanMs),
   };
 }
 
@@ -343,7 +400,10 @@ function fsStore(root: string): Store {
  * console.assert(await sweepTemp(dir, 0) === 0);
  * ```
  */
-export async function sweepTemp(root: string, olderThanMs: number): Promise<number> {
+export async function sweepTemp(
+  root: string,
+  olderThanMs: number,
+): Promise<number> {
   const tmpDir = join(root, "tmp");
   let removed = 0;
   for (const name of await fs.readdir(tmpDir).catch(() => [] as string[])) {

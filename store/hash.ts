@@ -27,7 +27,9 @@ export async function blake3Ready(): Promise<void> {
 
 function readyHasher(): Blake3Hasher {
   if (hasher === undefined) {
-    throw new Error("Cannot hash: call blake3Ready() before the sync BLAKE3 functions");
+    throw new Error(
+      "Cannot hash: call blake3Ready() before the sync BLAKE3 functions",
+    );
   }
   hasher.init();
   return hasher;
@@ -117,15 +119,23 @@ function buildCrcTables(): Uint32Array[] {
  * ```
  */
 export function crc32c(bytes: Uint8Array): number {
-  const [t0, t1, t2, t3] = CRC_TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const [t0, t1, t2, t3] = CRC_TABLES as [
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+  ];
   let crc = 0xffffffff;
   let i = 0;
   const end4 = bytes.length - (bytes.length % 4);
   for (; i < end4; i += 4) {
-    crc ^= bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
+    crc ^= bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) |
+      (bytes[i + 3]! << 24);
     crc = t3[crc & 0xff]! ^ t2[(crc >>> 8) & 0xff]! ^ t1[(crc >>> 16) & 0xff]! ^
       t0[crc >>> 24]!;
   }
-  for (; i < bytes.length; i++) crc = t0[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  for (; i < bytes.length; i++) {
+    crc = t0[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  }
   return (crc ^ 0xffffffff) >>> 0;
 }

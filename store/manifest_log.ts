@@ -120,13 +120,25 @@ interface FrameAt {
   end: number;
 }
 
-function frameAt(bytes: Uint8Array, view: DataView, pos: number): FrameAt | string {
+function frameAt(
+  bytes: Uint8Array,
+  view: DataView,
+  pos: number,
+): FrameAt | string {
   if (bytes.length - pos < FRAME_HEADER_SIZE) return "truncated frame header";
   const length = view.getUint32(pos, true);
-  if (length === 0 || length > MAX_BODY_SIZE) return `implausible body length ${length}`;
+  if (length === 0 || length > MAX_BODY_SIZE) {
+    return `implausible body length ${length}`;
+  }
   const end = pos + FRAME_HEADER_SIZE + length;
-  if (end > bytes.length) return `truncated body: ${length} bytes declared, ${bytes.length - pos - FRAME_HEADER_SIZE} present`;
-  if (crc32c(bytes.subarray(pos + 8, end)) !== view.getUint32(pos + 4, true)) return "checksum mismatch";
+  if (end > bytes.length) {
+    return `truncated body: ${length} bytes declared, ${
+      bytes.length - pos - FRAME_HEADER_SIZE
+    } present`;
+  }
+  if (crc32c(bytes.subarray(pos + 8, end)) !== view.getUint32(pos + 4, true)) {
+    return "checksum mismatch";
+  }
   return { seq: Number(view.getBigUint64(pos + 8, true)), start: pos, end };
 }
 
@@ -155,13 +167,19 @@ export interface LogScan {
  * ```
  */
 export function scanLog(bytes: Uint8Array, name: string): LogScan {
-  if (bytes.length < LOG_HEADER_SIZE || LOG_MAGIC.some((b, i) => bytes[i] !== b)) {
-    throw new SyntaxError(`Cannot open manifest log "${name}": it does not start with the "CAIRNLOG" header`);
+  if (
+    bytes.length < LOG_HEADER_SIZE || LOG_MAGIC.some((b, i) => bytes[i] !== b)
+  ) {
+    throw new SyntaxError(
+      `Cannot open manifest log "${name}": it does not start with the "CAIRNLOG" header`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
   if (version !== 1) {
-    throw new SyntaxError(`Cannot open manifest log "${name}": format version ${version} is not supported (expected 1); upgrade cairn`);
+    throw new SyntaxError(
+      `Cannot open manifest log "${name}": format version ${version} is not supported (expected 1); upgrade cairn`,
+    );
   }
   const frames: FrameAt[] = [];
   let pos = LOG_HEADER_SIZE;
@@ -174,9 +192,15 @@ export function scanLog(bytes: Uint8Array, name: string): LogScan {
       : undefined;
     if (reason !== undefined) {
       for (let p = pos + 1; p + FRAME_HEADER_SIZE < bytes.length; p++) {
-        if (typeof frameAt(bytes, view, p) !== "string") throw new CorruptLogError(name, pos, reason);
+        if (typeof frameAt(bytes, view, p) !== "string") {
+          throw new CorruptLogError(name, pos, reason);
+        }
       }
-      return { frames, end: pos, tail: { offset: pos, droppedBytes: bytes.length - pos, reason } };
+      return {
+        frames,
+        end: pos,
+        tail: { offset: pos, droppedBytes: bytes.length - pos, reason },
+      };
     }
     frames.push(found as FrameAt);
     pos = (found as FrameAt).end;
@@ -222,7 +246,10 @@ export interface OpenFramedLogOptions {
  * console.assert(seqs.join() === "1,2");
  * ```
  */
-export async function openFramedLog(file: LogFile, options: OpenFramedLogOptions = {}): Promise<ManifestLog> {
+export async function openFramedLog(
+  file: LogFile,
+  options: OpenFramedLogOptions = {},
+): Promise<ManifestLog> {
   const bytes = await file.read();
   const scan = scanLog(bytes, file.name);
   await blake3Ready();
@@ -232,8 +259,17 @@ export async function openFramedLog(file: LogFile, options: OpenFramedLogOptions
     repaired = scan.tail;
   }
   const last = scan.frames.at(-1);
-  const link = last === undefined ? new Uint8Array(LINK_SIZE) : linkOf(bytes.subarray(last.start, last.end));
-  return new FramedLog(file, scan.frames.length, link, repaired, options.write ? undefined : scan.tail, options.write ?? false);
+  const link = last === undefined
+    ? new Uint8Array(LINK_SIZE)
+    : linkOf(bytes.subarray(last.start, last.end));
+  return new FramedLog(
+    file,
+    scan.frames.length,
+    link,
+    repaired,
+    options.write ? undefined : scan.tail,
+    options.write ?? false,
+  );
 }
 
 interface PendingAppend {
@@ -279,16 +315,25 @@ class FramedLog implements ManifestLog {
 
   append(bodies: readonly unknown[]): Promise<number> {
     if (!this.#writable) {
-      return Promise.reject(new Error(`Cannot append to manifest log "${this.name}": it was opened read-only`));
+      return Promise.reject(
+        new Error(
+          `Cannot append to manifest log "${this.name}": it was opened read-only`,
+        ),
+      );
     }
     if (this.#failure !== undefined) {
       return Promise.reject(
-        new Error(`Cannot append to manifest log "${this.name}": an earlier append failed; reopen the job`, {
-          cause: this.#failure,
-        }),
+        new Error(
+          `Cannot append to manifest log "${this.name}": an earlier append failed; reopen the job`,
+          {
+            cause: this.#failure,
+          },
+        ),
       );
     }
-    const done = new Promise<number>((resolve, reject) => this.#queue.push({ bodies, resolve, reject }));
+    const done = new Promise<number>((resolve, reject) =>
+      this.#queue.push({ bodies, resolve, reject })
+    );
     this.#draining ??= this.#drain();
     return done;
   }
@@ -297,8 +342,13 @@ class FramedLog implements ManifestLog {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0);
       try {
-        const encoded = batch.flatMap((p) => p.bodies.map((b) => encodeValue(b)));
-        const total = encoded.reduce((n, b) => n + FRAME_HEADER_SIZE + b.length, 0);
+        const encoded = batch.flatMap((p) =>
+          p.bodies.map((b) => encodeValue(b))
+        );
+        const total = encoded.reduce(
+          (n, b) => n + FRAME_HEADER_SIZE + b.length,
+          0,
+        );
         const out = new Uint8Array(total);
         const view = new DataView(out.buffer);
         let pos = 0;
@@ -306,13 +356,18 @@ class FramedLog implements ManifestLog {
         let link = this.#link;
         for (const body of encoded) {
           if (body.length > MAX_BODY_SIZE) {
-            throw new RangeError(`Cannot append a ${body.length}-byte record: the limit is ${MAX_BODY_SIZE}; store large data as chunks`);
+            throw new RangeError(
+              `Cannot append a ${body.length}-byte record: the limit is ${MAX_BODY_SIZE}; store large data as chunks`,
+            );
           }
           view.setUint32(pos, body.length, true);
           view.setBigUint64(pos + 8, BigInt(++seq), true);
           out.set(link, pos + 16);
           out.set(body, pos + FRAME_HEADER_SIZE);
-          const frame = out.subarray(pos, pos + FRAME_HEADER_SIZE + body.length);
+          const frame = out.subarray(
+            pos,
+            pos + FRAME_HEADER_SIZE + body.length,
+          );
           view.setUint32(pos + 4, crc32c(frame.subarray(8)), true);
           link = linkOf(frame);
           pos += frame.length;
@@ -330,7 +385,9 @@ class FramedLog implements ManifestLog {
     this.#draining = undefined;
   }
 
-  async *replay<T = unknown>(options: ReplayOptions = {}): AsyncIterable<LogEntry<T>> {
+  async *replay<T = unknown>(
+    options: ReplayOptions = {},
+  ): AsyncIterable<LogEntry<T>> {
     const bytes = await this.#file.read();
     const scan = scanLog(bytes, this.name);
     let link: Uint8Array = new Uint8Array(LINK_SIZE);
@@ -339,11 +396,18 @@ class FramedLog implements ManifestLog {
       if (options.verifyChain) {
         const carried = frame.subarray(16, FRAME_HEADER_SIZE);
         if (carried.some((b, i) => b !== link[i])) {
-          throw new CorruptLogError(this.name, f.start, `record ${f.seq} does not link to record ${f.seq - 1}`);
+          throw new CorruptLogError(
+            this.name,
+            f.start,
+            `record ${f.seq} does not link to record ${f.seq - 1}`,
+          );
         }
         link = linkOf(frame);
       }
-      yield { seq: f.seq, body: decodeValue<T>(frame.subarray(FRAME_HEADER_SIZE)) };
+      yield {
+        seq: f.seq,
+        body: decodeValue<T>(frame.subarray(FRAME_HEADER_SIZE)),
+      };
     }
   }
 

@@ -6,16 +6,26 @@
  * @module
  */
 import {
+  assertChunkHash,
   type ChunkStat,
   type ChunkStore,
   CorruptChunkError,
   MissingChunkError,
   type PutResult,
-  assertChunkHash,
 } from "./chunk_store.ts";
 import { blake3Hex } from "./hash.ts";
-import { type AcquireLockOptions, type JobLock, type LockInfo, LockedError } from "./lock.ts";
-import { type LogFile, type ManifestLog, logHeader, openFramedLog } from "./manifest_log.ts";
+import {
+  type AcquireLockOptions,
+  type JobLock,
+  LockedError,
+  type LockInfo,
+} from "./lock.ts";
+import {
+  type LogFile,
+  logHeader,
+  type ManifestLog,
+  openFramedLog,
+} from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
 import { hostname } from "node:os";
 
@@ -27,7 +37,19 @@ export interface MemoryStore extends Store {
   readonly logBytes: Map<string, Uint8Array>;
 }
 
-function memoryChunks(location: string, chunkBytes: MemoryStore["chunkBytes"]): ChunkStore {
+/** Run `fn` and turn a throw into a rejected promise, as an async backend would. */
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function memoryChunks(
+  location: string,
+  chunkBytes: MemoryStore["chunkBytes"],
+): ChunkStore {
   return {
     async put(bytes): Promise<PutResult> {
       const hash = await blake3Hex(bytes);
@@ -51,7 +73,9 @@ function memoryChunks(location: string, chunkBytes: MemoryStore["chunkBytes"]): 
     },
     stat(hash): Promise<ChunkStat | undefined> {
       const entry = chunkBytes.get(assertChunkHash(hash));
-      return Promise.resolve(entry && { hash, size: entry.bytes.length, mtimeMs: entry.mtimeMs });
+      return Promise.resolve(
+        entry && { hash, size: entry.bytes.length, mtimeMs: entry.mtimeMs },
+      );
     },
     async *list() {
       yield* [...chunkBytes.keys()];
@@ -62,13 +86,20 @@ function memoryChunks(location: string, chunkBytes: MemoryStore["chunkBytes"]): 
   };
 }
 
-function memoryLogFile(logBytes: Map<string, Uint8Array>, key: string): LogFile {
+function memoryLogFile(
+  logBytes: Map<string, Uint8Array>,
+  key: string,
+): LogFile {
   const name = `memory:jobs/${key}.log`;
   return {
     name,
     read() {
       const bytes = logBytes.get(key);
-      if (bytes === undefined) return Promise.reject(new Error(`Cannot read manifest log "${name}": it does not exist`));
+      if (bytes === undefined) {
+        return Promise.reject(
+          new Error(`Cannot read manifest log "${name}": it does not exist`),
+        );
+      }
       return Promise.resolve(bytes.slice());
     },
     append(bytes) {
@@ -105,9 +136,12 @@ export function createMemoryStore(): MemoryStore {
   const chunkBytes: MemoryStore["chunkBytes"] = new Map();
   const logBytes = new Map<string, Uint8Array>();
   const locks = new Map<string, LockInfo>();
-  const logKey = (job: string, run: string) => `${assertName("job", job)}/${assertName("run", run)}`;
+  const logKey = (job: string, run: string) =>
+    `${assertName("job", job)}/${assertName("run", run)}`;
   const runsOf = (job: string) =>
-    [...logBytes.keys()].filter((k) => k.startsWith(`${job}/`)).map((k) => k.slice(job.length + 1)).sort();
+    [...logBytes.keys()].filter((k) => k.startsWith(`${job}/`)).map((k) =>
+      k.slice(job.length + 1)
+    ).sort();
 
   return {
     location,
@@ -116,59 +150,68 @@ export function createMemoryStore(): MemoryStore {
     logBytes,
     async createLog(job, run): Promise<ManifestLog> {
       const key = logKey(job, run);
-      if (logBytes.has(key)) throw new Error(`Cannot create run "${run}" of job "${job}": it exists`);
+      if (logBytes.has(key)) {
+        throw new Error(
+          `Cannot create run "${run}" of job "${job}": it exists`,
+        );
+      }
       logBytes.set(key, logHeader());
       return await openFramedLog(memoryLogFile(logBytes, key), { write: true });
     },
     async openLog(job, run) {
-      return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)), { write: true });
+      return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)), {
+        write: true,
+      });
     },
     async readLog(job, run) {
       return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)));
     },
     listJobs() {
-      return Promise.resolve([...new Set([...logBytes.keys()].map((k) => k.split("/")[0]!))].sort());
+      return Promise.resolve(
+        [...new Set([...logBytes.keys()].map((k) => k.split("/")[0]!))].sort(),
+      );
     },
-    async listRuns(job) {
-      return runsOf(assertName("job", job));
-    },
-    async deleteRun(job, run) {
-      logBytes.delete(logKey(job, run));
-    },
-    async lock(job: string, options: AcquireLockOptions = {}): Promise<JobLock> {
-      assertName("job", job);
-      const holder = locks.get(job);
-      if (holder !== undefined && !options.force) throw new LockedError(job, holder);
-      const now = new Date().toISOString();
-      const info: LockInfo = {
-        job,
-        host: hostname(),
-        pid: process.pid,
-        startedAt: now,
-        heartbeatAt: now,
-        token: crypto.randomUUID(),
-        ...(options.command === undefined ? {} : { command: options.command }),
-      };
-      locks.set(job, info);
-      return {
-        info,
-        get lost() {
-          return locks.get(job)?.token !== info.token;
-        },
-        refresh: () => Promise.resolve(),
-        release() {
-          if (locks.get(job)?.token === info.token) locks.delete(job);
-          return Promise.resolve();
-        },
-      };
-    },
-    async readLock(job) {
-      return locks.get(assertName("job", job));
-    },
-    async breakLock(job) {
-      const holder = locks.get(assertName("job", job));
-      locks.delete(job);
-      return holder;
-    },
+    listRuns: (job) => settle(() => runsOf(assertName("job", job))),
+    deleteRun: (job, run) =>
+      settle(() => void logBytes.delete(logKey(job, run))),
+    lock: (job: string, options: AcquireLockOptions = {}): Promise<JobLock> =>
+      settle(() => {
+        assertName("job", job);
+        const holder = locks.get(job);
+        if (holder !== undefined && !options.force) {
+          throw new LockedError(job, holder);
+        }
+        const now = new Date().toISOString();
+        const info: LockInfo = {
+          job,
+          host: hostname(),
+          pid: process.pid,
+          startedAt: now,
+          heartbeatAt: now,
+          token: crypto.randomUUID(),
+          ...(options.command === undefined
+            ? {}
+            : { command: options.command }),
+        };
+        locks.set(job, info);
+        return {
+          info,
+          get lost() {
+            return locks.get(job)?.token !== info.token;
+          },
+          refresh: () => Promise.resolve(),
+          release() {
+            if (locks.get(job)?.token === info.token) locks.delete(job);
+            return Promise.resolve();
+          },
+        };
+      }),
+    readLock: (job) => settle(() => locks.get(assertName("job", job))),
+    breakLock: (job) =>
+      settle(() => {
+        const holder = locks.get(assertName("job", job));
+        locks.delete(job);
+        return holder;
+      }),
   };
 }

@@ -33,6 +33,8 @@ export interface Store {
   readLock(job: string): Promise<LockInfo | undefined>;
   /** Remove a job's lock whoever holds it; returns what was removed. */
   breakLock(job: string): Promise<LockInfo | undefined>;
+  /** Remove temp files older than `olderThanMs` left by killed writers; returns how many. */
+  sweepTemp?(olderThanMs: number): Promise<number>;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -53,7 +55,9 @@ const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 export function assertName(kind: string, name: string): string {
   if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
     throw new TypeError(
-      `Cannot use ${kind} name "${String(name)}": use 1 to 128 characters from A-Z, a-z, 0-9, ".", "_" and "-", not starting with "." or "-"`,
+      `Cannot use ${kind} name "${
+        String(name)
+      }": use 1 to 128 characters from A-Z, a-z, 0-9, ".", "_" and "-", not starting with "." or "-"`,
     );
   }
   return name;

@@ -1,18 +1,31 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 
 /** The command that runs a TypeScript file under the runtime running the tests. */
-export function runtimeCommand(script: string | URL, args: string[] = []): [string, string[]] {
+export function runtimeCommand(
+  script: string | URL,
+  args: string[] = [],
+): [string, string[]] {
   const path = script instanceof URL ? fileURLToPath(script) : script;
-  return [process.execPath, isDeno ? ["run", "-A", "--quiet", path, ...args] : ["run", path, ...args]];
+  return [
+    process.execPath,
+    isDeno ? ["run", "-A", "--quiet", path, ...args] : ["run", path, ...args],
+  ];
 }
 
 /** Start a TypeScript file as a child process of the current runtime. */
-export function startScript(script: string | URL, args: string[] = [], env: Record<string, string> = {}): ChildProcess {
+export function startScript(
+  script: string | URL,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): ChildProcess {
   const [cmd, argv] = runtimeCommand(script, args);
-  return spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  return spawn(cmd, argv, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
 }
 
 /** Run a script to completion and collect its output. */
@@ -20,7 +33,14 @@ export function runScript(
   script: string | URL,
   args: string[] = [],
   env: Record<string, string> = {},
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+): Promise<
+  {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+  }
+> {
   const child = startScript(script, args, env);
   let stdout = "";
   let stderr = "";
@@ -28,12 +48,18 @@ export function runScript(
   child.stderr!.on("data", (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.on(
+      "close",
+      (code, signal) => resolve({ code, signal, stdout, stderr }),
+    );
   });
 }
 
 /** Wait until the child has printed `count` lines on stdout, then SIGKILL it; resolves to all it printed. */
-export function killAfterLines(child: ChildProcess, count: number): Promise<string> {
+export function killAfterLines(
+  child: ChildProcess,
+  count: number,
+): Promise<string> {
   let out = "";
   return new Promise((resolve) => {
     child.stdout!.on("data", (d) => {

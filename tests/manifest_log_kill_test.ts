@@ -10,7 +10,10 @@ test("ManifestLog survives SIGKILL of an appending process at random moments", a
   await openFsStore(root);
   let committed = 0;
   for (let round = 0; round < 5; round++) {
-    const child = startScript(new URL("./fixtures/log_appender.ts", import.meta.url), [root]);
+    const child = startScript(
+      new URL("./fixtures/log_appender.ts", import.meta.url),
+      [root],
+    );
     const out = await killAfterLines(child, 5 + Math.floor(Math.random() * 60));
     const reported = out.trim().split("\n").map(Number).filter((n) => n > 0);
     committed = Math.max(committed, ...reported);
@@ -18,12 +21,19 @@ test("ManifestLog survives SIGKILL of an appending process at random moments", a
     const store = await openFsStore(root);
     const log = await store.openLog("appender", "r");
     let expected = 1;
-    for await (const entry of log.replay<{ n: number; pad: string }>({ verifyChain: true })) {
+    for await (
+      const entry of log.replay<{ n: number; pad: string }>({
+        verifyChain: true,
+      })
+    ) {
       assert.equal(entry.seq, expected, "sequence numbers are contiguous");
       assert.equal(entry.body.n, expected, "every record is intact");
       expected++;
     }
-    assert.ok(expected - 1 >= committed, `all ${committed} acknowledged records survive (found ${expected - 1})`);
+    assert.ok(
+      expected - 1 >= committed,
+      `all ${committed} acknowledged records survive (found ${expected - 1})`,
+    );
     await log.close();
   }
 });

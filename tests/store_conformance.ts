@@ -6,7 +6,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.3.0";
-import { CorruptChunkError, MissingChunkError, getValue, putValue } from "../store/chunk_store.ts";
+import {
+  CorruptChunkError,
+  getValue,
+  MissingChunkError,
+  putValue,
+} from "../store/chunk_store.ts";
 import type { Store } from "../store/store.ts";
 import { blake3Hex } from "../store/hash.ts";
 
@@ -19,7 +24,10 @@ export interface StoreHarness {
 }
 
 /** Register the shared conformance tests for one backend. */
-export function testStoreConformance(backend: string, harness: StoreHarness): void {
+export function testStoreConformance(
+  backend: string,
+  harness: StoreHarness,
+): void {
   test(`${backend}: get(put(bytes)) returns the bytes for any input`, async () => {
     const store = await harness.create();
     await fc.assert(
@@ -37,14 +45,26 @@ export function testStoreConformance(backend: string, harness: StoreHarness): vo
     const store = await harness.create();
     await fc.assert(
       // cbor-x renames "__proto__" keys on decode (a prototype-pollution guard); docs/format.md says so.
-      fc.asyncProperty(fc.jsonValue().filter((v) => !JSON.stringify(v).includes('"__proto__"')), async (value) => {
-        const ref = await putValue(store.chunks, value);
-        assert.deepEqual(await getValue(store.chunks, ref.hash), value);
-      }),
+      fc.asyncProperty(
+        fc.jsonValue().filter((v) =>
+          !JSON.stringify(v).includes('"__proto__"')
+        ),
+        async (value) => {
+          const ref = await putValue(store.chunks, value);
+          assert.deepEqual(await getValue(store.chunks, ref.hash), value);
+        },
+      ),
       { numRuns: 60 },
     );
-    const typed = { v: new Float32Array([1.5, -2]), i: new Int32Array([7]), b: new Uint8Array([9]) };
-    assert.deepEqual(await getValue(store.chunks, (await putValue(store.chunks, typed)).hash), typed);
+    const typed = {
+      v: new Float32Array([1.5, -2]),
+      i: new Int32Array([7]),
+      b: new Uint8Array([9]),
+    };
+    assert.deepEqual(
+      await getValue(store.chunks, (await putValue(store.chunks, typed)).hash),
+      typed,
+    );
   });
 
   test(`${backend}: a second put of the same bytes is a dedup hit`, async () => {
@@ -63,12 +83,18 @@ export function testStoreConformance(backend: string, harness: StoreHarness): vo
   test(`${backend}: get() detects a corrupted byte`, async () => {
     const store = await harness.create();
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 512 }), async (bytes) => {
-        const { hash } = await store.chunks.put(bytes);
-        await harness.corruptChunk(store, hash);
-        await assert.rejects(store.chunks.get(hash), (e: unknown) => e instanceof CorruptChunkError && e.hash === hash);
-        assert.equal(await store.chunks.delete(hash), true);
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 1, maxLength: 512 }),
+        async (bytes) => {
+          const { hash } = await store.chunks.put(bytes);
+          await harness.corruptChunk(store, hash);
+          await assert.rejects(
+            store.chunks.get(hash),
+            (e: unknown) => e instanceof CorruptChunkError && e.hash === hash,
+          );
+          assert.equal(await store.chunks.delete(hash), true);
+        },
+      ),
       { numRuns: 20 },
     );
   });
@@ -89,7 +115,11 @@ export function testStoreConformance(backend: string, harness: StoreHarness): vo
   test(`${backend}: logs append, replay, list and delete`, async () => {
     const store = await harness.create();
     const log = await store.createLog("job-a", "run-1");
-    await Promise.all([log.append([{ n: 1 }]), log.append([{ n: 2 }, { n: 3 }]), log.append([{ n: 4 }])]);
+    await Promise.all([
+      log.append([{ n: 1 }]),
+      log.append([{ n: 2 }, { n: 3 }]),
+      log.append([{ n: 4 }]),
+    ]);
     await log.close();
     await assert.rejects(store.createLog("job-a", "run-1"), /exists/);
     const again = await store.openLog("job-a", "run-1");
@@ -97,7 +127,9 @@ export function testStoreConformance(backend: string, harness: StoreHarness): vo
     await again.close();
     const reader = await store.readLog("job-a", "run-1");
     const seen = [];
-    for await (const e of reader.replay<{ n: number }>({ verifyChain: true })) seen.push([e.seq, e.body.n]);
+    for await (const e of reader.replay<{ n: number }>({ verifyChain: true })) {
+      seen.push([e.seq, e.body.n]);
+    }
     assert.deepEqual(seen, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
     await assert.rejects(reader.append([{}]), /read-only/);
     await (await store.createLog("job-a", "run-2")).close();
@@ -112,12 +144,18 @@ export function testStoreConformance(backend: string, harness: StoreHarness): vo
   test(`${backend}: locks exclude a second holder until released`, async () => {
     const store = await harness.create();
     const lock = await store.lock("job-a");
-    await assert.rejects(store.lock("job-a"), (e: unknown) => (e as { exitCode?: number }).exitCode === 3);
+    await assert.rejects(
+      store.lock("job-a"),
+      (e: unknown) => (e as { exitCode?: number }).exitCode === 3,
+    );
     assert.equal((await store.readLock("job-a"))?.token, lock.info.token);
     await lock.release();
     assert.equal(await store.readLock("job-a"), undefined);
     const again = await store.lock("job-a");
     assert.equal((await store.breakLock("job-a"))?.token, again.info.token);
-    assert.equal(again.lost || (await store.readLock("job-a")) === undefined, true);
+    assert.equal(
+      again.lost || (await store.readLock("job-a")) === undefined,
+      true,
+    );
   });
 }

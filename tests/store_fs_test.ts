@@ -21,10 +21,20 @@ test("openFsStore() writes a versioned config and read-only chunk files", async 
   const root = join(await tempDir(), "store");
   const store = await openFsStore(root);
   const config = JSON.parse(await fs.readFile(join(root, "config"), "utf8"));
-  assert.deepEqual(config, { format: "cairn-store", version: 1, hash: "blake3-256", encoding: "cbor" });
+  assert.deepEqual(config, {
+    format: "cairn-store",
+    version: 1,
+    hash: "blake3-256",
+    encoding: "cbor",
+  });
   const { hash } = await store.chunks.put(new Uint8Array([42]));
-  const mode = (await fs.stat(join(root, "chunks", hash.slice(0, 2), hash))).mode & 0o777;
-  assert.equal(mode & 0o222, 0, `chunk file mode ${mode.toString(8)} should not be writable`);
+  const mode =
+    (await fs.stat(join(root, "chunks", hash.slice(0, 2), hash))).mode & 0o777;
+  assert.equal(
+    mode & 0o222,
+    0,
+    `chunk file mode ${mode.toString(8)} should not be writable`,
+  );
   assert.deepEqual(await fs.readdir(join(root, "tmp")), []);
 });
 
@@ -39,8 +49,14 @@ test("openFsStore() rejects a config of another version", async () => {
   const root = join(await tempDir(), "store");
   await openFsStore(root);
   await fs.chmod(join(root, "config"), 0o644);
-  await fs.writeFile(join(root, "config"), JSON.stringify({ format: "cairn-store", version: 9, hash: "blake3-256" }));
-  await assert.rejects(openFsStore(root), /expected a cairn-store version 1 config/);
+  await fs.writeFile(
+    join(root, "config"),
+    JSON.stringify({ format: "cairn-store", version: 9, hash: "blake3-256" }),
+  );
+  await assert.rejects(
+    openFsStore(root),
+    /expected a cairn-store version 1 config/,
+  );
 });
 
 test("sweepTemp() removes only old temp files", async () => {

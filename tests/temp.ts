@@ -5,7 +5,9 @@ import { after } from "node:test";
 
 const made: string[] = [];
 after(async () => {
-  for (const dir of made) await rm(dir, { recursive: true, force: true }).catch(() => {});
+  for (const dir of made) {
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
 });
 
 /** A fresh temp directory, removed after the test file finishes. */

@@ -1,0 +1,933 @@
+/**
+ * Jobs, runs and steps: the runtime every step family uses. Opening a job
+ * takes its lock and replays the latest run's manifest; `step()` returns a
+ * done step's stored output, or runs it, writes its output as chunks and only
+ * then appends the done record.
+ *
+ * @module
+ */
+import { hostname } from "node:os";
+import { CorruptChunkError, MissingChunkError } from "../store/chunk_store.ts";
+import { fingerprint } from "../store/cbor.ts";
+import type { AcquireLockOptions, JobLock } from "../store/lock.ts";
+import type { ManifestLog } from "../store/manifest_log.ts";
+import { assertName, type Store } from "../store/store.ts";
+import type { JobEvent } from "./events.ts";
+import { resolveStore } from "./open_store.ts";
+import type {
+  EndRecord,
+  ManifestRecord,
+  OutputRef,
+  RunRecord,
+  StepRecord,
+} from "./records.ts";
+import { chunksOf } from "./records.ts";
+import {
+  DEFAULT_MAX_CHUNK_BYTES,
+  readValueChunks,
+  writeValueChunks,
+} from "./output.ts";
+import { replayJob, type RunState, type RunStatus } from "./replay.ts";
+import { retry, type RetryOptions } from "./retry.ts";
+import { memoIndex } from "./memo.ts";
+
+/** Options for {@linkcode openJob}. */
+export interface OpenJobOptions {
+  /** The store, or its location. Default: `$CAIRN_STORE`, else `./.cairn`. */
+  store?: Store | string;
+  /** What made the run, shown by `cairn ls` ("map", "knn", …). Default: "job". */
+  kind?: string;
+  /** Everything that decides the results (small, CBOR-encodable). Default: `{}`. */
+  config?: unknown;
+  /** Version of the step code; change it when the code's results change. Default: "1". */
+  version?: string;
+  /**
+   * The step code itself (functions or their source). Only fingerprinted: when it
+   * changes but `version` does not, a `warning` event says so.
+   */
+  code?: unknown;
+  /** Namespace in which steps with a `memo` key can reuse other runs' outputs. Default: none. */
+  memo?: string;
+  /** Start a new run even when the latest one could be resumed or has another config. Default: false. */
+  newRun?: boolean;
+  /** Lock options (wait, force, staleness). */
+  lock?: AcquireLockOptions;
+  /** Aborting it stops the job: no new steps start. */
+  signal?: AbortSignal;
+  /** Progress and warning events. */
+  onEvent?: (event: JobEvent) => void;
+  /** Expected number of steps, for progress. */
+  total?: number;
+  /** Retry policy for steps. Default: no retries. */
+  retry?: RetryOptions;
+  /** Largest chunk a step output is cut into. Default: 4 MiB. */
+  maxChunkBytes?: number;
+}
+
+/** What a step function receives. */
+export interface StepContext {
+  /** The step's key. */
+  key: string;
+  /** 1-based attempt number within this process. */
+  attempt: number;
+  /** Aborted when the job is stopping; long steps may give up early. */
+  signal: AbortSignal;
+  /** Attach statistics to the step's done record. */
+  stats(values: Record<string, unknown>): void;
+}
+
+/** Options for {@linkcode Job.step}. */
+export interface StepOptions {
+  /** Retry policy for this step. Default: the job's. */
+  retry?: RetryOptions;
+  /** Key under which other runs in the job's memo namespace may reuse this output. */
+  memo?: string;
+}
+
+/** The job stopped because of a signal or an abort; nothing is lost, rerun to resume. */
+export class InterruptedError extends Error {
+  /** The signal that stopped it, if any. */
+  readonly signal: string | undefined;
+  /** 130 for SIGINT, 143 for SIGTERM, else 130. */
+  readonly exitCode: number;
+  /**
+   * @param job The job name.
+   * @param signal The signal name.
+   */
+  constructor(job: string, signal?: string) {
+    super(
+      `Job "${job}" was interrupted${
+        signal ? ` by ${signal}` : ""
+      }; rerun it to resume`,
+    );
+    this.name = "InterruptedError";
+    this.signal = signal;
+    this.exitCode = signal === "SIGTERM" ? 143 : 130;
+  }
+}
+
+/** The job's latest unfinished run has another config. */
+export class ConfigChangedError extends Error {
+  /** The run that has the other config. */
+  readonly run: string;
+  /** Human descriptions of what differs. */
+  readonly changes: string[];
+  /**
+   * @param job The job name.
+   * @param run The unfinished run.
+   * @param changes What differs.
+   */
+  constructor(job: string, run: string, changes: string[]) {
+    super(
+      `Cannot resume job "${job}": run "${run}" is unfinished and was started with another config (${
+        changes.join("; ")
+      }); pass --new-run (newRun: true) to start over, or restore the old config to resume`,
+    );
+    this.name = "ConfigChangedError";
+    this.run = run;
+    this.changes = changes;
+  }
+}
+
+/**
+ * Describe how two config values differ, path by path.
+ *
+ * @param before The old value.
+ * @param after The new value.
+ * @param path Path prefix for messages. Default: "" (top level).
+ * @returns Descriptions like `config.k: 10 -> 20`, at most 5.
+ *
+ * @example
+ * ```ts
+ * import { describeChanges } from "./job.ts";
+ * console.assert(describeChanges({ config: { k: 10 } }, { config: { k: 20 } })[0] === "config.k: 10 -> 20");
+ * ```
+ */
+export function describeChanges(
+  before: unknown,
+  after: unknown,
+  path = "",
+): string[] {
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, p: string) => {
+    if (out.length >= 5) return;
+    const isObj = (v: unknown): v is Record<string, unknown> =>
+      typeof v === "object" && v !== null && !ArrayBuffer.isView(v) &&
+      !(v instanceof Map);
+    if (isObj(a) && isObj(b) && Array.isArray(a) === Array.isArray(b)) {
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+        walk(a[k], b[k], p === "" ? k : `${p}.${k}`);
+      }
+      return;
+    }
+    const show = (v: unknown) => {
+      if (v === undefined) return "(absent)";
+      if (ArrayBuffer.isView(v)) {
+        return `<${v.constructor.name} of ${v.byteLength} bytes>`;
+      }
+      const s = JSON.stringify(
+        v,
+        (_k, x) => typeof x === "bigint" ? x.toString() : x,
+      ) ?? String(v);
+      return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+    };
+    if (show(a) !== show(b)) out.push(`${p}: ${show(a)} -> ${show(b)}`);
+  };
+  walk(before, after, path);
+  return out.length > 0
+    ? out
+    : [`${path || "the value"} differs in a way JSON does not show`];
+}
+
+function newRunId(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(
+    /\.\d+Z$/,
+    "Z",
+  );
+  return `${stamp}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function codeText(code: unknown): unknown {
+  if (typeof code === "function") return code.toString();
+  if (Array.isArray(code)) return code.map(codeText);
+  return code;
+}
+
+/**
+ * Open a job: take its lock, then resume its latest run when that run is
+ * unfinished (or completed) with the same config, or start a new run.
+ *
+ * @param name The job name (`[A-Za-z0-9._-]`, up to 128 characters).
+ * @param options Store, config, version, lock and event options.
+ * @returns The open job; call {@linkcode Job.complete} or {@linkcode Job.close} when done.
+ *
+ * @example Steps run once; a reopened job returns their stored outputs
+ * ```ts
+ * import { openJob } from "./job.ts";
+ * import { createMemoryStore } from "../store/memory.ts";
+ * const store = createMemoryStore();
+ * let calls = 0;
+ * const first = await openJob("demo", { store });
+ * await first.step("square-3", () => { calls++; return 9; });
+ * await first.close(); // unfinished: the next open resumes it
+ * const again = await openJob("demo", { store });
+ * console.assert(await again.step("square-3", () => { calls++; return 9; }) === 9);
+ * console.assert(calls === 1 && again.resumed);
+ * await again.complete();
+ * ```
+ */
+export async function openJob(
+  name: string,
+  options: OpenJobOptions = {},
+): Promise<Job> {
+  assertName("job", name);
+  const store = await resolveStore(options.store);
+  const config = options.config ?? {};
+  const version = options.version ?? "1";
+  const configHash = await fingerprint({ config, version });
+  const codeHash = options.code === undefined
+    ? undefined
+    : await fingerprint(codeText(options.code));
+  const lock = await store.lock(name, {
+    command: options.kind ?? "job",
+    ...options.lock,
+  });
+  try {
+    const runs = await replayJob(store, name);
+    const latest = runs.at(-1);
+    const warnings: string[] = [];
+    let resume: RunState | undefined;
+    if (latest !== undefined && !options.newRun) {
+      if (latest.header.configHash === configHash) {
+        resume = latest;
+        if (
+          codeHash !== undefined && latest.header.codeHash !== undefined &&
+          latest.header.codeHash !== codeHash
+        ) {
+          warnings.push(
+            `The code of job "${name}" changed since run "${latest.run}" but version "${version}" did not; stored results are reused. Change the version to recompute`,
+          );
+        }
+      } else if (latest.status !== "completed") {
+        throw new ConfigChangedError(
+          name,
+          latest.run,
+          describeChanges({
+            config: latest.header.config,
+            version: latest.header.version,
+          }, { config, version }),
+        );
+      }
+    }
+    const job = new Job(
+      store,
+      name,
+      lock,
+      options,
+      resume,
+      configHash,
+      codeHash,
+      config,
+    );
+    await job.start(warnings);
+    return job;
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
+
+/** An open job run. Create it with {@linkcode openJob} or {@linkcode runJob}. */
+export class Job {
+  /** The job name. */
+  readonly name: string;
+  /** The store it writes to. */
+  readonly store: Store;
+  /** The run id. */
+  run = "";
+  /** Whether an earlier run was resumed rather than a new one started. */
+  readonly resumed: boolean;
+  readonly #lock: JobLock;
+  readonly #options: OpenJobOptions;
+  readonly #prior: RunState | undefined;
+  readonly #configHash: string;
+  readonly #codeHash: string | undefined;
+  readonly #config: unknown;
+  readonly #stop = new AbortController();
+  #stopSignal: string | undefined;
+  #log: ManifestLog | undefined;
+  #steps = new Map<string, StepRecord>();
+  #inFlight = new Map<string, Promise<unknown>>();
+  #status: RunStatus = "running";
+  #total: number | undefined;
+  #closed = false;
+  #memo: Promise<Map<string, StepRecord>> | undefined;
+
+  /** @internal Use {@linkcode openJob}. */
+  constructor(
+    store: Store,
+    name: string,
+    lock: JobLock,
+    options: OpenJobOptions,
+    prior: RunState | undefined,
+    configHash: string,
+    codeHash: string | undefined,
+    config: unknown,
+  ) {
+    this.store = store;
+    this.name = name;
+    this.#lock = lock;
+    this.#options = options;
+    this.#prior = prior;
+    this.resumed = prior !== undefined;
+    this.#configHash = configHash;
+    this.#codeHash = codeHash;
+    this.#config = config;
+    this.#total = options.total ?? prior?.total;
+    const external = options.signal;
+    if (external?.aborted) this.#stop.abort(external.reason);
+    external?.addEventListener("abort", () => this.stop(), { once: true });
+  }
+
+  /** @internal Open or create the run log and record this attempt. */
+  async start(warnings: string[]): Promise<void> {
+    const prior = this.#prior;
+    if (prior !== undefined) {
+      this.run = prior.run;
+      this.#steps = new Map(prior.steps);
+      this.#status = prior.status;
+      if (prior.status === "completed") {
+        this.#emit({
+          type: "run-start",
+          job: this.name,
+          run: this.run,
+          resumed: true,
+          done: this.#steps.size,
+          ...this.#totalField(),
+        });
+        for (const message of warnings) {
+          this.#emit({ type: "warning", job: this.name, message });
+        }
+        return;
+      }
+      this.#log = await this.store.openLog(this.name, this.run);
+      if (this.#log.repaired !== undefined) {
+        warnings.push(
+          `Run "${this.run}" of job "${this.name}" ended with a torn record (${this.#log.repaired.reason}); dropped ${this.#log.repaired.droppedBytes} bytes at offset ${this.#log.repaired.offset}`,
+        );
+      }
+    } else {
+      this.run = newRunId();
+      this.#log = await this.store.createLog(this.name, this.run);
+      const header: RunRecord = {
+        type: "run",
+        job: this.name,
+        run: this.run,
+        kind: this.#options.kind ?? "job",
+        configHash: this.#configHash,
+        config: this.#config,
+        version: this.#options.version ?? "1",
+        startedAt: new Date().toISOString(),
+        host: hostname(),
+        pid: process.pid,
+        ...(this.#options.memo === undefined
+          ? {}
+          : { memo: this.#options.memo }),
+        ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
+      };
+      await this.#log.append([header]);
+    }
+    this.#status = "running";
+    await this.#append({
+      type: "attempt",
+      at: new Date().toISOString(),
+      host: hostname(),
+      pid: process.pid,
+      ...this.#totalField(),
+    });
+    this.#emit({
+      type: "run-start",
+      job: this.name,
+      run: this.run,
+      resumed: this.resumed,
+      done: this.#steps.size,
+      ...this.#totalField(),
+    });
+    for (const message of warnings) {
+      this.#emit({ type: "warning", job: this.name, message });
+    }
+  }
+
+  #totalField(): { total?: number } {
+    return this.#total === undefined ? {} : { total: this.#total };
+  }
+
+  #emit(event: JobEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch {
+      // A broken listener must not break the job.
+    }
+  }
+
+  async #append(record: ManifestRecord): Promise<void> {
+    if (this.#log === undefined) {
+      throw new Error(
+        `Cannot write to job "${this.name}": run "${this.run}" is already completed`,
+      );
+    }
+    if (this.#lock.lost) {
+      throw new Error(
+        `Cannot write to job "${this.name}": its lock was taken by another process; stop this one`,
+      );
+    }
+    await this.#log.append([record]);
+  }
+
+  /** The run's status as this process sees it. */
+  get status(): RunStatus {
+    return this.#status;
+  }
+
+  /** Aborted when the job is stopping. */
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /** Number of done steps. */
+  get doneCount(): number {
+    return this.#steps.size;
+  }
+
+  /** Expected number of steps, if known. */
+  get total(): number | undefined {
+    return this.#total;
+  }
+
+  /**
+   * Set the expected number of steps, for progress.
+   *
+   * @param total The number of steps.
+   */
+  setTotal(total: number): void {
+    this.#total = total;
+  }
+
+  /**
+   * Whether a step's done record is in the log.
+   *
+   * @param key The step key.
+   * @returns True when done.
+   */
+  isDone(key: string): boolean {
+    return this.#steps.has(key);
+  }
+
+  /**
+   * The done record of a step, if any.
+   *
+   * @param key The step key.
+   * @returns The record.
+   */
+  stepRecord(key: string): StepRecord | undefined {
+    return this.#steps.get(key);
+  }
+
+  /**
+   * Stop the job: steps not yet started throw {@linkcode InterruptedError}; running ones see `signal` abort.
+   *
+   * @param signal The signal name, if a signal caused it.
+   */
+  stop(signal?: string): void {
+    if (this.#stop.signal.aborted) return;
+    this.#stopSignal = signal;
+    this.#stop.abort(new InterruptedError(this.name, signal));
+  }
+
+  /** Whether {@linkcode Job.stop} was called (or the job's signal aborted). */
+  get stopping(): boolean {
+    return this.#stop.signal.aborted;
+  }
+
+  /**
+   * Run a step once. A done step returns its stored output; a step whose
+   * chunks went missing is recomputed.
+   *
+   * @param key A key unique within the job (1–512 characters).
+   * @param fn Computes the output (any CBOR-encodable value).
+   * @param options Retry and memo options.
+   * @returns The output.
+   *
+   * @example
+   * ```ts
+   * import { openJob } from "./job.ts";
+   * const job = await openJob("steps", { store: "memory:step-example" });
+   * console.assert(await job.step("double", () => 2 * 21) === 42);
+   * await job.complete();
+   * ```
+   */
+  step<T>(
+    key: string,
+    fn: (ctx: StepContext) => T | Promise<T>,
+    options: StepOptions = {},
+  ): Promise<T> {
+    if (typeof key !== "string" || key.length === 0 || key.length > 512) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot run step "${
+            String(key)
+          }": a step key is a string of 1 to 512 characters`,
+        ),
+      );
+    }
+    const running = this.#inFlight.get(key);
+    if (running !== undefined) return running as Promise<T>;
+    const promise = this.#step(key, fn, options).finally(() =>
+      this.#inFlight.delete(key)
+    );
+    this.#inFlight.set(key, promise);
+    return promise;
+  }
+
+  async #step<T>(
+    key: string,
+    fn: (ctx: StepContext) => T | Promise<T>,
+    options: StepOptions,
+  ): Promise<T> {
+    const done = this.#steps.get(key);
+    if (done !== undefined) {
+      const value = await this.#readOrForget<T>(key, done.output);
+      if (value.ok) {
+        this.#emit({
+          type: "step-done",
+          job: this.name,
+          key,
+          cached: true,
+          durationMs: 0,
+          done: this.#steps.size,
+          ...this.#totalField(),
+        });
+        return value.value;
+      }
+    }
+    if (options.memo !== undefined && this.#options.memo !== undefined) {
+      // Loaded once per open job: runs finishing elsewhere meanwhile are seen on the next open.
+      this.#memo ??= memoIndex(this.store, this.#options.memo);
+      const hit = (await this.#memo).get(options.memo);
+      if (hit !== undefined) {
+        const value = await this.#readOrForget<T>(key, hit.output, false);
+        if (value.ok) {
+          await this.#record({
+            ...hit,
+            key,
+            memo: options.memo,
+            memoHit: true,
+            at: new Date().toISOString(),
+            attempt: 0,
+          });
+          this.#emit({
+            type: "step-done",
+            job: this.name,
+            key,
+            cached: true,
+            durationMs: 0,
+            done: this.#steps.size,
+            ...this.#totalField(),
+          });
+          return value.value;
+        }
+      }
+    }
+    return await this.#compute(key, async (ctx) => {
+      const value = await fn(ctx);
+      const written = await writeValueChunks(
+        this.store.chunks,
+        value,
+        this.#options.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES,
+      );
+      return {
+        value,
+        output: { kind: "value", chunks: written.chunks } as OutputRef,
+      };
+    }, options);
+  }
+
+  /** Read a stored output; when its chunks are gone, forget the step so it is recomputed. */
+  async #readOrForget<T>(
+    key: string,
+    output: OutputRef,
+    own = true,
+  ): Promise<{ ok: true; value: T } | { ok: false }> {
+    try {
+      if (output.kind === "value") {
+        return {
+          ok: true,
+          value: await readValueChunks<T>(this.store.chunks, output.chunks),
+        };
+      }
+      for (const item of output.items) {
+        if (!(await this.store.chunks.has(item[0]!.hash))) {
+          throw new MissingChunkError(item[0]!.hash, this.store.location);
+        }
+      }
+      return { ok: true, value: undefined as T };
+    } catch (error) {
+      if (
+        !(error instanceof MissingChunkError ||
+          error instanceof CorruptChunkError)
+      ) throw error;
+      if (own) {
+        this.#steps.delete(key);
+        this.#emit({
+          type: "warning",
+          job: this.name,
+          message:
+            `Step "${key}" of job "${this.name}" lost its output (${error.message}); recomputing it`,
+        });
+      }
+      return { ok: false };
+    }
+  }
+
+  async #record(record: StepRecord): Promise<void> {
+    await this.#append(record);
+    this.#steps.set(record.key, record);
+  }
+
+  async #compute<T>(
+    key: string,
+    produce: (ctx: StepContext) => Promise<{ value: T; output: OutputRef }>,
+    options: StepOptions,
+  ): Promise<T> {
+    if (this.#stop.signal.aborted) throw this.#stop.signal.reason;
+    if (this.#log === undefined) {
+      throw new Error(
+        `Cannot run step "${key}" of job "${this.name}": run "${this.run}" is completed and has no such step; start a new run`,
+      );
+    }
+    const policy = { retries: 0, ...this.#options.retry, ...options.retry };
+    const started = performance.now();
+    let stats: Record<string, unknown> | undefined;
+    let lastAttempt = 1;
+    const result = await retry(async (attempt) => {
+      lastAttempt = attempt;
+      stats = undefined;
+      try {
+        return await produce({
+          key,
+          attempt,
+          signal: this.#stop.signal,
+          stats: (s) => (stats = { ...stats, ...s }),
+        });
+      } catch (error) {
+        const willRetry = attempt <= policy.retries &&
+          !this.#stop.signal.aborted &&
+          (policy.retryOn?.(error, attempt) ??
+            !(error instanceof InterruptedError));
+        await this.#append({
+          type: "fail",
+          key,
+          attempt,
+          error: errorMessage(error),
+          at: new Date().toISOString(),
+          willRetry,
+        });
+        this.#emit({
+          type: "step-failed",
+          job: this.name,
+          key,
+          attempt,
+          error: errorMessage(error),
+          willRetry,
+        });
+        throw error;
+      }
+    }, { ...policy, signal: this.#stop.signal });
+    const durationMs = Math.round(performance.now() - started);
+    await this.#record({
+      type: "step",
+      key,
+      output: result.output,
+      durationMs,
+      attempt: lastAttempt,
+      at: new Date().toISOString(),
+      ...(options.memo === undefined ? {} : { memo: options.memo }),
+      ...(stats === undefined ? {} : { stats }),
+    });
+    this.#emit({
+      type: "step-done",
+      job: this.name,
+      key,
+      cached: false,
+      durationMs,
+      done: this.#steps.size,
+      ...this.#totalField(),
+    });
+    return result.value;
+  }
+
+  /**
+   * A step whose output is a stream of items, each stored as its own chunk(s),
+   * so memory stays flat. The done record is written after the last item is durable.
+   *
+   * @param key The step key.
+   * @param fn Produces the items.
+   * @param options Retry options (a retry restarts the stream).
+   * @returns The number of items.
+   *
+   * @example
+   * ```ts
+   * import { openJob } from "./job.ts";
+   * const job = await openJob("streams", { store: "memory:stream-example" });
+   * await job.stepStream("numbers", function* () { yield 1; yield 2; });
+   * const items = [];
+   * for await (const x of job.readStream<number>("numbers")) items.push(x);
+   * console.assert(items.join() === "1,2");
+   * await job.complete();
+   * ```
+   */
+  async stepStream<T>(
+    key: string,
+    fn: (ctx: StepContext) => AsyncIterable<T> | Iterable<T>,
+    options: StepOptions = {},
+  ): Promise<number> {
+    const done = this.#steps.get(key);
+    if (
+      done !== undefined && done.output.kind === "stream" &&
+      (await this.#readOrForget(key, done.output)).ok
+    ) {
+      return done.output.items.length;
+    }
+    return await this.#compute(key, async (ctx) => {
+      const items = [];
+      for await (const item of fn(ctx)) {
+        ctx.signal.throwIfAborted();
+        items.push(
+          (await writeValueChunks(
+            this.store.chunks,
+            item,
+            this.#options.maxChunkBytes,
+          )).chunks,
+        );
+      }
+      return {
+        value: items.length,
+        output: { kind: "stream", items } as OutputRef,
+      };
+    }, options);
+  }
+
+  /**
+   * Read a done stream step's items back, one chunk at a time.
+   *
+   * @param key The step key.
+   * @returns The items.
+   */
+  async *readStream<T>(key: string): AsyncIterable<T> {
+    const done = this.#steps.get(key);
+    if (done === undefined || done.output.kind !== "stream") {
+      throw new RangeError(
+        `Cannot read stream "${key}" of job "${this.name}": no such done stream step`,
+      );
+    }
+    for (const refs of done.output.items) {
+      yield await readValueChunks<T>(this.store.chunks, refs);
+    }
+  }
+
+  /**
+   * Read a done step's output.
+   *
+   * @param key The step key.
+   * @returns The output.
+   */
+  async read<T>(key: string): Promise<T> {
+    const done = this.#steps.get(key);
+    if (done === undefined || done.output.kind !== "value") {
+      throw new RangeError(
+        `Cannot read step "${key}" of job "${this.name}": it is not done`,
+      );
+    }
+    return await readValueChunks<T>(this.store.chunks, done.output.chunks);
+  }
+
+  /** Chunks referenced by done steps. */
+  get chunkCount(): number {
+    return new Set(
+      [...this.#steps.values()].flatMap((s) =>
+        chunksOf(s.output).map((c) => c.hash)
+      ),
+    ).size;
+  }
+
+  async #end(
+    status: EndRecord["status"],
+    detail: { error?: string; summary?: unknown } = {},
+  ): Promise<void> {
+    if (this.#log === undefined || this.#status !== "running") return;
+    await Promise.allSettled([...this.#inFlight.values()]);
+    await this.#append({
+      type: "end",
+      status,
+      at: new Date().toISOString(),
+      ...detail,
+    });
+    this.#status = status;
+    this.#emit({
+      type: "run-end",
+      job: this.name,
+      run: this.run,
+      status,
+      done: this.#steps.size,
+      ...detail,
+    });
+  }
+
+  /**
+   * Mark the run completed and close the job. A completed run reopened with
+   * the same config returns its steps at once.
+   *
+   * @param summary Optional description of the result, shown by `cairn show`.
+   */
+  async complete(summary?: unknown): Promise<void> {
+    await this.#end("completed", summary === undefined ? {} : { summary });
+    await this.close();
+  }
+
+  /**
+   * Mark the run failed and close the job; rerunning resumes it.
+   *
+   * @param error What went wrong.
+   */
+  async fail(error: unknown): Promise<void> {
+    await this.#end("failed", { error: errorMessage(error) });
+    await this.close();
+  }
+
+  /**
+   * Close the job. An unfinished run is recorded as interrupted (resumable).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#end(
+        "interrupted",
+        this.#stopSignal === undefined
+          ? {}
+          : { error: `stopped by ${this.#stopSignal}` },
+      );
+    } finally {
+      await this.#log?.close();
+      await this.#lock.release();
+    }
+  }
+}
+
+/** Options for {@linkcode runJob}. */
+export interface RunJobOptions extends OpenJobOptions {
+  /** Stop gracefully on SIGINT and SIGTERM; a second signal exits at once. Default: true. */
+  handleSignals?: boolean;
+}
+
+/**
+ * Open a job, run `body`, and record how it ended: completed, failed, or
+ * interrupted by SIGINT/SIGTERM (then {@linkcode InterruptedError} is thrown,
+ * whose `exitCode` is 130 or 143). The lock is always released.
+ *
+ * @param name The job name.
+ * @param options Job options.
+ * @param body The work; returns the job's result.
+ * @returns What `body` returned.
+ *
+ * @example
+ * ```ts
+ * import { runJob } from "./job.ts";
+ * const total = await runJob("sum", { store: "memory:run-job-example", handleSignals: false }, async (job) => {
+ *   let sum = 0;
+ *   for (let i = 0; i < 3; i++) sum += await job.step(`part-${i}`, () => i * 10);
+ *   return sum;
+ * });
+ * console.assert(total === 30);
+ * ```
+ */
+export async function runJob<T>(
+  name: string,
+  options: RunJobOptions,
+  body: (job: Job) => Promise<T>,
+): Promise<T> {
+  const job = await openJob(name, options);
+  const handlers: [string, () => void][] = [];
+  if (options.handleSignals ?? true) {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      const handler = () => {
+        if (job.stopping) process.exit(sig === "SIGINT" ? 130 : 143);
+        job.stop(sig);
+      };
+      process.on(sig, handler);
+      handlers.push([sig, handler]);
+    }
+  }
+  try {
+    const result = await body(job);
+    if (job.stopping) throw job.signal.reason;
+    await job.complete();
+    return result;
+  } catch (error) {
+    if (job.stopping) {
+      await job.close();
+      throw job.signal.reason instanceof InterruptedError
+        ? job.signal.reason
+        : new InterruptedError(name);
+    }
+    await job.fail(error);
+    throw error;
+  } finally {
+    for (const [sig, handler] of handlers) process.off(sig, handler);
+    await job.close();
+  }
+}

@@ -1,0 +1,493 @@
+/**
+ * Reading and writing NumPy `.npy` files and `.fvecs` files.
+ *
+ * Reading gives a float {@linkcode Matrix}: `.npy` with dtype `<f4` or `<f8`,
+ * C order, two dimensions; `.fvecs` as float32. Writing supports `int32`,
+ * `int64`, `float32` and `float64` arrays of any shape.
+ *
+ * @module
+ */
+
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { extname } from "node:path";
+import { type Matrix, matrixFrom } from "./matrix.ts";
+
+/** The dtypes {@linkcode parseNpy} reads, as NumPy spells them. */
+export const NPY_READ_DTYPES: readonly string[] = ["<f4", "<f8"];
+
+/** The typed arrays {@linkcode encodeNpy} writes. */
+export type NpyWritable =
+  | Int32Array
+  | BigInt64Array
+  | Float32Array
+  | Float64Array;
+
+/** The parsed header of a `.npy` file. */
+export interface NpyHeader {
+  /** Format version as `[major, minor]`, such as `[1, 0]`. */
+  version: [number, number];
+  /** The dtype string, such as `"<f4"`. */
+  descr: string;
+  /** Whether the data is in Fortran (column-major) order. */
+  fortranOrder: boolean;
+  /** The array shape. */
+  shape: number[];
+  /** Byte offset of the first data byte. */
+  dataOffset: number;
+}
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const NPY_PREFIX = "Cannot parse .npy";
+const FVECS_PREFIX = "Cannot parse .fvecs";
+
+/**
+ * Parses the header of a `.npy` file (versions 1, 2 and 3).
+ *
+ * @param bytes The file's bytes (at least the header).
+ * @returns The header fields and where the data starts.
+ * @throws {SyntaxError} If the magic string, version or header dict is malformed.
+ *
+ * @example Read the header of an encoded array
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy, parseNpyHeader } from "./npy.ts";
+ *
+ * const header = parseNpyHeader(encodeNpy(new Int32Array(6), [2, 3]));
+ * assert.equal(header.descr, "<i4");
+ * assert.deepEqual(header.shape, [2, 3]);
+ * assert.equal(header.dataOffset % 64, 0);
+ * ```
+ */
+export function parseNpyHeader(bytes: Uint8Array): NpyHeader {
+  return readHeader(bytes, NPY_PREFIX);
+}
+
+/**
+ * Parses a `.npy` file holding a two-dimensional float32 or float64 array.
+ *
+ * The data is copied, so the result does not share memory with `bytes`.
+ *
+ * @param bytes The whole file.
+ * @returns The matrix, with a `Float32Array` for `<f4` and a `Float64Array` for `<f8`.
+ * @throws {SyntaxError} On a bad magic string, a malformed header, or truncated data.
+ * @throws {TypeError} On an unsupported dtype, Fortran order, or a shape that is not two-dimensional.
+ * @throws {RangeError} On an empty array (no rows or no columns).
+ *
+ * @example Round-trip a float32 matrix
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy, parseNpy } from "./npy.ts";
+ *
+ * const bytes = encodeNpy(new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]);
+ * const m = parseNpy(bytes);
+ * assert.equal(m.rows, 3);
+ * assert.equal(m.cols, 2);
+ * assert.deepEqual(Array.from(m.data), [1, 2, 3, 4, 5, 6]);
+ * ```
+ */
+export function parseNpy(bytes: Uint8Array): Matrix {
+  return parseNpyWith(bytes, NPY_PREFIX);
+}
+
+/**
+ * Encodes a typed array as a `.npy` file (version 1, or 2 for huge headers).
+ *
+ * @param array The elements in C (row-major) order.
+ * @param shape The array shape; the product must equal `array.length`.
+ * @returns The file's bytes; data starts at a multiple of 64 bytes.
+ * @throws {TypeError} If the array type is unsupported or the shape does not match its length.
+ *
+ * @example Encode neighbour indices as int32
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy } from "./npy.ts";
+ *
+ * const bytes = encodeNpy(new Int32Array([4, 7, 1, 0]), [2, 2]);
+ * assert.deepEqual(Array.from(bytes.subarray(1, 6)), [78, 85, 77, 80, 89]); // "NUMPY"
+ * assert.equal(bytes.length, 128 + 16); // header padded to 64-byte multiple
+ * ```
+ */
+export function encodeNpy(
+  array: NpyWritable,
+  shape: readonly number[],
+): Uint8Array {
+  const descr = descrOf(array);
+  if (descr === undefined) {
+    throw new TypeError(
+      `Cannot encode .npy: ${
+        typeName(array)
+      } is not supported; pass an Int32Array, BigInt64Array, Float32Array or Float64Array`,
+    );
+  }
+  let count = 1;
+  for (const n of shape) {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new TypeError(
+        `Cannot encode .npy: shape [${
+          shape.join(", ")
+        }] has an invalid dimension "${n}"; use non-negative integers`,
+      );
+    }
+    count *= n;
+  }
+  if (count !== array.length) {
+    throw new TypeError(
+      `Cannot encode .npy: shape [${
+        shape.join(", ")
+      }] holds ${count} elements, but the array has ${array.length}`,
+    );
+  }
+  const shapeText = shape.length === 1
+    ? `(${shape[0]},)`
+    : `(${shape.join(", ")})`;
+  let dict =
+    `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // Version 1 stores the header length in 2 bytes, version 2 in 4.
+  let version = 1;
+  let preamble = 10;
+  if (paddedLength(dict.length, preamble) > 0xffff) {
+    version = 2;
+    preamble = 12;
+  }
+  const headerLength = paddedLength(dict.length, preamble);
+  dict = dict.padEnd(headerLength - 1, " ") + "\n";
+  const dataBytes = array.length * array.BYTES_PER_ELEMENT;
+  const out = new Uint8Array(preamble + headerLength + dataBytes);
+  out.set(MAGIC, 0);
+  out[6] = version;
+  out[7] = 0;
+  const view = new DataView(out.buffer);
+  if (version === 1) view.setUint16(8, headerLength, true);
+  else view.setUint32(8, headerLength, true);
+  for (let i = 0; i < dict.length; i++) {
+    out[preamble + i] = dict.charCodeAt(i);
+  }
+  const raw = new Uint8Array(array.buffer, array.byteOffset, dataBytes);
+  const dataOffset = preamble + headerLength;
+  out.set(raw, dataOffset);
+  if (!LITTLE_ENDIAN) {
+    swapBytes(out.subarray(dataOffset), array.BYTES_PER_ELEMENT);
+  }
+  return out;
+}
+
+/**
+ * Parses a `.fvecs` file: each vector is an int32 dimension followed by that
+ * many float32 values, all little-endian.
+ *
+ * @param bytes The whole file.
+ * @returns A float32 matrix with one row per vector.
+ * @throws {SyntaxError} If the file is empty or truncated, or the dimensions differ.
+ *
+ * @example Parse two 2-D vectors
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFvecs } from "./npy.ts";
+ *
+ * const view = new DataView(new ArrayBuffer(24));
+ * view.setInt32(0, 2, true);
+ * view.setFloat32(4, 1, true);
+ * view.setFloat32(8, 2, true);
+ * view.setInt32(12, 2, true);
+ * view.setFloat32(16, 3, true);
+ * view.setFloat32(20, 4, true);
+ * const m = parseFvecs(new Uint8Array(view.buffer));
+ * assert.deepEqual([m.rows, m.cols], [2, 2]);
+ * assert.deepEqual(Array.from(m.data), [1, 2, 3, 4]);
+ * ```
+ */
+export function parseFvecs(bytes: Uint8Array): Matrix {
+  return parseFvecsWith(bytes, FVECS_PREFIX);
+}
+
+/**
+ * Reads a matrix file, choosing the format by extension: `.npy` or `.fvecs`.
+ *
+ * @param path The file path.
+ * @returns The matrix.
+ * @throws {TypeError} On an unsupported extension or dtype.
+ * @throws {SyntaxError} On malformed content.
+ *
+ * @example Write and read back a .npy file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { readMatrixFile, writeNpyFile } from "./npy.ts";
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-npy-"));
+ * const path = join(dir, "m.npy");
+ * await writeNpyFile(path, new Float64Array([1, 2, 3, 4]), [2, 2]);
+ * const m = await readMatrixFile(path);
+ * assert.deepEqual(Array.from(m.data), [1, 2, 3, 4]);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function readMatrixFile(path: string): Promise<Matrix> {
+  const ext = extname(path).toLowerCase();
+  const prefix = `Cannot read matrix file "${path}"`;
+  if (ext !== ".npy" && ext !== ".fvecs") {
+    throw new TypeError(
+      `${prefix}: extension "${ext}" is not supported; use .npy or .fvecs`,
+    );
+  }
+  const buffer = await readFile(path);
+  const bytes = new Uint8Array(
+    buffer.buffer,
+    buffer.byteOffset,
+    buffer.byteLength,
+  );
+  return ext === ".npy"
+    ? parseNpyWith(bytes, prefix)
+    : parseFvecsWith(bytes, prefix);
+}
+
+/**
+ * Writes a typed array as a `.npy` file atomically: to a temporary file in the
+ * same directory, flushed, then renamed over `path`.
+ *
+ * @param path Destination path.
+ * @param array The elements in C order.
+ * @param shape The array shape.
+ * @returns A promise that settles once the file is in place.
+ * @throws {TypeError} As {@linkcode encodeNpy} does.
+ *
+ * @example Write int64 offsets
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, readFile, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { parseNpyHeader, writeNpyFile } from "./npy.ts";
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-npy-"));
+ * const path = join(dir, "offset.npy");
+ * await writeNpyFile(path, new BigInt64Array([0n, 2n, 5n]), [3]);
+ * const header = parseNpyHeader(new Uint8Array(await readFile(path)));
+ * assert.equal(header.descr, "<i8");
+ * assert.deepEqual(header.shape, [3]);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function writeNpyFile(
+  path: string,
+  array: NpyWritable,
+  shape: readonly number[],
+): Promise<void> {
+  const bytes = encodeNpy(array, shape);
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  const handle = await open(temp, "wx");
+  try {
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
+function parseNpyWith(bytes: Uint8Array, prefix: string): Matrix {
+  const header = readHeader(bytes, prefix);
+  const itemSize = header.descr === "<f4" ? 4 : header.descr === "<f8" ? 8 : 0;
+  if (itemSize === 0) {
+    const hint = /^[<>=|]?[fiu]/.test(header.descr)
+      ? "; convert with arr.astype('<f4') or arr.astype('<f8')"
+      : "";
+    throw new TypeError(
+      `${prefix}: dtype "${header.descr}" is not supported; supported dtypes are ${
+        NPY_READ_DTYPES.map((d) => `"${d}"`).join(" and ")
+      } (little-endian float32 and float64)${hint}`,
+    );
+  }
+  if (header.fortranOrder) {
+    throw new TypeError(
+      `${prefix}: the array is in Fortran order; save it in C order with np.save(path, np.ascontiguousarray(arr))`,
+    );
+  }
+  if (header.shape.length !== 2) {
+    throw new TypeError(
+      `${prefix}: shape (${
+        header.shape.join(", ")
+      }) is not two-dimensional; reshape to (rows, cols) before saving`,
+    );
+  }
+  const [rows, cols] = header.shape as [number, number];
+  const nbytes = rows * cols * itemSize;
+  const available = bytes.length - header.dataOffset;
+  if (available < nbytes) {
+    throw new SyntaxError(
+      `${prefix}: data is truncated: shape (${rows}, ${cols}) "${header.descr}" needs ${nbytes} bytes, but only ${available} follow the header`,
+    );
+  }
+  const copy = bytes.slice(header.dataOffset, header.dataOffset + nbytes);
+  if (!LITTLE_ENDIAN) swapBytes(copy, itemSize);
+  if (rows === 0 || cols === 0) {
+    throw new RangeError(
+      `${prefix}: shape (${rows}, ${cols}) is empty; a matrix needs at least one row and one column`,
+    );
+  }
+  const data = itemSize === 4
+    ? new Float32Array(copy.buffer, 0, rows * cols)
+    : new Float64Array(copy.buffer, 0, rows * cols);
+  return matrixFrom(data, cols);
+}
+
+function readHeader(bytes: Uint8Array, prefix: string): NpyHeader {
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (bytes[i] !== MAGIC[i]) {
+      throw new SyntaxError(
+        `${prefix}: bad magic string; a .npy file starts with "\\x93NUMPY" (is this a .npy file?)`,
+      );
+    }
+  }
+  if (bytes.length < 10) {
+    throw new SyntaxError(`${prefix}: header is truncated`);
+  }
+  const major = bytes[6]!;
+  const minor = bytes[7]!;
+  if (major < 1 || major > 3) {
+    throw new SyntaxError(
+      `${prefix}: format version ${major}.${minor} is not supported; versions 1.0, 2.0 and 3.0 are`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const preamble = major === 1 ? 10 : 12;
+  if (bytes.length < preamble) {
+    throw new SyntaxError(`${prefix}: header is truncated`);
+  }
+  const headerLength = major === 1
+    ? view.getUint16(8, true)
+    : view.getUint32(8, true);
+  const dataOffset = preamble + headerLength;
+  if (bytes.length < dataOffset) {
+    throw new SyntaxError(
+      `${prefix}: header is truncated: it declares ${headerLength} bytes, but only ${
+        bytes.length - preamble
+      } follow`,
+    );
+  }
+  const text = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(
+    bytes.subarray(preamble, dataOffset),
+  );
+  const descrMatch = /['"]descr['"]\s*:\s*(?:'([^']*)'|"([^"]*)"|(\[.*\]))/s
+    .exec(text);
+  const fortranMatch = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(text);
+  const shapeMatch = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(text);
+  if (!descrMatch || !fortranMatch || !shapeMatch) {
+    throw new SyntaxError(
+      `${prefix}: header ${
+        JSON.stringify(text.trim())
+      } lacks "descr", "fortran_order" or "shape"`,
+    );
+  }
+  const descr = descrMatch[1] ?? descrMatch[2] ?? descrMatch[3] ?? "";
+  const shape: number[] = [];
+  for (const part of shapeMatch[1]!.split(",")) {
+    const trimmed = part.trim().replace(/L$/, "");
+    if (trimmed === "") continue;
+    const n = Number(trimmed);
+    if (!/^\d+$/.test(trimmed) || !Number.isSafeInteger(n)) {
+      throw new SyntaxError(
+        `${prefix}: shape (${
+          shapeMatch[1]
+        }) has an invalid dimension "${trimmed}"`,
+      );
+    }
+    shape.push(n);
+  }
+  return {
+    version: [major, minor],
+    descr,
+    fortranOrder: fortranMatch[1] === "True",
+    shape,
+    dataOffset,
+  };
+}
+
+function parseFvecsWith(bytes: Uint8Array, prefix: string): Matrix {
+  if (bytes.length === 0) {
+    throw new SyntaxError(`${prefix}: the file holds no vectors`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let dim = 0;
+  let rows = 0;
+  for (let offset = 0; offset < bytes.length; rows++) {
+    if (offset + 4 > bytes.length) {
+      throw new SyntaxError(
+        `${prefix}: data is truncated: vector ${rows} has no complete dimension field`,
+      );
+    }
+    const d = view.getInt32(offset, true);
+    if (rows === 0) {
+      if (d <= 0) {
+        throw new SyntaxError(
+          `${prefix}: vector 0 declares dimension ${d}; dimensions must be positive (is this an .fvecs file?)`,
+        );
+      }
+      dim = d;
+    } else if (d !== dim) {
+      throw new SyntaxError(
+        `${prefix}: vector ${rows} has dimension ${d}, but vector 0 has ${dim}`,
+      );
+    }
+    offset += 4 + 4 * dim;
+    if (offset > bytes.length) {
+      throw new SyntaxError(
+        `${prefix}: data is truncated: vector ${rows} needs ${
+          4 * dim
+        } bytes of values, but only ${
+          bytes.length - (offset - 4 * dim)
+        } remain`,
+      );
+    }
+  }
+  const data = new Float32Array(rows * dim);
+  const stride = 4 + 4 * dim;
+  for (let r = 0; r < rows; r++) {
+    const base = r * stride + 4;
+    for (let c = 0; c < dim; c++) {
+      data[r * dim + c] = view.getFloat32(base + 4 * c, true);
+    }
+  }
+  return matrixFrom(data, dim);
+}
+
+/** Total header length (including the trailing newline) padded to 64 bytes. */
+function paddedLength(dictLength: number, preamble: number): number {
+  const unpadded = preamble + dictLength + 1;
+  return Math.ceil(unpadded / 64) * 64 - preamble;
+}
+
+function descrOf(array: unknown): string | undefined {
+  if (array instanceof Float32Array) return "<f4";
+  if (array instanceof Float64Array) return "<f8";
+  if (array instanceof Int32Array) return "<i4";
+  if (array instanceof BigInt64Array) return "<i8";
+  return undefined;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") {
+    return `"${(value as object).constructor?.name ?? "object"}"`;
+  }
+  return `"${typeof value}"`;
+}
+
+function swapBytes(bytes: Uint8Array, size: number): void {
+  for (let i = 0; i + size <= bytes.length; i += size) {
+    for (let a = i, b = i + size - 1; a < b; a++, b--) {
+      const t = bytes[a]!;
+      bytes[a] = bytes[b]!;
+      bytes[b] = t;
+    }
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * Exact fixed-radius search, one block of query rows at a time: count the
+ * matches, collect them, and join blocks into a CSR layout where query `i`
+ * owns `offset[i]` up to (not including) `offset[i + 1]`.
+ *
+ * A reference row matches when its distance is at most `radius`
+ * (inclusive). For the `ip` metric, a similarity, it matches when its inner
+ * product is at least `radius`, and any finite radius is allowed.
+ *
+ * @module
+ */
+
+import {
+  checkRange,
+  computeKeyTile,
+  exactKey,
+  keyToDistance,
+  type Metric,
+  type PreparedReference,
+  prepareQueries,
+  QUERY_TILE,
+  REF_TILE,
+} from "./kernel.ts";
+import type { Matrix } from "./matrix.ts";
+
+/** Options for {@linkcode countWithinRadius} and {@linkcode collectWithinRadius}. */
+export interface RadiusOptions {
+  /**
+   * The radius, in the metric's own units (squared for `sqeuclidean`; a
+   * minimum inner product for `ip`). Required: there is no default.
+   */
+  radius: number;
+  /** First query row of the block. Defaults to `0`. */
+  start?: number;
+  /** One past the last query row. Defaults to `queries.rows`. */
+  end?: number;
+  /**
+   * Self-search: never match reference row `i` for query row `i`. The
+   * queries must be the reference matrix. Defaults to `false`.
+   */
+  excludeSelf?: boolean;
+}
+
+/** The matches of one block of query rows. */
+export interface RadiusBlock {
+  /** The metric searched with. */
+  metric: Metric;
+  /** Global index of the block's first query row. */
+  start: number;
+  /** Query rows in the block. */
+  rows: number;
+  /** Matches per query row. */
+  counts: Int32Array;
+  /**
+   * Matching reference rows, query after query; within a query nearest first
+   * (for `ip`: largest inner product first), ties to the lower index.
+   */
+  index: Int32Array;
+  /** Matching distances (inner products for `ip`), float32-rounded. */
+  distance: Float32Array;
+}
+
+/** Radius matches of many query rows in CSR form. */
+export interface RadiusResult {
+  /** The metric searched with. */
+  metric: Metric;
+  /** Global index of the first query row. */
+  start: number;
+  /** Query rows. */
+  rows: number;
+  /** `rows + 1` offsets; query `i` owns `index[offset[i]..offset[i+1])`. */
+  offset: BigInt64Array;
+  /** Matching reference rows. */
+  index: Int32Array;
+  /** Matching distances. */
+  distance: Float32Array;
+}
+
+/**
+ * Counts, for each query row in a block, the reference rows within `radius`.
+ *
+ * The counts always equal the lengths {@linkcode collectWithinRadius} returns.
+ *
+ * @param prepared The prepared reference.
+ * @param queries The query matrix.
+ * @param options The radius, row range and `excludeSelf`.
+ * @returns One count per query row of the block.
+ * @throws {RangeError} On a negative or non-finite radius (any finite radius for `ip`), a bad range or a non-finite query value.
+ * @throws {TypeError} If the column counts differ.
+ *
+ * @example Count neighbours within 1.5
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { prepareReference } from "./kernel.ts";
+ * import { countWithinRadius } from "./radius.ts";
+ *
+ * const m = matrixFrom(new Float64Array([0, 1, 2, 10]), 1);
+ * const p = prepareReference(m, "euclidean");
+ * const counts = countWithinRadius(p, m, { radius: 1.5 });
+ * assert.deepEqual(Array.from(counts), [2, 3, 2, 1]);
+ * ```
+ */
+export function countWithinRadius(
+  prepared: PreparedReference,
+  queries: Matrix,
+  options: RadiusOptions,
+): Int32Array {
+  return scanRadius(prepared, queries, options, false).counts;
+}
+
+/**
+ * Collects, for each query row in a block, the reference rows within
+ * `radius`, nearest first with ties to the lower index.
+ *
+ * @param prepared The prepared reference.
+ * @param queries The query matrix.
+ * @param options The radius, row range and `excludeSelf`.
+ * @returns The block's counts, indices and distances.
+ * @throws {RangeError} As {@linkcode countWithinRadius}.
+ * @throws {TypeError} If the column counts differ.
+ *
+ * @example Collect matches in order
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { prepareReference } from "./kernel.ts";
+ * import { collectWithinRadius } from "./radius.ts";
+ *
+ * const m = matrixFrom(new Float64Array([0, 1, 2, 10]), 1);
+ * const p = prepareReference(m, "euclidean");
+ * const block = collectWithinRadius(p, m, { radius: 1, start: 1, end: 2 });
+ * assert.deepEqual(Array.from(block.counts), [3]);
+ * assert.deepEqual(Array.from(block.index), [1, 0, 2]);
+ * assert.deepEqual(Array.from(block.distance), [0, 1, 1]);
+ * ```
+ */
+export function collectWithinRadius(
+  prepared: PreparedReference,
+  queries: Matrix,
+  options: RadiusOptions,
+): RadiusBlock {
+  return scanRadius(prepared, queries, options, true);
+}
+
+/**
+ * Joins consecutive radius blocks into CSR form with int64 offsets.
+ *
+ * @param blocks Blocks in row order, each starting where the previous ends.
+ * @returns The joined result.
+ * @throws {RangeError} If there are no blocks, or they are not consecutive or differ in metric.
+ *
+ * @example Join two blocks
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { prepareReference } from "./kernel.ts";
+ * import { collectWithinRadius, concatRadiusBlocks } from "./radius.ts";
+ *
+ * const m = matrixFrom(new Float64Array([0, 1, 2, 10]), 1);
+ * const p = prepareReference(m, "euclidean");
+ * const csr = concatRadiusBlocks([
+ *   collectWithinRadius(p, m, { radius: 1, start: 0, end: 2 }),
+ *   collectWithinRadius(p, m, { radius: 1, start: 2, end: 4 }),
+ * ]);
+ * assert.deepEqual(Array.from(csr.offset), [0n, 2n, 5n, 7n, 8n]);
+ * assert.deepEqual(Array.from(csr.index), [0, 1, 1, 0, 2, 2, 1, 3]);
+ * ```
+ */
+export function concatRadiusBlocks(
+  blocks: readonly RadiusBlock[],
+): RadiusResult {
+  const first = blocks[0];
+  if (first === undefined) {
+    throw new RangeError("Cannot concatenate radius blocks: no blocks given");
+  }
+  let rows = 0;
+  let total = 0;
+  for (const b of blocks) {
+    if (b.metric !== first.metric) {
+      throw new RangeError(
+        `Cannot concatenate radius blocks: block at row ${b.start} has metric "${b.metric}", but the first has "${first.metric}"`,
+      );
+    }
+    if (b.start !== first.start + rows) {
+      throw new RangeError(
+        `Cannot concatenate radius blocks: expected a block starting at row ${
+          first.start + rows
+        }, but got one starting at ${b.start}; pass consecutive blocks in order`,
+      );
+    }
+    rows += b.rows;
+    total += b.index.length;
+  }
+  const offset = new BigInt64Array(rows + 1);
+  const index = new Int32Array(total);
+  const distance = new Float32Array(total);
+  let row = 0;
+  let at = 0;
+  for (const b of blocks) {
+    for (let i = 0; i < b.rows; i++) {
+      offset[row + 1] = offset[row]! + BigInt(b.counts[i]!);
+      row++;
+    }
+    index.set(b.index, at);
+    distance.set(b.distance, at);
+    at += b.index.length;
+  }
+  return {
+    metric: first.metric,
+    start: first.start,
+    rows,
+    offset,
+    index,
+    distance,
+  };
+}
+
+/** Key thresholds equivalent to "distance within radius". */
+interface Thresholds {
+  /** No pair with exact key above this can match. */
+  maybe: number;
+  /** Every pair with exact key at most this matches. */
+  surely: number;
+}
+
+function thresholdsFor(metric: Metric, radius: number): Thresholds {
+  if (metric === "euclidean") {
+    const sq = radius * radius;
+    return { maybe: sq * (1 + 1e-14), surely: sq * (1 - 1e-14) };
+  }
+  if (metric === "ip") return { maybe: -radius, surely: -radius };
+  return { maybe: radius, surely: radius };
+}
+
+/** The exact decision, on the reported distance. */
+function matches(metric: Metric, key: number, radius: number): boolean {
+  if (metric === "euclidean") return Math.sqrt(key) <= radius;
+  if (metric === "ip") return -key >= radius;
+  return key <= radius;
+}
+
+function scanRadius(
+  prepared: PreparedReference,
+  queries: Matrix,
+  options: RadiusOptions,
+  collect: boolean,
+): RadiusBlock {
+  const start = options.start ?? 0;
+  const end = options.end ?? queries.rows;
+  const excludeSelf = options.excludeSelf ?? false;
+  const radius = options.radius;
+  const metric = prepared.metric;
+  if (typeof radius !== "number" || !Number.isFinite(radius)) {
+    throw new RangeError(
+      `Cannot search within radius: radius must be a finite number, but radius = ${
+        String(radius)
+      }`,
+    );
+  }
+  if (metric !== "ip" && radius < 0) {
+    throw new RangeError(
+      `Cannot search within radius: radius must be >= 0 for metric "${metric}", but radius = ${radius}`,
+    );
+  }
+  checkRange(start, end, queries.rows);
+  if (excludeSelf && queries.rows !== prepared.rows) {
+    throw new RangeError(
+      `Cannot exclude self: the query matrix has ${queries.rows} rows, but the reference has ${prepared.rows}; self-search takes the reference matrix as the queries`,
+    );
+  }
+  const block = prepareQueries(prepared, queries, { start, end });
+  const { maybe, surely } = thresholdsFor(metric, radius);
+  const rows = end - start;
+  const nRef = prepared.rows;
+  const counts = new Int32Array(rows);
+  const key = new Float64Array(QUERY_TILE * REF_TILE);
+  const slack = new Float64Array(QUERY_TILE * REF_TILE);
+  const found: Match[][] = [];
+  const outIndex: number[] = [];
+  const outDistance: number[] = [];
+
+  for (let q0 = start; q0 < end; q0 += QUERY_TILE) {
+    const q1 = Math.min(end, q0 + QUERY_TILE);
+    const nq = q1 - q0;
+    for (let i = 0; i < nq; i++) found[i] = [];
+    for (let r0 = 0; r0 < nRef; r0 += REF_TILE) {
+      const r1 = Math.min(nRef, r0 + REF_TILE);
+      const width = r1 - r0;
+      computeKeyTile(prepared, block, {
+        queryStart: q0,
+        queryEnd: q1,
+        refStart: r0,
+        refEnd: r1,
+        key,
+        slack,
+      });
+      for (let i = 0; i < nq; i++) {
+        const q = q0 + i;
+        const row = i * width;
+        const list = found[i]!;
+        let count = counts[q - start]!;
+        for (let j = 0; j < width; j++) {
+          const kv = key[row + j]!;
+          const sv = slack[row + j]!;
+          if (kv - sv > maybe) continue;
+          const r = r0 + j;
+          if (excludeSelf && r === q) continue;
+          if (!collect && kv + sv <= surely) {
+            count++;
+            continue;
+          }
+          const exact = exactKey(prepared, block, q, r);
+          if (!matches(metric, exact, radius)) continue;
+          count++;
+          if (collect) list.push({ r, key: exact });
+        }
+        counts[q - start] = count;
+      }
+    }
+    if (collect) {
+      for (let i = 0; i < nq; i++) {
+        const list = found[i]!;
+        list.sort((a, b) => a.key - b.key || a.r - b.r);
+        for (const m of list) {
+          outIndex.push(m.r);
+          outDistance.push(keyToDistance(metric, m.key));
+        }
+      }
+    }
+  }
+  return {
+    metric,
+    start,
+    rows,
+    counts,
+    index: Int32Array.from(outIndex),
+    distance: Float32Array.from(outDistance),
+  };
+}
+
+interface Match {
+  r: number;
+  key: number;
+}

@@ -1,0 +1,385 @@
+/**
+ * Exact k-nearest-neighbour search, one block of query rows at a time.
+ *
+ * @module
+ */
+
+import {
+  checkRange,
+  computeKeyTile,
+  exactKey,
+  keyToDistance,
+  type Metric,
+  type PreparedReference,
+  prepareQueries,
+  QUERY_TILE,
+  type QueryBlock,
+  REF_TILE,
+} from "./kernel.ts";
+import type { Matrix } from "./matrix.ts";
+
+/** Options for {@linkcode searchKnn}. */
+export interface KnnOptions {
+  /** Neighbours per query row. Required: there is no default. */
+  k: number;
+  /** First query row of the block. Defaults to `0`. */
+  start?: number;
+  /** One past the last query row of the block. Defaults to `queries.rows`. */
+  end?: number;
+  /**
+   * Self-search: skip reference row `i` for query row `i`. The queries must
+   * then be the reference matrix (same row count). Defaults to `false`.
+   */
+  excludeSelf?: boolean;
+}
+
+/** The k nearest neighbours of a block of query rows. */
+export interface KnnBlock {
+  /** The metric searched with. */
+  metric: Metric;
+  /** Global index of the block's first query row. */
+  start: number;
+  /** Query rows in the block. */
+  rows: number;
+  /** Neighbours per row. */
+  k: number;
+  /**
+   * Reference row of neighbour `j` of block row `i` at `i * k + j`; nearest
+   * first, ties broken by the lower reference index.
+   */
+  index: Int32Array;
+  /**
+   * Matching distances (float32-rounded; ordering uses the float64 value).
+   * For `ip` these are inner products, in descending order.
+   */
+  distance: Float32Array;
+}
+
+/**
+ * Finds the exact k nearest reference rows for query rows `start..end`.
+ *
+ * Results are nearest first (for `ip`: largest inner product first), ties go
+ * to the lower reference index, and every row's answer is bit-identical
+ * however the query rows are split into blocks.
+ *
+ * @param prepared The prepared reference, from `prepareReference`.
+ * @param queries The query matrix; pass the reference matrix for self-search.
+ * @param options `k`, the row range, and `excludeSelf`.
+ * @returns The neighbour indices and distances, `rows × k`.
+ * @throws {RangeError} If k is not in 1..usable reference rows, the range is
+ *   bad, a query value is not finite, or a cosine query is a zero vector.
+ * @throws {TypeError} If the queries' column count differs from the reference's.
+ *
+ * @example Self-search excluding self
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { prepareReference } from "./kernel.ts";
+ * import { searchKnn } from "./search.ts";
+ *
+ * const points = matrixFrom(new Float32Array([0, 0, 1, 0, 5, 0, 6, 0]), 2);
+ * const prepared = prepareReference(points, "euclidean");
+ * const result = searchKnn(prepared, points, { k: 1, excludeSelf: true });
+ * assert.deepEqual(Array.from(result.index), [1, 0, 3, 2]);
+ * assert.deepEqual(Array.from(result.distance), [1, 1, 1, 1]);
+ * ```
+ */
+export function searchKnn(
+  prepared: PreparedReference,
+  queries: Matrix,
+  options: KnnOptions,
+): KnnBlock {
+  const start = options.start ?? 0;
+  const end = options.end ?? queries.rows;
+  const excludeSelf = options.excludeSelf ?? false;
+  const k = options.k;
+  checkRange(start, end, queries.rows);
+  checkSelf(prepared, queries, excludeSelf);
+  const usable = prepared.rows - (excludeSelf ? 1 : 0);
+  checkK(k, usable, prepared.rows, excludeSelf);
+  const block = prepareQueries(prepared, queries, { start, end });
+  const rows = end - start;
+  const index = new Int32Array(rows * k);
+  const distance = new Float32Array(rows * k);
+  const nRef = prepared.rows;
+  const metric = prepared.metric;
+
+  const tileSize = QUERY_TILE * REF_TILE;
+  const key = new Float64Array(tileSize);
+  const slack = new Float64Array(tileSize);
+  const heaps = new Float64Array(QUERY_TILE * k);
+  const heapSizes = new Int32Array(QUERY_TILE);
+  const cands: Candidates[] = [];
+  for (let i = 0; i < QUERY_TILE; i++) cands.push(newCandidates(4 * k + 64));
+
+  for (let q0 = start; q0 < end; q0 += QUERY_TILE) {
+    const q1 = Math.min(end, q0 + QUERY_TILE);
+    const nq = q1 - q0;
+    heapSizes.fill(0);
+    for (let i = 0; i < nq; i++) cands[i]!.length = 0;
+    for (let r0 = 0; r0 < nRef; r0 += REF_TILE) {
+      const r1 = Math.min(nRef, r0 + REF_TILE);
+      const width = r1 - r0;
+      computeKeyTile(prepared, block, {
+        queryStart: q0,
+        queryEnd: q1,
+        refStart: r0,
+        refEnd: r1,
+        key,
+        slack,
+      });
+      for (let i = 0; i < nq; i++) {
+        const q = q0 + i;
+        const heapBase = i * k;
+        const c = cands[i]!;
+        let size = heapSizes[i]!;
+        let threshold = size < k ? Infinity : heaps[heapBase]!;
+        const row = i * width;
+        for (let j = 0; j < width; j++) {
+          const kv = key[row + j]!;
+          const sv = slack[row + j]!;
+          const lower = kv - sv;
+          if (lower > threshold) continue;
+          const r = r0 + j;
+          if (excludeSelf && r === q) continue;
+          pushCandidate(c, r, lower, threshold);
+          const upper = kv + sv;
+          if (size < k) {
+            heapPush(heaps, heapBase, size, upper);
+            size++;
+            if (size === k) threshold = heaps[heapBase]!;
+          } else if (upper < threshold) {
+            heapReplaceTop(heaps, heapBase, k, upper);
+            threshold = heaps[heapBase]!;
+          }
+        }
+        heapSizes[i] = size;
+      }
+    }
+    for (let i = 0; i < nq; i++) {
+      const q = q0 + i;
+      const c = cands[i]!;
+      const threshold = heaps[i * k]!;
+      finishRow(prepared, block, q, c, threshold, k, (j, r, exact) => {
+        const o = (q - start) * k + j;
+        index[o] = r;
+        distance[o] = keyToDistance(metric, exact);
+      });
+    }
+  }
+  return { metric, start, rows, k, index, distance };
+}
+
+/**
+ * Joins consecutive blocks (same metric and k, each starting where the
+ * previous one ends) into one.
+ *
+ * @param blocks The blocks, in row order.
+ * @returns One block covering all their rows.
+ * @throws {RangeError} If there are no blocks, or they are not consecutive or differ in k or metric.
+ *
+ * @example Blocked search equals one search
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { prepareReference } from "./kernel.ts";
+ * import { concatKnnBlocks, searchKnn } from "./search.ts";
+ *
+ * const m = matrixFrom(new Float64Array([0, 1, 3, 7, 8]), 1);
+ * const p = prepareReference(m, "sqeuclidean");
+ * const whole = searchKnn(p, m, { k: 2 });
+ * const joined = concatKnnBlocks([
+ *   searchKnn(p, m, { k: 2, start: 0, end: 2 }),
+ *   searchKnn(p, m, { k: 2, start: 2, end: 5 }),
+ * ]);
+ * assert.deepEqual(joined, whole);
+ * ```
+ */
+export function concatKnnBlocks(blocks: readonly KnnBlock[]): KnnBlock {
+  const first = blocks[0];
+  if (first === undefined) {
+    throw new RangeError("Cannot concatenate kNN blocks: no blocks given");
+  }
+  let rows = 0;
+  for (const b of blocks) {
+    if (b.k !== first.k || b.metric !== first.metric) {
+      throw new RangeError(
+        `Cannot concatenate kNN blocks: block at row ${b.start} has k = ${b.k} and metric "${b.metric}", but the first has k = ${first.k} and metric "${first.metric}"`,
+      );
+    }
+    if (b.start !== first.start + rows) {
+      throw new RangeError(
+        `Cannot concatenate kNN blocks: expected a block starting at row ${
+          first.start + rows
+        }, but got one starting at ${b.start}; pass consecutive blocks in order`,
+      );
+    }
+    rows += b.rows;
+  }
+  const index = new Int32Array(rows * first.k);
+  const distance = new Float32Array(rows * first.k);
+  let offset = 0;
+  for (const b of blocks) {
+    index.set(b.index, offset);
+    distance.set(b.distance, offset);
+    offset += b.rows * first.k;
+  }
+  return {
+    metric: first.metric,
+    start: first.start,
+    rows,
+    k: first.k,
+    index,
+    distance,
+  };
+}
+
+/** A growable list of (reference row, lower bound) pairs. */
+interface Candidates {
+  index: Int32Array;
+  lower: Float64Array;
+  length: number;
+}
+
+function newCandidates(capacity: number): Candidates {
+  return {
+    index: new Int32Array(capacity),
+    lower: new Float64Array(capacity),
+    length: 0,
+  };
+}
+
+/** Appends a candidate, first dropping those that can no longer qualify. */
+function pushCandidate(
+  c: Candidates,
+  r: number,
+  lower: number,
+  threshold: number,
+): void {
+  if (c.length === c.index.length) {
+    let kept = 0;
+    for (let i = 0; i < c.length; i++) {
+      if (c.lower[i]! <= threshold) {
+        c.index[kept] = c.index[i]!;
+        c.lower[kept] = c.lower[i]!;
+        kept++;
+      }
+    }
+    c.length = kept;
+    if (kept * 2 > c.index.length) {
+      const index = new Int32Array(c.index.length * 2);
+      const lowerArr = new Float64Array(c.index.length * 2);
+      index.set(c.index.subarray(0, kept));
+      lowerArr.set(c.lower.subarray(0, kept));
+      c.index = index;
+      c.lower = lowerArr;
+    }
+  }
+  c.index[c.length] = r;
+  c.lower[c.length] = lower;
+  c.length++;
+}
+
+/**
+ * Reranks a row's surviving candidates exactly and reports its k best,
+ * ordered by exact key then reference index.
+ */
+function finishRow(
+  prepared: PreparedReference,
+  block: QueryBlock,
+  q: number,
+  c: Candidates,
+  threshold: number,
+  k: number,
+  emit: (j: number, r: number, exact: number) => void,
+): void {
+  const ids: number[] = [];
+  const keys: number[] = [];
+  for (let i = 0; i < c.length; i++) {
+    if (c.lower[i]! > threshold) continue;
+    const r = c.index[i]!;
+    ids.push(r);
+    keys.push(exactKey(prepared, block, q, r));
+  }
+  const order = ids.map((_, i) => i);
+  order.sort((a, b) => keys[a]! - keys[b]! || ids[a]! - ids[b]!);
+  for (let j = 0; j < k; j++) {
+    const o = order[j]!;
+    emit(j, ids[o]!, keys[o]!);
+  }
+}
+
+/** Pushes onto a max-heap stored at `heap[base..base+size)`. */
+function heapPush(
+  heap: Float64Array,
+  base: number,
+  size: number,
+  value: number,
+): void {
+  let i = size;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const pv = heap[base + parent]!;
+    if (pv >= value) break;
+    heap[base + i] = pv;
+    i = parent;
+  }
+  heap[base + i] = value;
+}
+
+/** Replaces the top of a full max-heap and restores order. */
+function heapReplaceTop(
+  heap: Float64Array,
+  base: number,
+  size: number,
+  value: number,
+): void {
+  let i = 0;
+  for (;;) {
+    const left = 2 * i + 1;
+    if (left >= size) break;
+    const right = left + 1;
+    let child = left;
+    if (right < size && heap[base + right]! > heap[base + left]!) {
+      child = right;
+    }
+    const cv = heap[base + child]!;
+    if (cv <= value) break;
+    heap[base + i] = cv;
+    i = child;
+  }
+  heap[base + i] = value;
+}
+
+function checkSelf(
+  prepared: PreparedReference,
+  queries: Matrix,
+  excludeSelf: boolean,
+): void {
+  if (excludeSelf && queries.rows !== prepared.rows) {
+    throw new RangeError(
+      `Cannot exclude self: the query matrix has ${queries.rows} rows, but the reference has ${prepared.rows}; self-search takes the reference matrix as the queries`,
+    );
+  }
+}
+
+function checkK(
+  k: number,
+  usable: number,
+  rows: number,
+  excludeSelf: boolean,
+): void {
+  if (!Number.isSafeInteger(k) || k < 1) {
+    throw new RangeError(
+      `Cannot search: expected k >= 1, but k = ${String(k)}`,
+    );
+  }
+  if (k > usable) {
+    const detail = excludeSelf
+      ? `usable reference rows = ${usable} (${rows} rows, excluding self)`
+      : `reference rows = ${rows}`;
+    throw new RangeError(
+      `Cannot search: expected k <= usable reference rows, but ${detail}, k = ${k}`,
+    );
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Opening a store by location: a directory path for the fs backend, or
+ * `memory:` for a store that lives in this process.
+ *
+ * @module
+ */
+import { openFsStore } from "../store/fs.ts";
+import { createMemoryStore } from "../store/memory.ts";
+import type { Store } from "../store/store.ts";
+
+/** The store used when none is named: `$CAIRN_STORE`, else `./.cairn`. */
+export function defaultStoreLocation(): string {
+  return process.env.CAIRN_STORE || "./.cairn";
+}
+
+const memoryStores = new Map<string, Store>();
+
+/**
+ * Open a store. `memory:` (or `memory:NAME`) gives an in-process store shared
+ * by every call with the same name; anything else is a directory, created
+ * when missing.
+ *
+ * @param location Store location. Default: {@linkcode defaultStoreLocation}.
+ * @returns The store.
+ *
+ * @example An in-memory store
+ * ```ts
+ * import { openStore } from "./open_store.ts";
+ * const store = await openStore("memory:");
+ * console.assert(store.location === "memory:");
+ * ```
+ */
+export async function openStore(
+  location: string = defaultStoreLocation(),
+): Promise<Store> {
+  if (location.startsWith("memory:")) {
+    let store = memoryStores.get(location);
+    if (store === undefined) {
+      store = { ...createMemoryStore(), location };
+      memoryStores.set(location, store);
+    }
+    return store;
+  }
+  return await openFsStore(location);
+}
+
+/**
+ * Accept a store or a location.
+ *
+ * @param store A store, a location, or undefined for the default.
+ * @returns The store.
+ *
+ * @example
+ * ```ts
+ * import { resolveStore } from "./open_store.ts";
+ * console.assert((await resolveStore("memory:x")).location === "memory:x");
+ * ```
+ */
+export async function resolveStore(
+  store: Store | string | undefined,
+): Promise<Store> {
+  return typeof store === "object" ? store : await openStore(store);
+}

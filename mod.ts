@@ -1,0 +1,43 @@
+/**
+ * cairn makes long batch jobs resumable, verifiable and incremental. Every
+ * step writes immutable CBOR chunks to a content-addressed store (BLAKE3) and
+ * appends a record to its run's manifest log; resume, verification,
+ * retention, GC and memo hits are replays of that log.
+ *
+ * @example Steps run once, even across crashes and reruns
+ * ```ts
+ * import { runJob } from "./mod.ts";
+ * const sum = await runJob("doc-example", { store: "memory:", handleSignals: false }, async (job) => {
+ *   let total = 0;
+ *   for (let i = 0; i < 4; i++) total += await job.step(`part-${i}`, () => i * i);
+ *   return total;
+ * });
+ * console.assert(sum === 14);
+ * ```
+ *
+ * @module
+ */
+export * from "./store/cbor.ts";
+export * from "./store/chunk_store.ts";
+export * from "./store/store.ts";
+export * from "./store/manifest_log.ts";
+export * from "./store/lock.ts";
+export { createMemoryStore, type MemoryStore } from "./store/memory.ts";
+export {
+  openFsStore,
+  type OpenFsStoreOptions,
+  type StoreConfig,
+} from "./store/fs.ts";
+export { blake3Hex, crc32c } from "./store/hash.ts";
+export * from "./lib/open_store.ts";
+export * from "./lib/records.ts";
+export * from "./lib/events.ts";
+export * from "./lib/job.ts";
+export * from "./lib/replay.ts";
+export * from "./lib/retry.ts";
+export * from "./lib/output.ts";
+export * from "./lib/memo.ts";
+export * from "./lib/verify.ts";
+export * from "./lib/forget.ts";
+export * from "./lib/gc.ts";
+export * from "./lib/duration.ts";

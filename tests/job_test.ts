@@ -1,0 +1,250 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  ConfigChangedError,
+  InterruptedError,
+  openJob,
+  runJob,
+} from "../lib/job.ts";
+import type { JobEvent } from "../lib/events.ts";
+import { replayJob, replayRun } from "../lib/replay.ts";
+import { createMemoryStore } from "../store/memory.ts";
+import { LockedError } from "../store/lock.ts";
+
+test("Job.step() runs each step once and resumes from the log", async () => {
+  const store = createMemoryStore();
+  const calls: string[] = [];
+  const first = await openJob("j", { store, config: { n: 3 } });
+  assert.equal(first.resumed, false);
+  await first.step("a", () => (calls.push("a"), { v: 1 }));
+  await first.close();
+  const second = await openJob("j", { store, config: { n: 3 } });
+  assert.equal(second.resumed, true);
+  assert.equal(second.run, first.run);
+  assert.deepEqual(await second.step("a", () => (calls.push("a"), { v: 99 })), {
+    v: 1,
+  });
+  await second.step("b", () => (calls.push("b"), 2));
+  await second.complete({ rows: 2 });
+  assert.deepEqual(calls, ["a", "b"]);
+  const state = await replayRun(store, "j", first.run);
+  assert.equal(state.status, "completed");
+  assert.equal(state.attempts, 2);
+  assert.deepEqual(state.end?.summary, { rows: 2 });
+});
+
+test("openJob() on a completed run with the same config returns stored results without new records", async () => {
+  const store = createMemoryStore();
+  await runJob(
+    "done",
+    { store, handleSignals: false },
+    (job) => job.step("x", () => 5),
+  );
+  const before = (await replayJob(store, "done"))[0]!.records;
+  let called = false;
+  const value = await runJob(
+    "done",
+    { store, handleSignals: false },
+    (job) => job.step("x", () => (called = true, 6)),
+  );
+  assert.equal(value, 5);
+  assert.equal(called, false);
+  assert.equal((await replayJob(store, "done"))[0]!.records, before);
+});
+
+test("openJob() reports a changed config on an unfinished run, naming what changed", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("cfg", {
+    store,
+    config: { k: 10, metric: "cosine" },
+  });
+  await job.close();
+  await assert.rejects(
+    openJob("cfg", { store, config: { k: 20, metric: "cosine" } }),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigChangedError);
+      assert.deepEqual(e.changes, ["config.k: 10 -> 20"]);
+      assert.match(e.message, /--new-run/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    openJob("cfg", {
+      store,
+      config: { k: 10, metric: "cosine" },
+      version: "2",
+    }),
+    /version: "1" -> "2"/,
+  );
+  const fresh = await openJob("cfg", {
+    store,
+    config: { k: 20, metric: "cosine" },
+    newRun: true,
+  });
+  assert.notEqual(fresh.run, job.run);
+  await fresh.complete();
+  // The lock was released after the refused opens.
+  assert.equal(await store.readLock("cfg"), undefined);
+});
+
+test("openJob() warns when the code changes but the version does not", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("code", { store, code: (x: number) => x + 1 });
+  await job.close();
+  const events: JobEvent[] = [];
+  const again = await openJob("code", {
+    store,
+    code: (x: number) => x + 2,
+    onEvent: (e) => events.push(e),
+  });
+  await again.close();
+  assert.ok(
+    events.some((e) =>
+      e.type === "warning" &&
+      /changed since run .* but version "1" did not/.test(e.message)
+    ),
+  );
+});
+
+test("Job.step() recomputes a step whose chunk was deleted", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("lost", { store });
+  await job.step("a", () => "value");
+  await job.close();
+  store.chunkBytes.clear();
+  const events: JobEvent[] = [];
+  const again = await openJob("lost", {
+    store,
+    onEvent: (e) => events.push(e),
+  });
+  let recomputed = 0;
+  assert.equal(await again.step("a", () => (recomputed++, "value")), "value");
+  assert.equal(recomputed, 1);
+  assert.ok(
+    events.some((e) =>
+      e.type === "warning" && /lost its output/.test(e.message)
+    ),
+  );
+  await again.complete();
+});
+
+test("Job.step() retries with backoff and records each failure", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("flaky", {
+    store,
+    retry: { retries: 3, initialDelayMs: 1 },
+  });
+  let calls = 0;
+  assert.equal(
+    await job.step("a", () => {
+      if (++calls < 3) throw new Error(`boom ${calls}`);
+      return "ok";
+    }),
+    "ok",
+  );
+  await assert.rejects(
+    job.step("b", () => {
+      throw new Error("always");
+    }, { retry: { retries: 1, initialDelayMs: 1 } }),
+    /always/,
+  );
+  await job.fail(new Error("b failed"));
+  const state = (await replayJob(store, "flaky"))[0]!;
+  assert.deepEqual(state.failures.map((f) => [f.key, f.attempt, f.willRetry]), [
+    ["a", 1, true],
+    ["a", 2, true],
+    ["b", 1, true],
+    ["b", 2, false],
+  ]);
+  assert.equal(state.steps.get("a")?.attempt, 3);
+  assert.equal(state.status, "failed");
+});
+
+test("Job.stepStream() stores items as chunks and reads them back", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("stream", { store, maxChunkBytes: 64 });
+  const items = Array.from(
+    { length: 20 },
+    (_, i) => ({ i, pad: "x".repeat(i * 10) }),
+  );
+  assert.equal(
+    await job.stepStream("s", async function* () {
+      yield* items;
+    }),
+    20,
+  );
+  const back = [];
+  for await (const item of job.readStream("s")) back.push(item);
+  assert.deepEqual(back, items);
+  await job.complete();
+});
+
+test("Job.step() reuses another run's output through the memo namespace", async () => {
+  const store = createMemoryStore();
+  let calls = 0;
+  await runJob(
+    "m1",
+    { store, memo: "square@1", handleSignals: false },
+    (job) => job.step("x", () => (calls++, 49), { memo: "7" }),
+  );
+  const value = await runJob("m2", {
+    store,
+    memo: "square@1",
+    handleSignals: false,
+  }, (job) => job.step("y", () => (calls++, 0), { memo: "7" }));
+  assert.equal(value, 49);
+  assert.equal(calls, 1);
+  const state = (await replayJob(store, "m2"))[0]!;
+  assert.equal(state.steps.get("y")?.memoHit, true);
+});
+
+test("runJob() records interrupted when stopped, and no step starts after the stop", async () => {
+  const store = createMemoryStore();
+  const controller = new AbortController();
+  let ran = 0;
+  await assert.rejects(
+    runJob(
+      "stop",
+      { store, signal: controller.signal, handleSignals: false },
+      async (job) => {
+        for (let i = 0; i < 10; i++) {
+          await job.step(`s${i}`, () => {
+            ran++;
+            if (i === 2) controller.abort();
+            return i;
+          });
+        }
+      },
+    ),
+    (e: unknown) => e instanceof InterruptedError && e.exitCode === 130,
+  );
+  assert.equal(ran, 3);
+  const state = (await replayJob(store, "stop"))[0]!;
+  assert.equal(state.status, "interrupted");
+  assert.equal(state.steps.size, 3);
+  assert.equal(await store.readLock("stop"), undefined);
+});
+
+test("openJob() refuses a job locked by another holder with exit code 3", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("busy", { store });
+  await assert.rejects(
+    openJob("busy", { store }),
+    (e: unknown) => e instanceof LockedError && e.exitCode === 3,
+  );
+  await job.close();
+});
+
+test("Job.step() rejects bad keys and runJob() records failures", async () => {
+  const store = createMemoryStore();
+  await assert.rejects(
+    runJob("bad", { store, handleSignals: false }, async (job) => {
+      await assert.rejects(job.step("", () => 1), TypeError);
+      throw new RangeError("the body failed");
+    }),
+    /the body failed/,
+  );
+  const state = (await replayJob(store, "bad"))[0]!;
+  assert.equal(state.status, "failed");
+  assert.equal(state.end?.error, "the body failed");
+});
