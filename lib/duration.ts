@@ -21,9 +21,10 @@ const UNITS: Record<string, number> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseDuration } from "./duration.ts";
- * console.assert(parseDuration("1h30m") === 5_400_000);
- * console.assert(parseDuration("10") === 10_000);
+ * assert.ok(parseDuration("1h30m") === 5_400_000);
+ * assert.ok(parseDuration("10") === 10_000);
  * ```
  */
 export function parseDuration(text: string): number {
@@ -46,8 +47,9 @@ export function parseDuration(text: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatDuration } from "./duration.ts";
- * console.assert(formatDuration(3_723_000) === "1h02m");
+ * assert.ok(formatDuration(3_723_000) === "1h02m");
  * ```
  */
 export function formatDuration(ms: number): string {

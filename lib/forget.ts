@@ -66,10 +66,11 @@ const BUCKETS: [keyof RetentionPolicy, string, (d: Date) => string][] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { applyRetention } from "./forget.ts";
  * const run = (run: string, startedAt: string) => ({ job: "j", run, startedAt, status: "completed" });
  * const { keep, remove } = applyRetention([run("a", "2026-01-01T00:00:00Z"), run("b", "2026-01-02T00:00:00Z")], { keepLast: 1 });
- * console.assert(keep[0]!.run === "b" && remove[0]!.run === "a");
+ * assert.ok(keep[0]!.run === "b" && remove[0]!.run === "a");
  * ```
  */
 export function applyRetention(
@@ -131,6 +132,7 @@ export interface ForgetOptions extends RetentionPolicy {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { forgetRuns } from "./forget.ts";
  * import { runJob } from "./job.ts";
  * import { createMemoryStore } from "../store/memory.ts";
@@ -139,8 +141,8 @@ export interface ForgetOptions extends RetentionPolicy {
  *   await runJob("nightly", { store, newRun: true, handleSignals: false }, (job) => job.step("a", () => i));
  * }
  * const report = await forgetRuns(store, { keepLast: 1 });
- * console.assert(report.keep.length === 1 && report.remove.length === 2);
- * console.assert((await store.listRuns("nightly")).length === 1);
+ * assert.ok(report.keep.length === 1 && report.remove.length === 2);
+ * assert.ok((await store.listRuns("nightly")).length === 1);
  * ```
  */
 export async function forgetRuns(

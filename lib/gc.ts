@@ -43,12 +43,13 @@ export interface GcReport {
  *
  * @example Sweep a chunk nothing references
  * ```ts
+ * import assert from "node:assert/strict";
  * import { collectGarbage } from "./gc.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
  * await store.chunks.put(new Uint8Array([1]));
  * const report = await collectGarbage(store, { graceMs: 0 });
- * console.assert(report.swept === 1);
+ * assert.ok(report.swept === 1);
  * ```
  */
 export async function collectGarbage(

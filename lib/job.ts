@@ -139,8 +139,9 @@ export class ConfigChangedError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeChanges } from "./job.ts";
- * console.assert(describeChanges({ config: { k: 10 } }, { config: { k: 20 } })[0] === "config.k: 10 -> 20");
+ * assert.ok(describeChanges({ config: { k: 10 } }, { config: { k: 20 } })[0] === "config.k: 10 -> 20");
  * ```
  */
 export function describeChanges(
@@ -207,6 +208,7 @@ function codeText(code: unknown): unknown {
  *
  * @example Steps run once; a reopened job returns their stored outputs
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openJob } from "./job.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
@@ -215,8 +217,8 @@ function codeText(code: unknown): unknown {
  * await first.step("square-3", () => { calls++; return 9; });
  * await first.close(); // unfinished: the next open resumes it
  * const again = await openJob("demo", { store });
- * console.assert(await again.step("square-3", () => { calls++; return 9; }) === 9);
- * console.assert(calls === 1 && again.resumed);
+ * assert.ok(await again.step("square-3", () => { calls++; return 9; }) === 9);
+ * assert.ok(calls === 1 && again.resumed);
  * await again.complete();
  * ```
  */
@@ -504,9 +506,10 @@ export class Job {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openJob } from "./job.ts";
    * const job = await openJob("steps", { store: "memory:step-example" });
-   * console.assert(await job.step("double", () => 2 * 21) === 42);
+   * assert.ok(await job.step("double", () => 2 * 21) === 42);
    * await job.complete();
    * ```
    */
@@ -721,12 +724,13 @@ export class Job {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openJob } from "./job.ts";
    * const job = await openJob("streams", { store: "memory:stream-example" });
    * await job.stepStream("numbers", function* () { yield 1; yield 2; });
    * const items = [];
    * for await (const x of job.readStream<number>("numbers")) items.push(x);
-   * console.assert(items.join() === "1,2");
+   * assert.ok(items.join() === "1,2");
    * await job.complete();
    * ```
    */
@@ -886,13 +890,14 @@ export interface RunJobOptions extends OpenJobOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runJob } from "./job.ts";
  * const total = await runJob("sum", { store: "memory:run-job-example", handleSignals: false }, async (job) => {
  *   let sum = 0;
  *   for (let i = 0; i < 3; i++) sum += await job.step(`part-${i}`, () => i * 10);
  *   return sum;
  * });
- * console.assert(total === 30);
+ * assert.ok(total === 30);
  * ```
  */
 export async function runJob<T>(

@@ -26,9 +26,10 @@ const indexes = new WeakMap<Store, Map<string, MemoIndex>>();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memoIndex } from "./memo.ts";
  * import { createMemoryStore } from "../store/memory.ts";
- * console.assert((await memoIndex(createMemoryStore(), "ns")).size === 0);
+ * assert.ok((await memoIndex(createMemoryStore(), "ns")).size === 0);
  * ```
  */
 export async function memoIndex(

@@ -25,9 +25,10 @@ const memoryStores = new Map<string, Store>();
  *
  * @example An in-memory store
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openStore } from "./open_store.ts";
  * const store = await openStore("memory:");
- * console.assert(store.location === "memory:");
+ * assert.ok(store.location === "memory:");
  * ```
  */
 export async function openStore(
@@ -52,8 +53,9 @@ export async function openStore(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveStore } from "./open_store.ts";
- * console.assert((await resolveStore("memory:x")).location === "memory:x");
+ * assert.ok((await resolveStore("memory:x")).location === "memory:x");
  * ```
  */
 export async function resolveStore(

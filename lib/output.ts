@@ -32,12 +32,13 @@ export interface WrittenOutput {
  *
  * @example Round trip through pieces
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readValueChunks, writeValueChunks } from "./output.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const { chunks } = createMemoryStore();
  * const written = await writeValueChunks(chunks, new Float32Array(1000), 1024);
- * console.assert(written.chunks.length > 1);
- * console.assert((await readValueChunks<Float32Array>(chunks, written.chunks)).length === 1000);
+ * assert.ok(written.chunks.length > 1);
+ * assert.ok((await readValueChunks<Float32Array>(chunks, written.chunks)).length === 1000);
  * ```
  */
 export async function writeValueChunks(
@@ -72,11 +73,12 @@ export async function writeValueChunks(
  *
  * @example Read a single-chunk value
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readValueChunks, writeValueChunks } from "./output.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const { chunks } = createMemoryStore();
  * const { chunks: refs } = await writeValueChunks(chunks, { ok: true });
- * console.assert((await readValueChunks<{ ok: boolean }>(chunks, refs)).ok);
+ * assert.ok((await readValueChunks<{ ok: boolean }>(chunks, refs)).ok);
  * ```
  */
 export async function readValueChunks<T>(

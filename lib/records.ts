@@ -98,9 +98,10 @@ export type ManifestRecord =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chunksOf } from "./records.ts";
  * const ref = { hash: "a".repeat(64), size: 1 };
- * console.assert(chunksOf({ kind: "stream", items: [[ref], [ref]] }).length === 2);
+ * assert.ok(chunksOf({ kind: "stream", items: [[ref], [ref]] }).length === 2);
  * ```
  */
 export function chunksOf(output: OutputRef): ChunkRef[] {

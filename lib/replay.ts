@@ -5,7 +5,7 @@
  * @module
  */
 import type { ChunkRef } from "../store/chunk_store.ts";
-import type { TailRepair } from "../store/manifest_log.ts";
+import type { ReplayOptions, TailRepair } from "../store/manifest_log.ts";
 import type { Store } from "../store/store.ts";
 import {
   chunksOf,
@@ -56,10 +56,11 @@ export interface RunState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { foldRun } from "./replay.ts";
  * const header = { type: "run", job: "j", run: "r", kind: "job", configHash: "", config: {}, version: "1", startedAt: "2026-01-01T00:00:00Z", host: "h", pid: 1 } as const;
  * const state = foldRun("j", "r", [header, { type: "end", status: "completed", at: "2026-01-01T00:01:00Z" }]);
- * console.assert(state.status === "completed");
+ * assert.ok(state.status === "completed");
  * ```
  */
 export function foldRun(
@@ -117,10 +118,12 @@ export function foldRun(
  * @param store The store.
  * @param job The job name.
  * @param run The run id.
+ * @param options `verifyChain` also checks the hash links between records.
  * @returns The rebuilt state.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openJob } from "./job.ts";
  * import { replayRun } from "./replay.ts";
  * import { createMemoryStore } from "../store/memory.ts";
@@ -129,18 +132,19 @@ export function foldRun(
  * await job.step("a", () => 1);
  * await job.complete();
  * const state = await replayRun(store, "demo", job.run);
- * console.assert(state.status === "completed" && state.steps.has("a"));
+ * assert.ok(state.status === "completed" && state.steps.has("a"));
  * ```
  */
 export async function replayRun(
   store: Store,
   job: string,
   run: string,
+  options: ReplayOptions = {},
 ): Promise<RunState> {
   const log = await store.readLog(job, run);
   try {
     const records: ManifestRecord[] = [];
-    for await (const entry of log.replay<ManifestRecord>()) {
+    for await (const entry of log.replay<ManifestRecord>(options)) {
       records.push(entry.body);
     }
     const state = foldRun(job, run, records);
@@ -160,9 +164,10 @@ export async function replayRun(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { replayJob } from "./replay.ts";
  * import { createMemoryStore } from "../store/memory.ts";
- * console.assert((await replayJob(createMemoryStore(), "none")).length === 0);
+ * assert.ok((await replayJob(createMemoryStore(), "none")).length === 0);
  * ```
  */
 export async function replayJob(
@@ -184,10 +189,11 @@ export async function replayJob(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runChunks } from "./replay.ts";
  * import { foldRun } from "./replay.ts";
  * const header = { type: "run", job: "j", run: "r", kind: "job", configHash: "", config: {}, version: "1", startedAt: "", host: "h", pid: 1 } as const;
- * console.assert(runChunks(foldRun("j", "r", [header])).size === 0);
+ * assert.ok(runChunks(foldRun("j", "r", [header])).size === 0);
  * ```
  */
 export function runChunks(state: RunState): Map<string, ChunkRef> {

@@ -61,8 +61,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { backoffDelay } from "./retry.ts";
- * console.assert(backoffDelay(3, { initialDelayMs: 100, jitter: 0 }) === 400);
+ * assert.ok(backoffDelay(3, { initialDelayMs: 100, jitter: 0 }) === 400);
  * ```
  */
 export function backoffDelay(
@@ -93,13 +94,14 @@ function isAbort(error: unknown): boolean {
  *
  * @example A flaky call succeeds on the third try
  * ```ts
+ * import assert from "node:assert/strict";
  * import { retry } from "./retry.ts";
  * let calls = 0;
  * const value = await retry(() => {
  *   if (++calls < 3) throw new Error("flaky");
  *   return "ok";
  * }, { initialDelayMs: 1 });
- * console.assert(value === "ok" && calls === 3);
+ * assert.ok(value === "ok" && calls === 3);
  * ```
  */
 export async function retry<T>(

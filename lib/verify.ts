@@ -52,11 +52,12 @@ export interface VerifyReport {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { subsetFilter } from "./verify.ts";
  * const first = subsetFilter("1/2");
  * const second = subsetFilter("2/2");
  * const h = "ab".repeat(32);
- * console.assert(first(h) !== second(h));
+ * assert.ok(first(h) !== second(h));
  * ```
  */
 export function subsetFilter(subset: string): (hash: string) => boolean {
@@ -95,13 +96,14 @@ export function subsetFilter(subset: string): (hash: string) => boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { verifyStore } from "./verify.ts";
  * import { runJob } from "./job.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
  * await runJob("v", { store, handleSignals: false }, (job) => job.step("a", () => [1, 2, 3]));
  * const report = await verifyStore(store, { readData: true });
- * console.assert(report.problems.length === 0 && report.chunksRead === 1);
+ * assert.ok(report.problems.length === 0 && report.chunksRead === 1);
  * ```
  */
 export async function verifyStore(
@@ -129,7 +131,9 @@ export async function verifyStore(
     for (const run of await store.listRuns(job)) {
       report.runs++;
       try {
-        const state = await replayRun(store, job, run);
+        const state = await replayRun(store, job, run, {
+          verifyChain: true,
+        });
         if (state.tornTail) {
           report.notes.push(
             `Run "${job}/${run}" has a torn tail (${state.tornTail.reason}); the next writer truncates it`,

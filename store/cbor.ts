@@ -19,9 +19,10 @@ const codec = new Encoder({ useRecords: false, variableMapSize: true });
  *
  * @example Round trip
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeValue, encodeValue } from "./cbor.ts";
  * const bytes = encodeValue({ a: [1, 2] });
- * console.assert(decodeValue<{ a: number[] }>(bytes).a[1] === 2);
+ * assert.ok(decodeValue<{ a: number[] }>(bytes).a[1] === 2);
  * ```
  */
 export function encodeValue(value: unknown): Uint8Array {
@@ -38,8 +39,9 @@ export function encodeValue(value: unknown): Uint8Array {
  *
  * @example Decode
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeValue, encodeValue } from "./cbor.ts";
- * console.assert(decodeValue(encodeValue("hi")) === "hi");
+ * assert.ok(decodeValue(encodeValue("hi")) === "hi");
  * ```
  */
 export function decodeValue<T = unknown>(bytes: Uint8Array): T {
@@ -329,10 +331,11 @@ function canonicalBytes(
  *
  * @example Key order does not matter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeCanonical } from "./cbor.ts";
  * const a = encodeCanonical({ a: 1, b: 2 });
  * const b = encodeCanonical({ b: 2, a: 1 });
- * console.assert(a.join() === b.join());
+ * assert.ok(a.join() === b.join());
  * ```
  */
 export function encodeCanonical(value: unknown): Uint8Array {
@@ -347,8 +350,9 @@ export function encodeCanonical(value: unknown): Uint8Array {
  *
  * @example Equal values, equal fingerprints
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fingerprint } from "./cbor.ts";
- * console.assert(await fingerprint({ x: 1, y: [2] }) === await fingerprint({ y: [2], x: 1 }));
+ * assert.ok(await fingerprint({ x: 1, y: [2] }) === await fingerprint({ y: [2], x: 1 }));
  * ```
  */
 export async function fingerprint(value: unknown): Promise<string> {

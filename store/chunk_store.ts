@@ -115,11 +115,12 @@ export class CorruptChunkError extends Error {
  *
  * @example Store and read a value
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getValue, putValue } from "./chunk_store.ts";
  * import { createMemoryStore } from "./memory.ts";
  * const { chunks } = createMemoryStore();
  * const ref = await putValue(chunks, { hello: "world" });
- * console.assert((await getValue<{ hello: string }>(chunks, ref.hash)).hello === "world");
+ * assert.ok((await getValue<{ hello: string }>(chunks, ref.hash)).hello === "world");
  * ```
  */
 export async function putValue(
@@ -138,11 +139,12 @@ export async function putValue(
  *
  * @example Read a value back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getValue, putValue } from "./chunk_store.ts";
  * import { createMemoryStore } from "./memory.ts";
  * const { chunks } = createMemoryStore();
  * const { hash } = await putValue(chunks, [1, 2, 3]);
- * console.assert((await getValue<number[]>(chunks, hash)).length === 3);
+ * assert.ok((await getValue<number[]>(chunks, hash)).length === 3);
  * ```
  */
 export async function getValue<T = unknown>(

@@ -17,7 +17,7 @@ import {
   MissingChunkError,
   type PutResult,
 } from "./chunk_store.ts";
-import { blake3Hex } from "./hash.ts";
+import { blake3Hex, blake3HexYielding } from "./hash.ts";
 import { acquireLock, breakLock, readLock } from "./lock.ts";
 import { type LogFile, logHeader, openFramedLog } from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
@@ -37,6 +37,8 @@ const CONFIG: StoreConfig = {
   encoding: "cbor",
 };
 const SUBDIRS = ["chunks", "jobs", "locks", "tmp"];
+/** Chunks at least this large are hashed while their temp file is written. */
+const OVERLAP_BYTES = 1 << 20;
 
 function isErrno(error: unknown, code: string): boolean {
   return (error as { code?: unknown } | null)?.code === code;
@@ -102,10 +104,15 @@ function fsChunks(root: string): ChunkStore {
   };
   return {
     async put(bytes): Promise<PutResult> {
-      const hash = await blake3Hex(bytes);
+      // Large chunks are written to a temp file while they hash (the two overlap);
+      // small ones hash first so a dedup hit writes nothing.
+      const early = bytes.length >= OVERLAP_BYTES ? writeTemp(tmpDir, bytes, 0o444) : undefined;
+      early?.catch(() => {});
+      const hash = early ? await blake3HexYielding(bytes) : await blake3Hex(bytes);
       const path = pathOf(hash);
       const existing = await statOf(hash);
       if (existing !== undefined && existing.size === bytes.length) {
+        if (early) await fs.rm(await early, { force: true });
         // A dedup hit refreshes the age so a concurrent GC's grace period covers it.
         const now = new Date();
         await fs.utimes(path, now, now).catch(() => {});
@@ -113,7 +120,7 @@ function fsChunks(root: string): ChunkStore {
       }
       const dir = join(chunkDir, hash.slice(0, 2));
       await ensureDir(dir, chunkDir);
-      const temp = await writeTemp(tmpDir, bytes, 0o444);
+      const temp = await (early ?? writeTemp(tmpDir, bytes, 0o444));
       // Rename replaces a damaged copy of the same chunk, if there was one.
       await fs.rename(temp, path);
       await syncDir(dir);
@@ -256,13 +263,14 @@ export interface OpenFsStoreOptions {
  *
  * @example Open a store in a temp dir
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openFsStore } from "./fs.ts";
  * import { mkdtemp } from "node:fs/promises";
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
  * const store = await openFsStore(join(await mkdtemp(join(tmpdir(), "cairn-")), "store"));
  * const ref = await store.chunks.put(new Uint8Array([1, 2, 3]));
- * console.assert(await store.chunks.has(ref.hash));
+ * assert.ok(await store.chunks.has(ref.hash));
  * ```
  */
 export async function openFsStore(
@@ -391,13 +399,14 @@ function fsStore(root: string): Store {
  *
  * @example Clean a fresh store
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openFsStore, sweepTemp } from "./fs.ts";
  * import { mkdtemp } from "node:fs/promises";
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
  * const dir = join(await mkdtemp(join(tmpdir(), "cairn-")), "store");
  * await openFsStore(dir);
- * console.assert(await sweepTemp(dir, 0) === 0);
+ * assert.ok(await sweepTemp(dir, 0) === 0);
  * ```
  */
 export async function sweepTemp(

@@ -97,8 +97,9 @@ const LINK_SIZE = 16;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { logHeader } from "./manifest_log.ts";
- * console.assert(logHeader().length === 16);
+ * assert.ok(logHeader().length === 16);
  * ```
  */
 export function logHeader(): Uint8Array {
@@ -162,8 +163,9 @@ export interface LogScan {
  *
  * @example Scan a fresh log
  * ```ts
+ * import assert from "node:assert/strict";
  * import { logHeader, scanLog } from "./manifest_log.ts";
- * console.assert(scanLog(logHeader(), "x").frames.length === 0);
+ * assert.ok(scanLog(logHeader(), "x").frames.length === 0);
  * ```
  */
 export function scanLog(bytes: Uint8Array, name: string): LogScan {
@@ -237,13 +239,14 @@ export interface OpenFramedLogOptions {
  *
  * @example Append and replay in memory
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createMemoryStore } from "./memory.ts";
  * const store = createMemoryStore();
  * const log = await store.createLog("demo", "run-1");
  * await log.append([{ hello: 1 }, { hello: 2 }]);
  * const seqs = [];
  * for await (const entry of log.replay()) seqs.push(entry.seq);
- * console.assert(seqs.join() === "1,2");
+ * assert.ok(seqs.join() === "1,2");
  * ```
  */
 export async function openFramedLog(

@@ -125,10 +125,11 @@ function memoryLogFile(
  *
  * @example Put and get a chunk
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createMemoryStore } from "./memory.ts";
  * const store = createMemoryStore();
  * const ref = await store.chunks.put(new Uint8Array([0x01]));
- * console.assert((await store.chunks.get(ref.hash))[0] === 1);
+ * assert.ok((await store.chunks.get(ref.hash))[0] === 1);
  * ```
  */
 export function createMemoryStore(): MemoryStore {
