@@ -44,14 +44,9 @@ export function testStoreConformance(
   test(`${backend}: putValue/getValue round-trips structured values`, async () => {
     const store = await harness.create();
     await fc.assert(
-      // cbor-x renames "__proto__" keys on decode (a prototype-pollution guard); docs/format.md says so.
       fc.asyncProperty(
-        fc.jsonValue().filter((v) =>
-          !JSON.stringify(v).includes('"__proto__"')
-        ),
-        async (raw) => {
-          // JSON has no -0, and cbor-x stores -0 as 0: compare JSON-normalised values.
-          const value = JSON.parse(JSON.stringify(raw));
+        fc.jsonValue(),
+        async (value) => {
           const ref = await putValue(store.chunks, value);
           assert.deepEqual(await getValue(store.chunks, ref.hash), value);
         },

@@ -1,0 +1,87 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFile, writeFile } from "node:fs/promises";
+import { join, normalize, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { spawn } from "node:child_process";
+import type { AddressInfo } from "node:net";
+import { tempDir } from "./temp.ts";
+
+const repo = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const deno = join(repo, "node_modules", ".bin", "deno");
+
+/** Serve the repository's files over HTTP on 127.0.0.1, TypeScript with its content type. */
+async function serveRepo(): Promise<
+  { url: string; close: () => Promise<void> }
+> {
+  const server = createServer(async (req, res) => {
+    const path = normalize(
+      join(
+        repo,
+        decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname),
+      ),
+    );
+    if (!path.startsWith(repo + "/") || path.includes("node_modules")) {
+      res.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await readFile(path);
+      res.writeHead(200, {
+        "content-type": path.endsWith(".ts")
+          ? "application/typescript"
+          : "application/octet-stream",
+      });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((ok) => server.close(() => ok())),
+  };
+}
+
+test("mod.ts imports from a URL in a fresh Deno with an empty cache and runs a job", async () => {
+  const server = await serveRepo();
+  try {
+    const dir = await tempDir();
+    const script = join(dir, "use.ts");
+    await writeFile(
+      script,
+      `import { runJob, fingerprint } from "${server.url}/mod.ts";
+const value = await runJob("url-import", { store: "memory:", handleSignals: false }, (job) => job.step("a", () => 40 + 2));
+console.log(JSON.stringify({ value, fp: (await fingerprint({ a: 1 })).length }));
+`,
+    );
+    // No deno.json or node_modules beside the script: nothing may come from the repo's import map.
+    const result = await new Promise<
+      { code: number | null; out: string; err: string }
+    >((ok) => {
+      const child = spawn(deno, ["run", "-A", "--quiet", script], {
+        cwd: dir,
+        env: {
+          ...process.env,
+          DENO_DIR: join(dir, "deno-cache"),
+          NO_COLOR: "1",
+        },
+      });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (err += d));
+      child.on("close", (code) => ok({ code, out, err }));
+    });
+    assert.equal(result.code, 0, result.err);
+    assert.deepEqual(JSON.parse(result.out.trim().split("\n").at(-1)!), {
+      value: 42,
+      fp: 64,
+    });
+  } finally {
+    await server.close();
+  }
+});
