@@ -27,7 +27,7 @@ import {
   readValueChunks,
   writeValueChunks,
 } from "./output.ts";
-import { replayJob, type RunState, type RunStatus } from "./replay.ts";
+import { replayRun, type RunState, type RunStatus } from "./replay.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
 
@@ -180,11 +180,21 @@ export function describeChanges(
     : [`${path || "the value"} differs in a way JSON does not show`];
 }
 
-function newRunId(): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(
-    /\.\d+Z$/,
-    "Z",
-  );
+/**
+ * A run id that sorts by start time and after `previous`:
+ * `YYYYMMDDTHHMMSS.mmmZ-` plus 8 random hex characters.
+ */
+function newRunId(previous: string | undefined): string {
+  let ms = Date.now();
+  const m = previous &&
+    /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z-/.exec(previous);
+  if (m) {
+    ms = Math.max(
+      ms,
+      Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!) + 1,
+    );
+  }
+  const stamp = new Date(ms).toISOString().replace(/[-:]/g, "");
   return `${stamp}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
@@ -239,8 +249,10 @@ export async function openJob(
     ...options.lock,
   });
   try {
-    const runs = await replayJob(store, name);
-    const latest = runs.at(-1);
+    const latestId = (await store.listRuns(name)).at(-1);
+    const latest = latestId === undefined
+      ? undefined
+      : await replayRun(store, name, latestId);
     const warnings: string[] = [];
     let resume: RunState | undefined;
     if (latest !== undefined && !options.newRun) {
@@ -265,22 +277,38 @@ export async function openJob(
         );
       }
     }
-    const job = new Job(
+    const job = new Job({
       store,
       name,
       lock,
       options,
-      resume,
+      prior: resume,
+      previousRun: latestId,
       configHash,
       codeHash,
       config,
-    );
+    });
     await job.start(warnings);
     return job;
   } catch (error) {
     await lock.release();
     throw error;
   }
+}
+
+/** What {@linkcode openJob} hands a new {@linkcode Job}. */
+interface JobInit {
+  store: Store;
+  name: string;
+  lock: JobLock;
+  options: OpenJobOptions;
+  /** The run to resume, if any. */
+  prior: RunState | undefined;
+  /** The newest existing run id; a new run's id sorts after it. */
+  previousRun: string | undefined;
+  configHash: string;
+  codeHash: string | undefined;
+  config: unknown;
 }
 
 /** An open job run. Create it with {@linkcode openJob} or {@linkcode runJob}. */
@@ -296,6 +324,7 @@ export class Job {
   readonly #lock: JobLock;
   readonly #options: OpenJobOptions;
   readonly #prior: RunState | undefined;
+  readonly #previousRun: string | undefined;
   readonly #configHash: string;
   readonly #codeHash: string | undefined;
   readonly #config: unknown;
@@ -310,27 +339,19 @@ export class Job {
   #memo: Promise<Map<string, StepRecord>> | undefined;
 
   /** @internal Use {@linkcode openJob}. */
-  constructor(
-    store: Store,
-    name: string,
-    lock: JobLock,
-    options: OpenJobOptions,
-    prior: RunState | undefined,
-    configHash: string,
-    codeHash: string | undefined,
-    config: unknown,
-  ) {
-    this.store = store;
-    this.name = name;
-    this.#lock = lock;
-    this.#options = options;
-    this.#prior = prior;
-    this.resumed = prior !== undefined;
-    this.#configHash = configHash;
-    this.#codeHash = codeHash;
-    this.#config = config;
-    this.#total = options.total ?? prior?.total;
-    const external = options.signal;
+  constructor(init: JobInit) {
+    this.store = init.store;
+    this.name = init.name;
+    this.#lock = init.lock;
+    this.#options = init.options;
+    this.#prior = init.prior;
+    this.#previousRun = init.previousRun;
+    this.resumed = init.prior !== undefined;
+    this.#configHash = init.configHash;
+    this.#codeHash = init.codeHash;
+    this.#config = init.config;
+    this.#total = init.options.total ?? init.prior?.total;
+    const external = init.options.signal;
     if (external?.aborted) this.#stop.abort(external.reason);
     external?.addEventListener("abort", () => this.stop(), { once: true });
   }
@@ -363,7 +384,7 @@ export class Job {
         );
       }
     } else {
-      this.run = newRunId();
+      this.run = newRunId(this.#previousRun);
       this.#log = await this.store.createLog(this.name, this.run);
       const header: RunRecord = {
         type: "run",

@@ -248,3 +248,17 @@ test("Job.step() rejects bad keys and runJob() records failures", async () => {
   assert.equal(state.status, "failed");
   assert.equal(state.end?.error, "the body failed");
 });
+
+test("openJob() gives new runs ids that sort after the previous run, even within one millisecond", async () => {
+  const store = createMemoryStore();
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const job = await openJob("fast", { store, newRun: true });
+    ids.push(job.run);
+    await job.complete();
+  }
+  assert.deepEqual([...ids].sort(), ids);
+  assert.equal(new Set(ids).size, 20);
+  assert.match(ids[0]!, /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/);
+  assert.deepEqual(await store.listRuns("fast"), ids);
+});
