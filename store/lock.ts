@@ -32,6 +32,7 @@
  */
 
 import { randomBytes } from "node:crypto";
+import { assertName } from "./store.ts";
 import {
   link,
   mkdir,
@@ -246,10 +247,8 @@ const DEFAULT_POLL_MS = 200;
 const GUARD_ABANDONED_MS = 30_000;
 /** How often to retry a busy guard; guards are held for milliseconds. */
 const GUARD_POLL_MS = 10;
-const MAX_JOB_LENGTH = 128;
 /** Longest delay `setInterval` accepts; longer ones fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const JOB_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 /**
  * Thrown when a job's lock is held by a live process. The CLI exits with
@@ -342,7 +341,7 @@ export async function acquireLock(
   job: string,
   options: AcquireLockOptions = {},
 ): Promise<JobLock> {
-  validateJob(job);
+  assertName("job", job);
   const {
     staleAfterMs = DEFAULT_STALE_AFTER_MS,
     heartbeatMs = DEFAULT_HEARTBEAT_MS,
@@ -448,7 +447,7 @@ export async function readLock(
   locksDir: string,
   job: string,
 ): Promise<LockInfo | undefined> {
-  validateJob(job);
+  assertName("job", job);
   const lockPath = lockPathOf(locksDir, job);
   const file = await readLockFile(lockPath);
   if (file === undefined) return undefined;
@@ -546,7 +545,7 @@ export async function breakLock(
   locksDir: string,
   job: string,
 ): Promise<LockInfo | undefined> {
-  validateJob(job);
+  assertName("job", job);
   const lockPath = lockPathOf(locksDir, job);
   if (await readLockFile(lockPath) === undefined) return undefined;
   return await withGuard(locksDir, job, async () => {
@@ -647,26 +646,6 @@ interface LockFile {
   raw: string;
   info?: LockInfo;
   error?: string;
-}
-
-function validateJob(job: unknown): asserts job is string {
-  const fail = (rule: string): never => {
-    throw new TypeError(
-      `Invalid job name ${
-        typeof job === "string" ? `"${job}"` : String(job)
-      }: ${rule}`,
-    );
-  };
-  if (typeof job !== "string") fail("must be a string");
-  const name = job as string;
-  if (name.length === 0) fail("must not be empty");
-  if (name.length > MAX_JOB_LENGTH) {
-    fail(`must be at most ${MAX_JOB_LENGTH} characters`);
-  }
-  if (name.startsWith(".")) fail('must not start with "."');
-  if (!JOB_PATTERN.test(name)) {
-    fail("must contain only letters, digits, '.', '_' and '-'");
-  }
 }
 
 function checkPositive(name: string, value: number): void {
