@@ -337,6 +337,7 @@ export class Job {
   #total: number | undefined;
   #closed = false;
   #memo: Promise<Map<string, StepRecord>> | undefined;
+  #reopening: Promise<void> | undefined;
 
   /** @internal Use {@linkcode openJob}. */
   constructor(init: JobInit) {
@@ -423,6 +424,25 @@ export class Job {
     for (const message of warnings) {
       this.#emit({ type: "warning", job: this.name, message });
     }
+  }
+
+  /**
+   * A completed run that must compute again (a lost chunk, or a step it never
+   * had) is reopened: a new attempt, then a new end record.
+   */
+  #reopen(): Promise<void> {
+    this.#reopening ??= (async () => {
+      this.#log = await this.store.openLog(this.name, this.run);
+      this.#status = "running";
+      await this.#append({
+        type: "attempt",
+        at: new Date().toISOString(),
+        host: hostname(),
+        pid: process.pid,
+        ...this.#totalField(),
+      });
+    })();
+    return this.#reopening;
   }
 
   #totalField(): { total?: number } {
@@ -668,11 +688,7 @@ export class Job {
     options: StepOptions,
   ): Promise<T> {
     if (this.#stop.signal.aborted) throw this.#stop.signal.reason;
-    if (this.#log === undefined) {
-      throw new Error(
-        `Cannot run step "${key}" of job "${this.name}": run "${this.run}" is completed and has no such step; start a new run`,
-      );
-    }
+    if (this.#log === undefined) await this.#reopen();
     const policy = { retries: 0, ...this.#options.retry, ...options.retry };
     const started = performance.now();
     let stats: Record<string, unknown> | undefined;

@@ -262,3 +262,28 @@ test("openJob() gives new runs ids that sort after the previous run, even within
   assert.match(ids[0]!, /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/);
   assert.deepEqual(await store.listRuns("fast"), ids);
 });
+
+test("runJob() recomputes a lost chunk of a completed run and completes it again", async () => {
+  const store = createMemoryStore();
+  const opts = { store, handleSignals: false, config: { v: 1 } };
+  let calls = 0;
+  const body = async (job: import("../lib/job.ts").Job) => {
+    const a = await job.step("a", () => (calls++, "A"));
+    const b = await job.step("b", () => (calls++, "B"));
+    return a + b;
+  };
+  assert.equal(await runJob("heal", opts, body), "AB");
+  const bHash = (await replayJob(store, "heal"))[0]!.steps.get("b")!.output;
+  assert.equal(bHash.kind, "value");
+  if (bHash.kind === "value") store.chunkBytes.delete(bHash.chunks[0]!.hash);
+  assert.equal(await runJob("heal", opts, body), "AB");
+  assert.equal(calls, 3, "only the step whose chunk was lost ran again");
+  const state = (await replayJob(store, "heal"))[0]!;
+  assert.equal(state.status, "completed");
+  assert.equal(state.attempts, 2);
+  assert.equal(
+    (await replayJob(store, "heal")).length,
+    1,
+    "no new run was started",
+  );
+});
