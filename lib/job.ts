@@ -664,6 +664,11 @@ export class Job {
         !(error instanceof MissingChunkError ||
           error instanceof CorruptChunkError)
       ) throw error;
+      if (error instanceof CorruptChunkError) {
+        // Remove the damaged copy: put() would take a same-size file for a
+        // dedup hit and keep it, so the recomputed output would stay corrupt.
+        await this.store.chunks.delete(error.hash).catch(() => {});
+      }
       if (own) {
         this.#steps.delete(key);
         this.#emit({
