@@ -9,6 +9,9 @@
 import type { Store } from "../store/store.ts";
 import { replayRun, runChunks } from "./replay.ts";
 
+/** Temp files younger than this are never swept: 10 minutes. */
+export const TEMP_MIN_AGE_MS = 600_000;
+
 /** Options for {@linkcode collectGarbage}. */
 export interface GcOptions {
   /** Report what would be deleted, delete nothing. Default: false. */
@@ -95,7 +98,11 @@ export async function collectGarbage(
     if (!options.dryRun) await store.chunks.delete(hash);
   }
   if (!options.dryRun && store.sweepTemp !== undefined) {
-    report.tempRemoved = await store.sweepTemp(graceMs);
+    // A temp file is being written for seconds at most; never sweep one younger
+    // than TEMP_MIN_AGE_MS, whatever the grace period, so a live writer keeps it.
+    report.tempRemoved = await store.sweepTemp(
+      Math.max(graceMs, TEMP_MIN_AGE_MS),
+    );
   }
   return report;
 }

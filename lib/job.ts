@@ -901,6 +901,16 @@ export class Job {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      if (this.#log === undefined && this.#status === "completed") {
+        // A rerun of a completed run: nothing was written, but listeners still get an end.
+        this.#emit({
+          type: "run-end",
+          job: this.name,
+          run: this.run,
+          status: "completed",
+          done: this.#steps.size,
+        });
+      }
       await this.#end(
         "interrupted",
         this.#stopSignal === undefined

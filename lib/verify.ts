@@ -126,7 +126,15 @@ export async function verifyStore(
     : () => false;
   // Each chunk is checked once; every run that references it is named.
   const owners = new Map<string, { size: number; runs: [string, string][] }>();
-  for (const job of options.jobs ?? await store.listJobs()) {
+  const known = await store.listJobs();
+  for (const job of options.jobs ?? []) {
+    if (!known.includes(job)) {
+      throw new RangeError(
+        `Cannot verify job "${job}": the store at "${store.location}" has no such job; run "cairn ls" to list jobs`,
+      );
+    }
+  }
+  for (const job of options.jobs ?? known) {
     report.jobs++;
     for (const run of await store.listRuns(job)) {
       report.runs++;

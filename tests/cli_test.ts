@@ -244,8 +244,8 @@ test("cairn demo runs, reruns at once, and resumes after --fail-at", async () =>
   const events = jsonLines(again.stderr);
   assert.deepEqual(
     [...new Set(events.map((e) => e.type))],
-    ["run-start", "step-done"],
-    "a completed run emits no run-end",
+    ["run-start", "step-done", "run-end"],
+    "a rerun of a completed run still ends with run-end",
   );
 
   const failed = await expectExit(store, [
