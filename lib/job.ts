@@ -445,6 +445,18 @@ export class Job {
     return this.#reopening;
   }
 
+  #emitDone(key: string, cached: boolean, durationMs: number): void {
+    this.#emit({
+      type: "step-done",
+      job: this.name,
+      key,
+      cached,
+      durationMs,
+      done: this.#steps.size,
+      ...this.#totalField(),
+    });
+  }
+
   #totalField(): { total?: number } {
     return this.#total === undefined ? {} : { total: this.#total };
   }
@@ -586,15 +598,7 @@ export class Job {
     if (done !== undefined) {
       const value = await this.#readOrForget<T>(key, done.output);
       if (value.ok) {
-        this.#emit({
-          type: "step-done",
-          job: this.name,
-          key,
-          cached: true,
-          durationMs: 0,
-          done: this.#steps.size,
-          ...this.#totalField(),
-        });
+        this.#emitDone(key, true, 0);
         return value.value;
       }
     }
@@ -613,15 +617,7 @@ export class Job {
             at: new Date().toISOString(),
             attempt: 0,
           });
-          this.#emit({
-            type: "step-done",
-            job: this.name,
-            key,
-            cached: true,
-            durationMs: 0,
-            done: this.#steps.size,
-            ...this.#totalField(),
-          });
+          this.#emitDone(key, true, 0);
           return value.value;
         }
       }
@@ -743,15 +739,7 @@ export class Job {
       ...(options.memo === undefined ? {} : { memo: options.memo }),
       ...(stats === undefined ? {} : { stats }),
     });
-    this.#emit({
-      type: "step-done",
-      job: this.name,
-      key,
-      cached: false,
-      durationMs,
-      done: this.#steps.size,
-      ...this.#totalField(),
-    });
+    this.#emitDone(key, false, durationMs);
     return result.value;
   }
 
