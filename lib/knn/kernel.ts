@@ -35,7 +35,17 @@ import { type Matrix, type MatrixData, validateFinite } from "./matrix.ts";
  */
 export type Metric = "euclidean" | "sqeuclidean" | "cosine" | "ip";
 
-/** Every supported {@linkcode Metric}. */
+/**
+ * Every supported {@linkcode Metric}.
+ *
+ * @example List the metrics
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { METRICS } from "./kernel.ts";
+ *
+ * assert.deepEqual(METRICS, ["euclidean", "sqeuclidean", "cosine", "ip"]);
+ * ```
+ */
 export const METRICS: readonly Metric[] = [
   "euclidean",
   "sqeuclidean",
@@ -63,6 +73,9 @@ export interface PrepareOptions {
  *
  * It holds only strings, numbers and typed arrays, so it can be CBOR-encoded
  * and stored once, then decoded and checked with {@linkcode validatePrepared}.
+ * Treat it as immutable: the first search derives a float64 copy of the
+ * centred (or, for cosine, normalised) reference, `rows × cols × 8` bytes,
+ * and caches it against the object.
  */
 export interface PreparedReference {
   /** Always `"cairn.knn.prepared"`. */
@@ -127,10 +140,32 @@ export interface KeyTile {
   slack: Float64Array;
 }
 
-/** Reference rows per kernel tile, sized so a 128-D tile sits in L2 cache. */
+/**
+ * Reference rows per kernel tile, sized so a 128-D float64 tile (256 KiB)
+ * stays in L2 cache while {@linkcode QUERY_TILE} queries pass over it.
+ *
+ * @example Size key buffers for one tile
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { QUERY_TILE, REF_TILE } from "./kernel.ts";
+ *
+ * const key = new Float64Array(QUERY_TILE * REF_TILE);
+ * assert.equal(key.length, 8192);
+ * ```
+ */
 export const REF_TILE = 256;
 
-/** Query rows processed against each reference tile. */
+/**
+ * Query rows processed against each reference tile.
+ *
+ * @example The tile is a multiple of the kernel's two-row register tile
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { QUERY_TILE } from "./kernel.ts";
+ *
+ * assert.equal(QUERY_TILE % 2, 0);
+ * ```
+ */
 export const QUERY_TILE = 32;
 
 const FORMAT = "cairn.knn.prepared";
@@ -428,6 +463,12 @@ export function computeKeyTile(
     d,
     key,
   );
+  // Error bound. With a = x − mean and b = y − mean, rounding the centred
+  // vectors perturbs ‖a − b‖² by about 2u(‖a‖ + ‖b‖)², the norms-trick sum
+  // errs by at most about (d + 3)u(‖a‖ + ‖b‖)², and the direct sum in
+  // exactKey by (d + 2)u‖x − y‖²; all of these are below
+  // (8d + 64)u(‖a‖² + ‖b‖²), since (‖a‖ + ‖b‖)² <= 2(‖a‖² + ‖b‖²). Cosine
+  // (unit vectors) and ip (raw vectors) obey the same form; c doubles it.
   const c = (16 * d + 128) * UNIT_ROUNDOFF;
   const qNorms = block.kernelSqNorms;
   const metric = prepared.metric;

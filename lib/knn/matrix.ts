@@ -129,9 +129,9 @@ export function validateFinite(
 
 /** Describes a value's type for an error message. */
 function describeValue(value: unknown): string {
-  if (value === null) return "null";
+  if (value === null) return '"null"';
   if (typeof value === "object") {
-    return `a ${(value as object).constructor?.name ?? "object"}`;
+    return `"${(value as object).constructor?.name ?? "object"}"`;
   }
-  return `a ${typeof value}`;
+  return `"${typeof value}"`;
 }

@@ -15,6 +15,16 @@
  * - {@linkcode parseNpy}, {@linkcode encodeNpy}, {@linkcode readMatrixFile}
  *   and {@linkcode writeNpyFile} move matrices in and out.
  *
+ * On top of the core, resumable jobs (one step per block of query rows,
+ * keyed by the matrices' content hashes; see `jobs.ts`):
+ * - {@linkcode knnJob}, {@linkcode knnGraphJob} and {@linkcode radiusJob}
+ *   run searches as cairn jobs that resume after a crash and write `.npy`
+ *   outputs byte-identical to an uninterrupted run's;
+ * - {@linkcode knnPlan} shows the block size, memory, steps and chunks a job
+ *   will use;
+ * - {@linkcode knnRecall} and {@linkcode knnRerank} evaluate approximate
+ *   neighbour lists stored as `.npy` files.
+ *
  * @example Blocked self-search equals one search
  * ```ts
  * import assert from "node:assert/strict";
@@ -44,11 +54,109 @@
  * @module
  */
 
-export * from "./matrix.ts";
-export * from "./npy.ts";
-export * from "./kernel.ts";
-export * from "./search.ts";
-export * from "./radius.ts";
-export * from "./graph.ts";
-export * from "./plan.ts";
-export * from "./evaluate.ts";
+export {
+  type Matrix,
+  type MatrixData,
+  matrixFrom,
+  validateFinite,
+  type ValidateFiniteOptions,
+} from "./matrix.ts";
+export {
+  encodeNpy,
+  encodeNpyHeader,
+  type IntTable,
+  type MatrixFileInfo,
+  NPY_READ_DTYPES,
+  type NpyHeader,
+  type NpyWritable,
+  parseFvecs,
+  parseIntNpy,
+  parseNpy,
+  parseNpyHeader,
+  readIntFile,
+  readMatrixFile,
+  readMatrixFileInfo,
+  writeNpyFile,
+} from "./npy.ts";
+// kernel.ts's lower-level pieces (prepareQueries, computeKeyTile, exactKey,
+// checkRange, ...) serve search.ts, radius.ts and evaluate.ts and are not
+// re-exported here.
+export {
+  type Metric,
+  METRICS,
+  type PreparedReference,
+  type PrepareOptions,
+  prepareReference,
+  validatePrepared,
+  type ZeroVectorPolicy,
+} from "./kernel.ts";
+export {
+  concatKnnBlocks,
+  type KnnBlock,
+  type KnnOptions,
+  searchKnn,
+} from "./search.ts";
+export {
+  collectWithinRadius,
+  concatRadiusBlocks,
+  countWithinRadius,
+  type RadiusBlock,
+  type RadiusOptions,
+  type RadiusResult,
+} from "./radius.ts";
+export {
+  type EdgeList,
+  knnGraph,
+  type KnnGraphOptions,
+  type SnnEdgeList,
+  snnGraph,
+  type SnnGraphOptions,
+  type Symmetrize,
+} from "./graph.ts";
+export { type KnnPlan, planKnn, type PlanOptions } from "./plan.ts";
+export {
+  type IndexTable,
+  recallAtK,
+  type RecallOptions,
+  rerankExact,
+  type RerankOptions,
+} from "./evaluate.ts";
+export {
+  DEFAULT_MAX_BLOCK_ROWS,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  formatByteSize,
+  type KnnJobPlan,
+  knnPlan,
+  type KnnPlanOptions,
+  type KnnPlanRequest,
+  type MatrixShape,
+  parseByteSize,
+} from "./job_plan.ts";
+export {
+  KNN_CODE_VERSION,
+  KNN_MEMO_NAMESPACE,
+  knnGraphJob,
+  type KnnGraphJobOptions,
+  type KnnGraphJobResult,
+  knnJob,
+  type KnnJobBaseOptions,
+  type KnnJobInfo,
+  type KnnJobOptions,
+  type KnnJobResult,
+  matrixHash,
+  type MatrixInput,
+  type OutputFileInfo,
+  type PreparedSource,
+  radiusJob,
+  type RadiusJobOptions,
+  type RadiusJobResult,
+} from "./jobs.ts";
+export {
+  type IndexInput,
+  knnRecall,
+  type KnnRecallOptions,
+  type KnnRecallResult,
+  knnRerank,
+  type KnnRerankOptions,
+  type KnnRerankResult,
+} from "./evaluate_files.ts";

@@ -13,7 +13,18 @@ import { randomBytes } from "node:crypto";
 import { extname } from "node:path";
 import { type Matrix, matrixFrom } from "./matrix.ts";
 
-/** The dtypes {@linkcode parseNpy} reads, as NumPy spells them. */
+/**
+ * The dtypes {@linkcode parseNpy} reads, as NumPy spells them.
+ *
+ * @example Check a dtype before parsing
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NPY_READ_DTYPES } from "./npy.ts";
+ *
+ * assert.ok(NPY_READ_DTYPES.includes("<f4"));
+ * assert.ok(!NPY_READ_DTYPES.includes("<i8"));
+ * ```
+ */
 export const NPY_READ_DTYPES: readonly string[] = ["<f4", "<f8"];
 
 /** The typed arrays {@linkcode encodeNpy} writes. */
@@ -139,6 +150,65 @@ export function encodeNpy(
       }] holds ${count} elements, but the array has ${array.length}`,
     );
   }
+  const header = headerBytes(descr, shape);
+  const dataBytes = array.length * array.BYTES_PER_ELEMENT;
+  const out = new Uint8Array(header.length + dataBytes);
+  out.set(header, 0);
+  const raw = new Uint8Array(array.buffer, array.byteOffset, dataBytes);
+  out.set(raw, header.length);
+  if (!LITTLE_ENDIAN) {
+    swapBytes(out.subarray(header.length), array.BYTES_PER_ELEMENT);
+  }
+  return out;
+}
+
+/**
+ * Encodes just the header of a `.npy` file, exactly as {@linkcode encodeNpy}
+ * writes it, so a file can be streamed: this header, then the elements in C
+ * order, little-endian.
+ *
+ * @param descr The dtype: `"<i4"`, `"<i8"`, `"<f4"` or `"<f8"`.
+ * @param shape The array shape.
+ * @returns The header bytes; their length is a multiple of 64.
+ * @throws {TypeError} On another dtype or an invalid dimension.
+ *
+ * @example The header encodeNpy writes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy, encodeNpyHeader } from "./npy.ts";
+ *
+ * const header = encodeNpyHeader("<i4", [2, 2]);
+ * const whole = encodeNpy(new Int32Array([4, 7, 1, 0]), [2, 2]);
+ * assert.deepEqual(header, whole.subarray(0, header.length));
+ * assert.equal(header.length, 128);
+ * ```
+ */
+export function encodeNpyHeader(
+  descr: string,
+  shape: readonly number[],
+): Uint8Array {
+  if (!WRITE_DTYPES.includes(descr)) {
+    throw new TypeError(
+      `Cannot encode .npy: dtype "${descr}" is not supported; use ${
+        WRITE_DTYPES.map((d) => `"${d}"`).join(", ")
+      }`,
+    );
+  }
+  for (const n of shape) {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new TypeError(
+        `Cannot encode .npy: shape [${
+          shape.join(", ")
+        }] has an invalid dimension "${n}"; use non-negative integers`,
+      );
+    }
+  }
+  return headerBytes(descr, shape);
+}
+
+const WRITE_DTYPES = ["<i4", "<i8", "<f4", "<f8"];
+
+function headerBytes(descr: string, shape: readonly number[]): Uint8Array {
   const shapeText = shape.length === 1
     ? `(${shape[0]},)`
     : `(${shape.join(", ")})`;
@@ -153,8 +223,7 @@ export function encodeNpy(
   }
   const headerLength = paddedLength(dict.length, preamble);
   dict = dict.padEnd(headerLength - 1, " ") + "\n";
-  const dataBytes = array.length * array.BYTES_PER_ELEMENT;
-  const out = new Uint8Array(preamble + headerLength + dataBytes);
+  const out = new Uint8Array(preamble + headerLength);
   out.set(MAGIC, 0);
   out[6] = version;
   out[7] = 0;
@@ -163,12 +232,6 @@ export function encodeNpy(
   else view.setUint32(8, headerLength, true);
   for (let i = 0; i < dict.length; i++) {
     out[preamble + i] = dict.charCodeAt(i);
-  }
-  const raw = new Uint8Array(array.buffer, array.byteOffset, dataBytes);
-  const dataOffset = preamble + headerLength;
-  out.set(raw, dataOffset);
-  if (!LITTLE_ENDIAN) {
-    swapBytes(out.subarray(dataOffset), array.BYTES_PER_ELEMENT);
   }
   return out;
 }
@@ -234,15 +297,168 @@ export async function readMatrixFile(path: string): Promise<Matrix> {
       `${prefix}: extension "${ext}" is not supported; use .npy or .fvecs`,
     );
   }
-  const buffer = await readFile(path);
-  const bytes = new Uint8Array(
-    buffer.buffer,
-    buffer.byteOffset,
-    buffer.byteLength,
-  );
+  const bytes = await readWholeFile(path, prefix);
   return ext === ".npy"
     ? parseNpyWith(bytes, prefix)
     : parseFvecsWith(bytes, prefix);
+}
+
+/** A two-dimensional table of integers, such as neighbour indices. */
+export interface IntTable {
+  /** The values, row-major. */
+  data: Int32Array;
+  /** Rows. */
+  rows: number;
+  /** Values per row. */
+  cols: number;
+}
+
+/**
+ * Parses a `.npy` file holding integers: dtype `<i4` or `<i8` (as FAISS
+ * writes), C order, one or two dimensions (one dimension reads as one
+ * column). Values must fit in int32.
+ *
+ * @param bytes The whole file.
+ * @returns The table.
+ * @throws {SyntaxError} On a malformed header or truncated data.
+ * @throws {TypeError} On another dtype, Fortran order or more than two dimensions.
+ * @throws {RangeError} On a value outside the int32 range.
+ *
+ * @example Read int64 neighbour ids
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNpy, parseIntNpy } from "./npy.ts";
+ *
+ * const table = parseIntNpy(encodeNpy(new BigInt64Array([3n, 1n, -1n, 0n]), [2, 2]));
+ * assert.deepEqual([table.rows, table.cols], [2, 2]);
+ * assert.deepEqual(Array.from(table.data), [3, 1, -1, 0]);
+ * ```
+ */
+export function parseIntNpy(bytes: Uint8Array): IntTable {
+  return parseIntNpyWith(bytes, NPY_PREFIX);
+}
+
+/**
+ * Reads an integer `.npy` file; see {@linkcode parseIntNpy}.
+ *
+ * @param path The file path.
+ * @returns The table.
+ * @throws {Error} If the file is missing or unreadable.
+ * @throws {TypeError} On an unsupported extension or dtype.
+ *
+ * @example Read back written indices
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { readIntFile, writeNpyFile } from "./npy.ts";
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-npy-"));
+ * await writeNpyFile(join(dir, "i.npy"), new Int32Array([1, 2, 3]), [3, 1]);
+ * assert.deepEqual(Array.from((await readIntFile(join(dir, "i.npy"))).data), [1, 2, 3]);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function readIntFile(path: string): Promise<IntTable> {
+  const prefix = `Cannot read index file "${path}"`;
+  if (extname(path).toLowerCase() !== ".npy") {
+    throw new TypeError(
+      `${prefix}: extension "${extname(path)}" is not supported; use .npy`,
+    );
+  }
+  return parseIntNpyWith(await readWholeFile(path, prefix), prefix);
+}
+
+/** The shape of a matrix file, read from its header alone. */
+export interface MatrixFileInfo {
+  /** Rows. */
+  rows: number;
+  /** Columns. */
+  cols: number;
+  /** `"<f4"` or `"<f8"` (`.fvecs` reads as `"<f4"`). */
+  descr: string;
+}
+
+/**
+ * Reads only the header of a matrix file (`.npy` or `.fvecs`) to learn its
+ * shape, checking it as {@linkcode readMatrixFile} would, without reading
+ * the data.
+ *
+ * @param path The file path.
+ * @returns Rows, columns and dtype.
+ * @throws {Error} If the file is missing or unreadable.
+ * @throws {TypeError} On an unsupported extension, dtype or layout.
+ * @throws {RangeError} On an empty matrix.
+ *
+ * @example Shape of a written file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { readMatrixFileInfo, writeNpyFile } from "./npy.ts";
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-npy-"));
+ * await writeNpyFile(join(dir, "m.npy"), new Float32Array(6), [3, 2]);
+ * assert.deepEqual(await readMatrixFileInfo(join(dir, "m.npy")), { rows: 3, cols: 2, descr: "<f4" });
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function readMatrixFileInfo(
+  path: string,
+): Promise<MatrixFileInfo> {
+  const ext = extname(path).toLowerCase();
+  const prefix = `Cannot read matrix file "${path}"`;
+  if (ext !== ".npy" && ext !== ".fvecs") {
+    throw new TypeError(
+      `${prefix}: extension "${ext}" is not supported; use .npy or .fvecs`,
+    );
+  }
+  let handle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    throw fileError(error, prefix);
+  }
+  try {
+    const size = (await handle.stat()).size;
+    if (ext === ".fvecs") {
+      const head = new Uint8Array(4);
+      await handle.read(head, 0, 4, 0);
+      const dim = new DataView(head.buffer).getInt32(0, true);
+      if (size < 4 || dim <= 0 || size % (4 + 4 * dim) !== 0) {
+        // Let the full parser produce its precise message.
+        await handle.close();
+        handle = undefined;
+        const m = await readMatrixFile(path);
+        return { rows: m.rows, cols: m.cols, descr: "<f4" };
+      }
+      return { rows: size / (4 + 4 * dim), cols: dim, descr: "<f4" };
+    }
+    const probe = new Uint8Array(Math.min(size, 65536 + 12));
+    await handle.read(probe, 0, probe.length, 0);
+    const header = readHeader(probe, prefix);
+    checkFloatLayout(header, prefix);
+    const [rows, cols] = header.shape as [number, number];
+    const itemSize = header.descr === "<f4" ? 4 : 8;
+    const available = size - header.dataOffset;
+    if (available < rows * cols * itemSize) {
+      throw new SyntaxError(
+        `${prefix}: data is truncated: shape (${rows}, ${cols}) "${header.descr}" needs ${
+          rows * cols * itemSize
+        } bytes, but only ${available} follow the header`,
+      );
+    }
+    if (rows === 0 || cols === 0) {
+      throw new RangeError(
+        `${prefix}: shape (${rows}, ${cols}) is empty; a matrix needs at least one row and one column`,
+      );
+    }
+    return { rows, cols, descr: header.descr };
+  } finally {
+    await handle?.close();
+  }
 }
 
 /**
@@ -296,6 +512,32 @@ export async function writeNpyFile(
 
 function parseNpyWith(bytes: Uint8Array, prefix: string): Matrix {
   const header = readHeader(bytes, prefix);
+  checkFloatLayout(header, prefix);
+  const itemSize = header.descr === "<f4" ? 4 : 8;
+  const [rows, cols] = header.shape as [number, number];
+  const nbytes = rows * cols * itemSize;
+  const available = bytes.length - header.dataOffset;
+  if (available < nbytes) {
+    throw new SyntaxError(
+      `${prefix}: data is truncated: shape (${rows}, ${cols}) "${header.descr}" needs ${nbytes} bytes, but only ${available} follow the header`,
+    );
+  }
+  // A fresh copy (a Node Buffer's slice() would share memory and offset).
+  const copy = new Uint8Array(nbytes);
+  copy.set(bytes.subarray(header.dataOffset, header.dataOffset + nbytes));
+  if (!LITTLE_ENDIAN) swapBytes(copy, itemSize);
+  if (rows === 0 || cols === 0) {
+    throw new RangeError(
+      `${prefix}: shape (${rows}, ${cols}) is empty; a matrix needs at least one row and one column`,
+    );
+  }
+  const data = itemSize === 4
+    ? new Float32Array(copy.buffer, 0, rows * cols)
+    : new Float64Array(copy.buffer, 0, rows * cols);
+  return matrixFrom(data, cols);
+}
+
+function checkFloatLayout(header: NpyHeader, prefix: string): void {
   const itemSize = header.descr === "<f4" ? 4 : header.descr === "<f8" ? 8 : 0;
   if (itemSize === 0) {
     const hint = /^[<>=|]?[fiu]/.test(header.descr)
@@ -319,25 +561,99 @@ function parseNpyWith(bytes: Uint8Array, prefix: string): Matrix {
       }) is not two-dimensional; reshape to (rows, cols) before saving`,
     );
   }
-  const [rows, cols] = header.shape as [number, number];
-  const nbytes = rows * cols * itemSize;
+}
+
+function parseIntNpyWith(bytes: Uint8Array, prefix: string): IntTable {
+  const header = readHeader(bytes, prefix);
+  const itemSize = header.descr === "<i4" ? 4 : header.descr === "<i8" ? 8 : 0;
+  if (itemSize === 0) {
+    throw new TypeError(
+      `${prefix}: dtype "${header.descr}" is not supported; index files must be "<i4" or "<i8" (little-endian int32 or int64); convert with arr.astype('<i8')`,
+    );
+  }
+  if (header.fortranOrder) {
+    throw new TypeError(
+      `${prefix}: the array is in Fortran order; save it in C order with np.save(path, np.ascontiguousarray(arr))`,
+    );
+  }
+  if (header.shape.length !== 1 && header.shape.length !== 2) {
+    throw new TypeError(
+      `${prefix}: shape (${
+        header.shape.join(", ")
+      }) is not one- or two-dimensional; reshape to (rows, k) before saving`,
+    );
+  }
+  const rows = header.shape[0]!;
+  const cols = header.shape[1] ?? 1;
+  const count = rows * cols;
   const available = bytes.length - header.dataOffset;
-  if (available < nbytes) {
+  if (available < count * itemSize) {
     throw new SyntaxError(
-      `${prefix}: data is truncated: shape (${rows}, ${cols}) "${header.descr}" needs ${nbytes} bytes, but only ${available} follow the header`,
+      `${prefix}: data is truncated: shape (${
+        header.shape.join(", ")
+      }) "${header.descr}" needs ${
+        count * itemSize
+      } bytes, but only ${available} follow the header`,
     );
   }
-  const copy = bytes.slice(header.dataOffset, header.dataOffset + nbytes);
-  if (!LITTLE_ENDIAN) swapBytes(copy, itemSize);
-  if (rows === 0 || cols === 0) {
-    throw new RangeError(
-      `${prefix}: shape (${rows}, ${cols}) is empty; a matrix needs at least one row and one column`,
-    );
+  const view = new DataView(
+    bytes.buffer,
+    bytes.byteOffset + header.dataOffset,
+    count * itemSize,
+  );
+  const data = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    if (itemSize === 4) {
+      data[i] = view.getInt32(4 * i, true);
+      continue;
+    }
+    const v = view.getBigInt64(8 * i, true);
+    if (v > 2147483647n || v < -2147483648n) {
+      throw new RangeError(
+        `${prefix}: value ${v} at row ${Math.floor(i / cols)} column ${
+          i % cols
+        } does not fit in int32`,
+      );
+    }
+    data[i] = Number(v);
   }
-  const data = itemSize === 4
-    ? new Float32Array(copy.buffer, 0, rows * cols)
-    : new Float64Array(copy.buffer, 0, rows * cols);
-  return matrixFrom(data, cols);
+  return { data, rows, cols };
+}
+
+async function readWholeFile(
+  path: string,
+  prefix: string,
+): Promise<Uint8Array> {
+  try {
+    const buffer = await readFile(path);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } catch (error) {
+    throw fileError(error, prefix);
+  }
+}
+
+/** Turns a file-system error into a message that names the problem and the fix. */
+function fileError(error: unknown, prefix: string): Error {
+  const code = (error as { code?: unknown }).code;
+  if (code === "ENOENT") {
+    return new Error(`${prefix}: it does not exist; check the path`, {
+      cause: error,
+    });
+  }
+  if (code === "EISDIR") {
+    return new Error(`${prefix}: it is a directory; pass a .npy file`, {
+      cause: error,
+    });
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    return new Error(`${prefix}: permission denied; check its permissions`, {
+      cause: error,
+    });
+  }
+  return new Error(
+    `${prefix}: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
 }
 
 function readHeader(bytes: Uint8Array, prefix: string): NpyHeader {

@@ -1,0 +1,308 @@
+/**
+ * Execution plans for cairn's kNN jobs: how many query rows each block step
+ * takes, how much memory that needs, and how many steps and chunks the job
+ * will write. Every job ({@linkcode knnJob}, `knnGraphJob`, `radiusJob`)
+ * takes the same {@linkcode KnnPlanOptions} and plans with
+ * {@linkcode knnPlan}, so `cairn knn-plan` shows exactly what a job will do.
+ *
+ * @module
+ */
+
+import { DEFAULT_MAX_CHUNK_BYTES } from "../output.ts";
+import { planKnn } from "./plan.ts";
+
+/**
+ * Default memory budget of one block's working set: 512 MiB.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_MEMORY_BUDGET_BYTES } from "./job_plan.ts";
+ * assert.equal(DEFAULT_MEMORY_BUDGET_BYTES, 512 * 1024 * 1024);
+ * ```
+ */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Default cap on rows per block, so long jobs checkpoint often: 4096.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_MAX_BLOCK_ROWS } from "./job_plan.ts";
+ * assert.equal(DEFAULT_MAX_BLOCK_ROWS, 4096);
+ * ```
+ */
+export const DEFAULT_MAX_BLOCK_ROWS = 4096;
+
+/** How blocks are sized; every kNN job accepts these. */
+export interface KnnPlanOptions {
+  /**
+   * Bytes one block's working set may use; see `planKnn` for the model.
+   * Ignored when `blockRows` is given. Default: 512 MiB.
+   */
+  memoryBudgetBytes?: number;
+  /** Query rows per block, overriding the budget. Default: from the budget. */
+  blockRows?: number;
+  /**
+   * Most rows per block when sizing from the budget, so that progress is
+   * checkpointed often. Default: 4096.
+   */
+  maxBlockRows?: number;
+}
+
+/** The shape of a matrix: a {@linkcode Matrix} or a file's header info. */
+export interface MatrixShape {
+  /** Rows. */
+  rows: number;
+  /** Columns. */
+  cols: number;
+}
+
+/** What {@linkcode knnPlan} plans for. */
+export interface KnnPlanRequest extends KnnPlanOptions {
+  /** The job. Default: `"knn"`. */
+  kind?: "knn" | "knn-graph" | "radius";
+  /** The query matrix's shape. Default: the reference's (self-search). */
+  query?: MatrixShape;
+  /** Neighbours per row (not used by radius plans). Default: 1. */
+  k?: number;
+  /** Radius plans: only the count phase. Default: false. */
+  countOnly?: boolean;
+}
+
+/** A job's execution plan. */
+export interface KnnJobPlan {
+  /** The job it is for. */
+  kind: "knn" | "knn-graph" | "radius";
+  /** Reference rows. */
+  refRows: number;
+  /** Query rows (the reference's for self-search). */
+  queryRows: number;
+  /** Columns. */
+  dim: number;
+  /** Neighbours per row (1 for radius plans). */
+  k: number;
+  /** Query rows per block step (the last block may be shorter). */
+  blockRows: number;
+  /** Number of query blocks. */
+  blocks: number;
+  /** Threads per block; the kernel is single-threaded. */
+  threads: 1;
+  /** The budget the plan was made for (undefined when `blockRows` was given). */
+  memoryBudgetBytes: number | undefined;
+  /** Estimated working set of one full block. */
+  blockBytesEstimate: number;
+  /**
+   * Estimated memory shared by all blocks: the input matrices, the float64
+   * kernel copy of the reference and its norms.
+   */
+  sharedBytesEstimate: number;
+  /** `sharedBytesEstimate + blockBytesEstimate`. */
+  peakBytesEstimate: number;
+  /** Steps the job records: `prepare`, then one per block (two for radius). */
+  steps: number;
+  /** Estimated chunks the steps write (radius: assuming at most k matches per row). */
+  chunkCount: number;
+  /** Bytes of the output files (undefined for radius, which depends on the matches). */
+  outputBytes: number | undefined;
+}
+
+/**
+ * Parse a byte size such as `512MiB`, `1.5GiB`, `64MB` or `1000000`.
+ *
+ * Binary units (KiB, MiB, GiB, TiB, or K, M, G, T) are powers of 1024;
+ * decimal ones (kB, MB, GB, TB) powers of 1000; a bare number is bytes.
+ *
+ * @param text The size.
+ * @returns Bytes, rounded down to a whole number.
+ * @throws {SyntaxError} If the text is not a size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseByteSize } from "./job_plan.ts";
+ * assert.equal(parseByteSize("512MiB"), 512 * 1024 * 1024);
+ * assert.equal(parseByteSize("2G"), 2 * 1024 ** 3);
+ * assert.equal(parseByteSize("64MB"), 64_000_000);
+ * assert.throws(() => parseByteSize("lots"), SyntaxError);
+ * ```
+ */
+export function parseByteSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(String(text));
+  const units: Record<string, number> = {
+    "": 1,
+    b: 1,
+    k: 1024,
+    kib: 1024,
+    m: 1024 ** 2,
+    mib: 1024 ** 2,
+    g: 1024 ** 3,
+    gib: 1024 ** 3,
+    t: 1024 ** 4,
+    tib: 1024 ** 4,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+  };
+  const unit = match === null ? undefined : units[match[2]!.toLowerCase()];
+  if (match === null || unit === undefined) {
+    throw new SyntaxError(
+      `Cannot parse byte size "${text}": expected a number with an optional unit, such as "512MiB", "2GiB" or "64MB"`,
+    );
+  }
+  return Math.floor(Number(match[1]) * unit);
+}
+
+/**
+ * Format a byte count with binary units, such as `512 MiB`.
+ *
+ * @param bytes The count.
+ * @returns A short string.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatByteSize } from "./job_plan.ts";
+ * assert.equal(formatByteSize(512 * 1024 * 1024), "512 MiB");
+ * assert.equal(formatByteSize(1536), "1.5 KiB");
+ * assert.equal(formatByteSize(100), "100 B");
+ * ```
+ */
+export function formatByteSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const text = value < 10 ? value.toFixed(1) : String(Math.round(value));
+  return `${text.replace(/\.0$/, "")} ${units[unit]}`;
+}
+
+function checkPositiveInt(name: string, value: unknown): number {
+  if (
+    typeof value !== "number" || !Number.isSafeInteger(value) || value < 1
+  ) {
+    throw new RangeError(
+      `Cannot plan kNN job: ${name} must be a positive whole number, but ${name} = ${
+        String(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Plan a kNN, kNN-graph or radius job: block size from a memory budget (or
+ * as given), peak memory, steps and chunks.
+ *
+ * Without `blockRows`, blocks are sized with `planKnn` for the budget, capped
+ * at `maxBlockRows`, then evened out so all blocks but the last are equal.
+ *
+ * @param ref The reference matrix, or just its shape.
+ * @param request The job kind, query shape, k and plan options.
+ * @returns The plan.
+ * @throws {RangeError} If a size is not a positive whole number, or one row does not fit the budget.
+ *
+ * @example Plan 2,000 queries against 20,000 references
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { knnPlan } from "./job_plan.ts";
+ * const plan = knnPlan({ rows: 20_000, cols: 128 }, {
+ *   query: { rows: 2_000, cols: 128 }, k: 10, memoryBudgetBytes: 64 * 1024 * 1024,
+ * });
+ * assert.equal(plan.blockRows, 400);
+ * assert.equal(plan.blocks, 5);
+ * assert.equal(plan.steps, 6);
+ * assert.equal(plan.outputBytes, 2 * (128 + 2_000 * 10 * 4));
+ * ```
+ */
+export function knnPlan(
+  ref: MatrixShape,
+  request: KnnPlanRequest = {},
+): KnnJobPlan {
+  const kind = request.kind ?? "knn";
+  if (kind !== "knn" && kind !== "knn-graph" && kind !== "radius") {
+    throw new TypeError(
+      `Cannot plan kNN job: kind "${
+        String(kind)
+      }" is not supported; use "knn", "knn-graph" or "radius"`,
+    );
+  }
+  const refRows = checkPositiveInt("reference rows", ref.rows);
+  const dim = checkPositiveInt("columns", ref.cols);
+  const queryRows = checkPositiveInt(
+    "query rows",
+    request.query?.rows ?? refRows,
+  );
+  const k = kind === "radius" ? 1 : checkPositiveInt("k", request.k ?? 1);
+  if (k > refRows) {
+    throw new RangeError(
+      `Cannot plan kNN job: expected k <= reference rows, but reference rows = ${refRows}, k = ${k}`,
+    );
+  }
+  const perRow = 8 * refRows + 8 * dim + 24 + 8 * k;
+  let blockRows: number;
+  let budget: number | undefined;
+  if (request.blockRows !== undefined) {
+    blockRows = Math.min(
+      checkPositiveInt("blockRows", request.blockRows),
+      queryRows,
+    );
+  } else {
+    budget = request.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
+    const cap = checkPositiveInt(
+      "maxBlockRows",
+      request.maxBlockRows ?? DEFAULT_MAX_BLOCK_ROWS,
+    );
+    const plan = planKnn({
+      nRef: refRows,
+      nQuery: queryRows,
+      dim,
+      k,
+      memoryBudgetBytes: budget,
+    });
+    const rows = Math.min(plan.blockRows, cap);
+    blockRows = Math.ceil(queryRows / Math.ceil(queryRows / rows));
+  }
+  const blocks = Math.ceil(queryRows / blockRows);
+  const phases = kind === "radius" && !request.countOnly ? 2 : 1;
+  const blockBytesEstimate = blockRows * perRow;
+  const sharedBytesEstimate = refRows * dim * 4 + // the reference (float32)
+    (request.query === undefined ? 0 : queryRows * dim * 4) +
+    refRows * dim * 8 + // its float64 kernel copy
+    refRows * 16 + dim * 8; // norms and mean
+  const chunksOf = (bytes: number) =>
+    Math.max(1, Math.ceil(bytes / DEFAULT_MAX_CHUNK_BYTES));
+  const preparedChunks = chunksOf(refRows * 8 + dim * 8 + 256);
+  const blockChunks = kind === "radius"
+    ? chunksOf(blockRows * 4 + 64) +
+      (phases === 2 ? chunksOf(blockRows * k * 8 + 64) : 0)
+    : chunksOf(blockRows * k * 8 + 64);
+  const header = 128;
+  let outputBytes: number | undefined;
+  if (kind === "knn") outputBytes = 2 * (header + queryRows * k * 4);
+  else if (kind === "knn-graph") outputBytes = 3 * (header + queryRows * k * 4);
+  else if (request.countOnly) outputBytes = header + queryRows * 4;
+  return {
+    kind,
+    refRows,
+    queryRows,
+    dim,
+    k,
+    blockRows,
+    blocks,
+    threads: 1,
+    memoryBudgetBytes: budget,
+    blockBytesEstimate,
+    sharedBytesEstimate,
+    peakBytesEstimate: sharedBytesEstimate + blockBytesEstimate,
+    steps: 1 + phases * blocks,
+    chunkCount: preparedChunks + blocks * blockChunks,
+    outputBytes,
+  };
+}
