@@ -6,13 +6,14 @@
  *
  * @example Steps run once, even across crashes and reruns
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runJob } from "./mod.ts";
  * const sum = await runJob("doc-example", { store: "memory:", handleSignals: false }, async (job) => {
  *   let total = 0;
  *   for (let i = 0; i < 4; i++) total += await job.step(`part-${i}`, () => i * i);
  *   return total;
  * });
- * console.assert(sum === 14);
+ * assert.ok(sum === 14);
  * ```
  *
  * @module
@@ -41,3 +42,4 @@ export * from "./lib/verify.ts";
 export * from "./lib/forget.ts";
 export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
+export * from "./lib/knn/mod.ts";
