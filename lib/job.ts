@@ -338,6 +338,8 @@ export class Job {
   #closed = false;
   #memo: Promise<Map<string, StepRecord>> | undefined;
   #reopening: Promise<void> | undefined;
+  #refused = 0;
+  #summary: unknown;
 
   /** @internal Use {@linkcode openJob}. */
   constructor(init: JobInit) {
@@ -364,6 +366,7 @@ export class Job {
       this.run = prior.run;
       this.#steps = new Map(prior.steps);
       this.#status = prior.status;
+      this.#summary = prior.end?.summary;
       if (prior.status === "completed") {
         this.#emit({
           type: "run-start",
@@ -543,6 +546,16 @@ export class Job {
     this.#stop.abort(new InterruptedError(this.name, signal));
   }
 
+  /** Steps refused because the job was stopping: work left undone. */
+  get refusedSteps(): number {
+    return this.#refused;
+  }
+
+  /** The summary of the run's last completion (this process's or an earlier one's). */
+  get summary(): unknown {
+    return this.#summary;
+  }
+
   /** Whether {@linkcode Job.stop} was called (or the job's signal aborted). */
   get stopping(): boolean {
     return this.#stop.signal.aborted;
@@ -688,7 +701,10 @@ export class Job {
     produce: (ctx: StepContext) => Promise<{ value: T; output: OutputRef }>,
     options: StepOptions,
   ): Promise<T> {
-    if (this.#stop.signal.aborted) throw this.#stop.signal.reason;
+    if (this.#stop.signal.aborted) {
+      this.#refused++;
+      throw this.#stop.signal.reason;
+    }
     if (this.#log === undefined) await this.#reopen();
     const policy = { retries: 0, ...this.#options.retry, ...options.retry };
     const started = performance.now();
@@ -868,6 +884,9 @@ export class Job {
    * @param summary Optional description of the result, shown by `cairn show`.
    */
   async complete(summary?: unknown): Promise<void> {
+    if (summary !== undefined && this.#status === "running") {
+      this.#summary = summary;
+    }
     await this.#end("completed", summary === undefined ? {} : { summary });
     await this.close();
   }
@@ -913,9 +932,11 @@ export class Job {
 }
 
 /** Options for {@linkcode runJob}. */
-export interface RunJobOptions extends OpenJobOptions {
+export interface RunJobOptions<T = unknown> extends OpenJobOptions {
   /** Stop gracefully on SIGINT and SIGTERM; a second signal exits at once. Default: true. */
   handleSignals?: boolean;
+  /** Turn the body's result into the summary recorded with the completed run. Default: none. */
+  summarize?: (result: T) => unknown;
 }
 
 /**
@@ -942,7 +963,7 @@ export interface RunJobOptions extends OpenJobOptions {
  */
 export async function runJob<T>(
   name: string,
-  options: RunJobOptions,
+  options: RunJobOptions<T>,
   body: (job: Job) => Promise<T>,
 ): Promise<T> {
   const job = await openJob(name, options);
@@ -959,8 +980,9 @@ export async function runJob<T>(
   }
   try {
     const result = await body(job);
-    if (job.stopping) throw job.signal.reason;
-    await job.complete();
+    // A stop that refused no step came after the work was done: the run is complete.
+    if (job.refusedSteps > 0) throw job.signal.reason;
+    await job.complete(options.summarize?.(result));
     return result;
   } catch (error) {
     if (job.stopping) {

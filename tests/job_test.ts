@@ -287,3 +287,29 @@ test("runJob() recomputes a lost chunk of a completed run and completes it again
     "no new run was started",
   );
 });
+
+test("runJob() completes a run whose body finished even if a stop came at the end, and records its summary", async () => {
+  const store = createMemoryStore();
+  const controller = new AbortController();
+  const result = await runJob(
+    "late-stop",
+    {
+      store,
+      signal: controller.signal,
+      handleSignals: false,
+      summarize: (n: number) => ({ total: n }),
+    },
+    async (job) => {
+      const n = await job.step("only", () => 7);
+      controller.abort(); // e.g. SIGINT while the last output file was written
+      return n;
+    },
+  );
+  assert.equal(result, 7);
+  const state = (await replayJob(store, "late-stop"))[0]!;
+  assert.equal(state.status, "completed");
+  assert.deepEqual(state.end?.summary, { total: 7 });
+  const again = await openJob("late-stop", { store });
+  assert.deepEqual(again.summary, { total: 7 });
+  await again.close();
+});

@@ -607,9 +607,8 @@ class KnnRun {
     };
   }
 
-  /** Mark the run completed with a summary (unless it is stopping). */
+  /** Mark the run completed with a summary: every block and output is done, even if a stop just arrived. */
   async complete(summary: JobSummary): Promise<void> {
-    if (this.job.stopping) throw this.job.signal.reason;
     if (!this.completed) await this.job.complete(summary);
   }
 }
