@@ -7,7 +7,7 @@
  */
 import type { Store } from "../store/store.ts";
 import type { StepRecord } from "./records.ts";
-import { replayRun } from "./replay.ts";
+import { readRunHeader, replayRun } from "./replay.ts";
 
 interface MemoIndex {
   /** Runs already read, so new runs can be added later. */
@@ -46,13 +46,16 @@ export async function memoIndex(
     for (const run of await store.listRuns(job)) {
       const id = `${job}/${run}`;
       if (index.runs.has(id)) continue;
-      const state = await replayRun(store, job, run).catch(() => undefined);
-      if (state === undefined || state.header.memo !== namespace) {
-        if (state !== undefined && state.status !== "running") {
-          index.runs.add(id);
-        }
+      // The header says which namespace a run is in: other runs cost one record, never a full replay.
+      const header = await readRunHeader(store, job, run).catch(() =>
+        undefined
+      );
+      if (header?.memo !== namespace) {
+        if (header !== undefined) index.runs.add(id);
         continue;
       }
+      const state = await replayRun(store, job, run).catch(() => undefined);
+      if (state === undefined) continue;
       for (const step of state.steps.values()) {
         if (step.memo !== undefined) index.entries.set(step.memo, step);
       }

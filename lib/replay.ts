@@ -156,6 +156,45 @@ export async function replayRun(
 }
 
 /**
+ * A run's first record (its job, kind, config and memo namespace), without replaying the rest.
+ *
+ * @param store The store.
+ * @param job The job name.
+ * @param run The run id.
+ * @returns The run record.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openJob } from "./job.ts";
+ * import { readRunHeader } from "./replay.ts";
+ * import { createMemoryStore } from "../store/memory.ts";
+ * const store = createMemoryStore();
+ * const job = await openJob("headed", { store, kind: "demo" });
+ * await job.close();
+ * assert.equal((await readRunHeader(store, "headed", job.run)).kind, "demo");
+ * ```
+ */
+export async function readRunHeader(
+  store: Store,
+  job: string,
+  run: string,
+): Promise<RunRecord> {
+  const log = await store.readLog(job, run);
+  try {
+    for await (const entry of log.replay<ManifestRecord>()) {
+      if (entry.body.type === "run") return entry.body;
+      break;
+    }
+  } finally {
+    await log.close();
+  }
+  throw new SyntaxError(
+    `Cannot replay run "${run}" of job "${job}": its log has no run record`,
+  );
+}
+
+/**
  * Replay every run of a job, oldest first.
  *
  * @param store The store.
