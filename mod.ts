@@ -43,3 +43,4 @@ export * from "./lib/forget.ts";
 export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
+export * from "./lib/map/mod.ts";

@@ -1,0 +1,98 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { replayJob } from "../lib/replay.ts";
+import { openFsStore } from "../store/fs.ts";
+import { runScript, startScript } from "./child_process.ts";
+import { tempDir } from "./temp.ts";
+
+const CHILD = new URL("./fixtures/map_kill_child.ts", import.meta.url);
+const ITEMS = 5000;
+const BATCH = 100;
+const CONCURRENCY = 2;
+
+function sideEffects(path: string): number[] {
+  if (!existsSync(path)) return [];
+  const lines = readFileSync(path, "utf8").split("\n");
+  lines.pop(); // the text after the last newline (empty, or a line being written)
+  return lines.map(Number);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+test("map() survives SIGKILL at random points: each item runs once except batches in flight at a kill", async () => {
+  const dir = await tempDir();
+  const root = join(dir, "store");
+  const side = join(dir, "side-effects.txt");
+  const resultFile = join(dir, "results.json");
+  const args = [root, side, resultFile];
+  let kills = 0;
+  const log: string[] = [];
+  for (let round = 0; round < 5; round++) {
+    const before = sideEffects(side).length;
+    const target = before + 150 + Math.floor(Math.random() * 900);
+    const child = startScript(CHILD, args);
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    const closed = new Promise<number | null>((resolve) =>
+      child.on("close", (code) => resolve(code))
+    );
+    let exited = false;
+    void closed.then(() => (exited = true));
+    while (!exited && sideEffects(side).length < target) await sleep(5);
+    if (exited) {
+      assert.equal(await closed, 0, `the child failed: ${stderr}`);
+      log.push(`round ${round}: finished before the kill`);
+      break;
+    }
+    child.kill("SIGKILL");
+    await closed;
+    kills++;
+    log.push(`round ${round}: killed at ${sideEffects(side).length} calls`);
+  }
+  const final = await runScript(CHILD, args);
+  assert.equal(final.code, 0, `the final run failed: ${final.stderr}`);
+
+  const results = JSON.parse(readFileSync(resultFile, "utf8")) as number[];
+  const expected = Array.from({ length: ITEMS }, (_, i) => i * i);
+  assert.deepEqual(results, expected, "results equal Array.map");
+
+  const calls = sideEffects(side);
+  const counts = new Array<number>(ITEMS).fill(0);
+  for (const i of calls) counts[i]!++;
+  assert.ok(counts.every((c) => c >= 1), "every item ran");
+  const extra = calls.length - ITEMS;
+  assert.ok(kills >= 1, `at least one kill happened (${log.join("; ")})`);
+  assert.ok(
+    extra <= kills * BATCH * CONCURRENCY,
+    `${extra} repeated calls over ${kills} kills (${log.join("; ")})`,
+  );
+  assert.ok(
+    counts.every((c) => c <= 1 + kills),
+    "no item ran more than once per kill",
+  );
+  const repeatedBatches = new Set(
+    counts.flatMap((c, i) => (c > 1 ? [Math.floor(i / BATCH)] : [])),
+  );
+  assert.ok(
+    repeatedBatches.size <= kills * CONCURRENCY,
+    `repeats fall in ${repeatedBatches.size} batches, at most ${CONCURRENCY} per kill`,
+  );
+  const store = await openFsStore(root);
+  const [job] = await store.listJobs();
+  const runs = await replayJob(store, job!);
+  assert.equal(runs.length, 1, "every rerun resumed the same run");
+  assert.equal(runs[0]!.status, "completed");
+  assert.equal(runs[0]!.steps.size, ITEMS / BATCH);
+  assert.equal(
+    runs[0]!.attempts,
+    kills + 1,
+    "one attempt per process that ran",
+  );
+  if (process.env.MAP_KILL_DEBUG) {
+    console.error(`${log.join("; ")}; ${extra} repeated calls`);
+  }
+});
