@@ -584,6 +584,14 @@ export class Job {
     fn: (ctx: StepContext) => T | Promise<T>,
     options: StepOptions = {},
   ): Promise<T> {
+    return this.#once(key, () => this.#step(key, fn, options));
+  }
+
+  /**
+   * Run `work` for `key` unless it is already running (then share its promise);
+   * `#end` waits for everything tracked here.
+   */
+  #once<T>(key: string, work: () => Promise<T>): Promise<T> {
     if (typeof key !== "string" || key.length === 0 || key.length > 512) {
       return Promise.reject(
         new TypeError(
@@ -595,9 +603,7 @@ export class Job {
     }
     const running = this.#inFlight.get(key);
     if (running !== undefined) return running as Promise<T>;
-    const promise = this.#step(key, fn, options).finally(() =>
-      this.#inFlight.delete(key)
-    );
+    const promise = work().finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, promise);
     return promise;
   }
@@ -780,10 +786,18 @@ export class Job {
    * await job.complete();
    * ```
    */
-  async stepStream<T>(
+  stepStream<T>(
     key: string,
     fn: (ctx: StepContext) => AsyncIterable<T> | Iterable<T>,
     options: StepOptions = {},
+  ): Promise<number> {
+    return this.#once(key, () => this.#stepStream(key, fn, options));
+  }
+
+  async #stepStream<T>(
+    key: string,
+    fn: (ctx: StepContext) => AsyncIterable<T> | Iterable<T>,
+    options: StepOptions,
   ): Promise<number> {
     const done = this.#steps.get(key);
     if (

@@ -94,6 +94,7 @@ function fsChunks(root: string): ChunkStore {
   const chunkDir = join(root, "chunks");
   const tmpDir = join(root, "tmp");
   const pathOf = (hash: string) => join(chunkDir, hash.slice(0, 2), hash);
+  const prefixDirs = new Set<string>();
   const statOf = async (hash: string) => {
     try {
       return await fs.stat(pathOf(assertChunkHash(hash)));
@@ -106,9 +107,13 @@ function fsChunks(root: string): ChunkStore {
     async put(bytes): Promise<PutResult> {
       // Large chunks are written to a temp file while they hash (the two overlap);
       // small ones hash first so a dedup hit writes nothing.
-      const early = bytes.length >= OVERLAP_BYTES ? writeTemp(tmpDir, bytes, 0o444) : undefined;
+      const early = bytes.length >= OVERLAP_BYTES
+        ? writeTemp(tmpDir, bytes, 0o444)
+        : undefined;
       early?.catch(() => {});
-      const hash = early ? await blake3HexYielding(bytes) : await blake3Hex(bytes);
+      const hash = early
+        ? await blake3HexYielding(bytes)
+        : await blake3Hex(bytes);
       const path = pathOf(hash);
       const existing = await statOf(hash);
       if (existing !== undefined && existing.size === bytes.length) {
@@ -119,7 +124,11 @@ function fsChunks(root: string): ChunkStore {
         return { hash, size: bytes.length, stored: false };
       }
       const dir = join(chunkDir, hash.slice(0, 2));
-      await ensureDir(dir, chunkDir);
+      // Prefix directories are never removed, so each is made (and fsynced) once per process.
+      if (!prefixDirs.has(dir)) {
+        await ensureDir(dir, chunkDir);
+        prefixDirs.add(dir);
+      }
       const temp = await (early ?? writeTemp(tmpDir, bytes, 0o444));
       // Rename replaces a damaged copy of the same chunk, if there was one.
       await fs.rename(temp, path);

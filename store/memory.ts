@@ -86,11 +86,17 @@ function memoryChunks(
   };
 }
 
+/** Backing buffers with spare room, by log; a log whose bytes a test replaced is copied first. */
+const spare = new WeakMap<object, Map<string, ArrayBuffer>>();
+
 function memoryLogFile(
   logBytes: Map<string, Uint8Array>,
   key: string,
 ): LogFile {
   const name = `memory:jobs/${key}.log`;
+  let owned = spare.get(logBytes);
+  if (owned === undefined) spare.set(logBytes, owned = new Map());
+  const spareOf = owned;
   return {
     name,
     read() {
@@ -103,11 +109,20 @@ function memoryLogFile(
       return Promise.resolve(bytes.slice());
     },
     append(bytes) {
+      // Grow into spare capacity (doubling), so appends are amortised O(record), not O(log).
       const old = logBytes.get(key) ?? new Uint8Array();
-      const next = new Uint8Array(old.length + bytes.length);
-      next.set(old);
-      next.set(bytes, old.length);
-      logBytes.set(key, next);
+      const size = old.length + bytes.length;
+      let buffer = old.buffer as ArrayBuffer;
+      if (
+        old.byteOffset !== 0 || buffer.byteLength < size ||
+        spareOf.get(key) !== buffer
+      ) {
+        buffer = new ArrayBuffer(Math.max(size, 2 * old.length, 4096));
+        new Uint8Array(buffer).set(old);
+        spareOf.set(key, buffer);
+      }
+      new Uint8Array(buffer).set(bytes, old.length);
+      logBytes.set(key, new Uint8Array(buffer, 0, size));
       return Promise.resolve();
     },
     truncate(size) {
