@@ -408,14 +408,7 @@ export class Job {
       };
       await this.#log.append([header]);
     }
-    this.#status = "running";
-    await this.#append({
-      type: "attempt",
-      at: new Date().toISOString(),
-      host: hostname(),
-      pid: process.pid,
-      ...this.#totalField(),
-    });
+    await this.#beginAttempt();
     this.#emit({
       type: "run-start",
       job: this.name,
@@ -436,16 +429,21 @@ export class Job {
   #reopen(): Promise<void> {
     this.#reopening ??= (async () => {
       this.#log = await this.store.openLog(this.name, this.run);
-      this.#status = "running";
-      await this.#append({
-        type: "attempt",
-        at: new Date().toISOString(),
-        host: hostname(),
-        pid: process.pid,
-        ...this.#totalField(),
-      });
+      await this.#beginAttempt();
     })();
     return this.#reopening;
+  }
+
+  /** Record that this process is (again) working on the run. */
+  async #beginAttempt(): Promise<void> {
+    this.#status = "running";
+    await this.#append({
+      type: "attempt",
+      at: new Date().toISOString(),
+      host: hostname(),
+      pid: process.pid,
+      ...this.#totalField(),
+    });
   }
 
   #emitDone(key: string, cached: boolean, durationMs: number): void {
