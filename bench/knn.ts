@@ -24,6 +24,7 @@ import {
   searchKnn,
   writeNpyFile,
 } from "../lib/knn/mod.ts";
+import { gaussianRandom, seededRandom } from "../lib/random.ts";
 
 const { values: flags } = parseArgs({
   args: process.argv.slice(2),
@@ -46,31 +47,15 @@ function log(message: string): void {
   process.stderr.write(message + "\n");
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(rnd: () => number): number {
-  const u = 1 - rnd();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
-}
-
 /** Points around 64 random cluster centres, float32. */
 function clustered(rows: number, seed: number): Float32Array {
-  const rnd = mulberry32(seed);
-  const centres = new Float64Array(64 * DIM).map(() => gaussian(rnd));
+  const rnd = seededRandom(seed);
+  const centres = new Float64Array(64 * DIM).map(() => gaussianRandom(rnd));
   const out = new Float32Array(rows * DIM);
   for (let r = 0; r < rows; r++) {
     const c = Math.floor(rnd() * 64);
     for (let j = 0; j < DIM; j++) {
-      out[r * DIM + j] = centres[c * DIM + j]! + 0.35 * gaussian(rnd);
+      out[r * DIM + j] = centres[c * DIM + j]! + 0.35 * gaussianRandom(rnd);
     }
   }
   return out;
@@ -78,8 +63,10 @@ function clustered(rows: number, seed: number): Float32Array {
 
 /** Points of spread 0.1 around 1000 in every coordinate, float32. */
 function farFromOrigin(rows: number, seed: number): Float32Array {
-  const rnd = mulberry32(seed);
-  return new Float32Array(rows * DIM).map(() => 1000 + 0.1 * gaussian(rnd));
+  const rnd = seededRandom(seed);
+  return new Float32Array(rows * DIM).map(() =>
+    1000 + 0.1 * gaussianRandom(rnd)
+  );
 }
 
 /** Reads an int32 or int64 2-D .npy written by the peers. */

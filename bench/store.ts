@@ -15,7 +15,9 @@ import { openFsStore } from "../store/fs.ts";
 import { blake3HexSync, blake3Ready } from "../store/hash.ts";
 
 const quick = process.argv.includes("--quick");
-const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : "bun";
+const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
+  ? "deno"
+  : "bun";
 const root = await fs.mkdtemp(join(tmpdir(), "cairn-bench-"));
 const rows: string[][] = [];
 
@@ -37,7 +39,13 @@ async function time(fn: () => Promise<void>): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-function row(name: string, cairn: string, baseline: string, ratio: number, target = "") {
+function row(
+  name: string,
+  cairn: string,
+  baseline: string,
+  ratio: number,
+  target = "",
+) {
   rows.push([name, cairn, baseline, `${ratio.toFixed(2)}x`, target]);
 }
 
@@ -46,12 +54,21 @@ try {
   const baseDir = join(root, "baseline");
   await fs.mkdir(baseDir);
 
-  for (const [label, size, count] of [["1 KiB", 1024, quick ? 200 : 2000], ["64 KiB", 65536, quick ? 100 : 500], [
-    "4 MiB",
-    4 << 20,
-    quick ? 8 : 40,
-  ]] as const) {
-    const data = Array.from({ length: count }, (_, i) => randomBytes(size, i + size));
+  for (
+    const [label, size, count] of [["1 KiB", 1024, quick ? 200 : 2000], [
+      "64 KiB",
+      65536,
+      quick ? 100 : 500,
+    ], [
+      "4 MiB",
+      4 << 20,
+      quick ? 8 : 40,
+    ]] as const
+  ) {
+    const data = Array.from(
+      { length: count },
+      (_, i) => randomBytes(size, i + size),
+    );
     const base = await time(async () => {
       for (let i = 0; i < count; i++) {
         const h = await fs.open(join(baseDir, `${label}-${i}`), "w");
@@ -74,7 +91,12 @@ try {
       base / cairn,
       label === "4 MiB" ? ">= 0.5x" : "",
     );
-    row(`  dedup hit ${label}`, `${(count / dedup).toFixed(0)} puts/s`, "-", base / dedup);
+    row(
+      `  dedup hit ${label}`,
+      `${(count / dedup).toFixed(0)} puts/s`,
+      "-",
+      base / dedup,
+    );
   }
 
   const records = quick ? 2000 : 20000;
@@ -82,7 +104,13 @@ try {
   const group = await time(async () => {
     const pending: Promise<number>[] = [];
     for (let i = 0; i < records; i++) {
-      pending.push(groupLog.append([{ type: "step", key: `k${i}`, at: "2026-11-23T00:00:00Z" }]));
+      pending.push(
+        groupLog.append([{
+          type: "step",
+          key: `k${i}`,
+          at: "2026-11-23T00:00:00Z",
+        }]),
+      );
       if (pending.length === 64) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
@@ -91,7 +119,9 @@ try {
   const singleCount = Math.min(records, quick ? 500 : 2000);
   const singleLog = await store.createLog("bench", "single");
   const single = await time(async () => {
-    for (let i = 0; i < singleCount; i++) await singleLog.append([{ type: "step", key: `k${i}` }]);
+    for (let i = 0; i < singleCount; i++) {
+      await singleLog.append([{ type: "step", key: `k${i}` }]);
+    }
   });
   await singleLog.close();
   row(
@@ -106,7 +136,10 @@ try {
   const batch = 10_000;
   for (let i = 0; i < replayCount; i += batch) {
     await bigLog.append(
-      Array.from({ length: batch }, (_, j) => ({ type: "step", key: `block-${i + j}`, durationMs: j })),
+      Array.from(
+        { length: batch },
+        (_, j) => ({ type: "step", key: `block-${i + j}`, durationMs: j }),
+      ),
     );
   }
   await bigLog.close();
@@ -115,8 +148,12 @@ try {
   const replay = await time(async () => {
     for await (const _ of reader.replay()) seen++;
   });
-  if (seen !== replayCount) throw new Error(`replayed ${seen} of ${replayCount} records`);
-  const rawBytes = await fs.readFile(join(store.location, "jobs", "bench", "replay.log"));
+  if (seen !== replayCount) {
+    throw new Error(`replayed ${seen} of ${replayCount} records`);
+  }
+  const rawBytes = await fs.readFile(
+    join(store.location, "jobs", "bench", "replay.log"),
+  );
   const readOnly = await time(async () => {
     await fs.readFile(join(store.location, "jobs", "bench", "replay.log"));
   });
@@ -138,14 +175,25 @@ try {
     createHash("sha256").update(blob).digest("hex");
     return Promise.resolve();
   });
-  row("BLAKE3 64 MiB", `${(64 * 1.048576 / b3).toFixed(0)} MB/s`, `${(64 * 1.048576 / sha).toFixed(0)} MB/s (sha256)`, sha / b3);
+  row(
+    "BLAKE3 64 MiB",
+    `${(64 * 1.048576 / b3).toFixed(0)} MB/s`,
+    `${(64 * 1.048576 / sha).toFixed(0)} MB/s (sha256)`,
+    sha / b3,
+  );
 } finally {
   await fs.rm(root, { recursive: true, force: true });
 }
 
 const header = ["benchmark", "cairn", "baseline", "ratio", "target"];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const widths = header.map((h, i) =>
+  Math.max(h.length, ...rows.map((r) => r[i]!.length))
+);
 const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-console.log(`cairn store bench on ${runtime}${quick ? " (quick)" : ""}; ratio > 1 means cairn is faster`);
+console.log(
+  `cairn store bench on ${runtime}${
+    quick ? " (quick)" : ""
+  }; ratio > 1 means cairn is faster`,
+);
 console.log(line(header));
 for (const r of rows) console.log(line(r));

@@ -1,35 +1,9 @@
 /**
- * Formatting helpers shared by the CLI commands: sizes, counts, tables,
+ * Formatting helpers shared by the CLI commands: counts, tables,
  * truncation, natural key order, and turning decoded CBOR values into JSON.
  *
  * @module
  */
-
-/**
- * Format a byte count with binary units, e.g. `1.5 MiB`.
- *
- * @param bytes The number of bytes.
- * @returns A short human string.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { formatBytes } from "./_format.ts";
- * assert.equal(formatBytes(512), "512 B");
- * assert.equal(formatBytes(1536), "1.5 KiB");
- * ```
- */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
-}
 
 /**
  * Format an integer with thousands separators (`20,000`), the same on every runtime.

@@ -12,6 +12,7 @@ import type { JobEvent } from "../lib/events.ts";
 import { parseDuration } from "../lib/duration.ts";
 import { sleep } from "../lib/retry.ts";
 import { defaultStoreLocation } from "../lib/open_store.ts";
+import { seededRandom } from "../lib/random.ts";
 import {
   type Command,
   EXIT,
@@ -68,30 +69,6 @@ export interface DemoStats {
 }
 
 /**
- * A small seeded PRNG (mulberry32): the same seed gives the same numbers on every runtime.
- *
- * @param seed A 32-bit seed.
- * @returns A function giving integers in [0, 2^32).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { mulberry32 } from "./demo.ts";
- * assert.equal(mulberry32(1)(), mulberry32(1)());
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-/**
  * The rows of one block: `dims` values per row, value `d` of a row uniform in
  * `[d, d + 1)`, rounded to float32.
  *
@@ -112,11 +89,11 @@ export function demoRows(config: DemoConfig, block: number): Float32Array[] {
   const per = Math.ceil(config.rows / config.blocks);
   const start = (block - 1) * per;
   const count = Math.max(0, Math.min(per, config.rows - start));
-  const next = mulberry32(config.seed * 1_000_003 + block);
+  const next = seededRandom(config.seed * 1_000_003 + block);
   const rows: Float32Array[] = [];
   for (let r = 0; r < count; r++) {
     const row = new Float32Array(config.dims);
-    for (let d = 0; d < config.dims; d++) row[d] = d + next() / 2 ** 32;
+    for (let d = 0; d < config.dims; d++) row[d] = d + next();
     rows.push(row);
   }
   return rows;

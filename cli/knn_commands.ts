@@ -38,6 +38,7 @@ import {
   stringOption,
   UsageError,
 } from "./command.ts";
+import { formatCount } from "./_format.ts";
 
 type Options = Command["options"];
 
@@ -210,10 +211,6 @@ function jobOptionsOf(ctx: CliContext, args: CommandArgs): KnnJobBaseOptions {
   };
 }
 
-function count(n: number): string {
-  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-}
-
 /** Print the result: paths on stdout, one summary line on stderr. */
 function report(
   ctx: CliContext,
@@ -305,7 +302,7 @@ export const knnCommand: Command = {
       ctx,
       result,
       { rows: result.rows, k },
-      `${count(result.rows)} rows x k=${k}`,
+      `${formatCount(result.rows)} rows x k=${k}`,
     );
     return EXIT.ok;
   },
@@ -399,7 +396,7 @@ export const knnGraphCommand: Command = {
       ctx,
       result,
       { edges: result.edges, k, kind, symmetrize },
-      `${shape} graph with ${count(result.edges)} edges, k=${k}`,
+      `${shape} graph with ${formatCount(result.edges)} edges, k=${k}`,
     );
     return EXIT.ok;
   },
@@ -472,8 +469,8 @@ export const radiusCommand: Command = {
         countOnly,
         totalMatches: result.totalMatches,
       },
-      `${count(result.totalMatches)} matches within ${radius} for ${
-        count(result.rows)
+      `${formatCount(result.totalMatches)} matches within ${radius} for ${
+        formatCount(result.rows)
       } rows${countOnly ? " (counted)" : ""}`,
     );
     return EXIT.ok;
@@ -483,10 +480,10 @@ export const radiusCommand: Command = {
 function planLines(plan: KnnJobPlan): string[] {
   const per = plan.kind === "radius" ? "" : `, k = ${plan.k}`;
   const lines = [
-    `${plan.kind} plan: ${count(plan.queryRows)} query rows x ${
-      count(plan.refRows)
+    `${plan.kind} plan: ${formatCount(plan.queryRows)} query rows x ${
+      formatCount(plan.refRows)
     } reference rows x ${plan.dim} dims${per}`,
-    `  block rows   ${count(plan.blockRows)} (${plan.blocks} block${
+    `  block rows   ${formatCount(plan.blockRows)} (${plan.blocks} block${
       plan.blocks === 1 ? "" : "s"
     }, ${plan.threads} thread)`,
     `  memory       ~${formatByteSize(plan.blockBytesEstimate)} per block + ~${
@@ -663,7 +660,7 @@ export const knnRecallCommand: Command = {
       ctx.out(result.recall.toFixed(6));
       ctx.info(
         `recall@${result.k} of ${result.kCandidates} candidates over ${
-          count(result.rows)
+          formatCount(result.rows)
         } rows: ${(100 * result.recall).toFixed(2)}%`,
       );
     });
@@ -742,7 +739,9 @@ export const knnRerankCommand: Command = {
     }, () => {
       for (const path of Object.values(result.files)) ctx.out(path);
       ctx.info(
-        `knn-rerank: reranked ${count(result.rows)} rows to k=${result.k}`,
+        `knn-rerank: reranked ${
+          formatCount(result.rows)
+        } rows to k=${result.k}`,
       );
     });
     return EXIT.ok;

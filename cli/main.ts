@@ -548,13 +548,31 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => stream.write("", () => resolve()));
 }
 
-if (import.meta.main) {
-  // `cairn ls | head -1` closes the pipe early: stop quietly.
+/**
+ * Run the CLI as a program: {@linkcode main} on `args`, then flush stdout and
+ * stderr and exit with its code. A closed stdout pipe (`cairn ls | head -1`)
+ * ends the process quietly. This is what `cli/main.ts` does when run
+ * directly, and what the npm package's `cairn` bin calls under Node.
+ *
+ * @param args The arguments. Default: `process.argv.slice(2)`.
+ * @returns Never: the process exits.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "./main.ts";
+ * await runCli(["ls", "--json"]);
+ * ```
+ */
+export async function runCli(
+  args: string[] = process.argv.slice(2),
+): Promise<never> {
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE") process.exit(0);
     throw error;
   });
-  const code = await main(process.argv.slice(2));
+  const code = await main(args);
   await Promise.all([flush(process.stdout), flush(process.stderr)]);
   process.exit(code);
 }
+
+if (import.meta.main) await runCli();

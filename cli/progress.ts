@@ -3,8 +3,8 @@
  * invocation in one of four modes:
  * - `tty`: a single redrawn line on stderr (done/total, rate, ETA), throttled
  *   and cleared at the end;
- * - `log`: for cron and pipes, timestamped lines at most every few seconds,
- *   plus start and end lines;
+ * - `log`: for cron and pipes, progress lines at most every few seconds, plus
+ *   start and end lines and messages, each line starting with a UTC timestamp;
  * - `json`: every event as one JSON line;
  * - `quiet`: only warnings and step failures.
  *
@@ -419,10 +419,13 @@ export class ProgressRenderer {
         ? paint(this.#color, "yellow", text)
         : `${paint(this.#color, "yellow", "warning:")} ${text}`;
     } else if (level === "error") out = paint(this.#color, "red", text);
-    if (this.mode === "log" && fromEvent) {
-      out = `${
-        new Date(this.#now()).toISOString().replace(/\.\d{3}Z$/, "Z")
-      } ${out}`;
+    if (this.mode === "log") {
+      // Cron and pipes: every line starts with a UTC timestamp.
+      const stamp = new Date(this.#now()).toISOString().replace(
+        /\.\d{3}Z$/,
+        "Z",
+      );
+      out = out.split("\n").map((line) => `${stamp} ${line}`).join("\n");
     }
     this.#clear();
     this.#write(out + "\n");

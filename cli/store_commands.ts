@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
-import { open, rename, stat, unlink } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { formatDuration, parseDuration } from "../lib/duration.ts";
 import { collectGarbage } from "../lib/gc.ts";
 import { forgetRuns, type RetentionPolicy } from "../lib/forget.ts";
@@ -15,6 +14,8 @@ import { readValueChunks } from "../lib/output.ts";
 import type { StepRecord } from "../lib/records.ts";
 import { replayRun, runChunks, type RunState } from "../lib/replay.ts";
 import { subsetFilter, verifyStore } from "../lib/verify.ts";
+import { writeFileAtomically } from "../lib/write_file_atomically.ts";
+import { formatByteSize } from "../lib/knn/job_plan.ts";
 import { encodeNpy, type NpyWritable } from "../lib/knn/npy.ts";
 import {
   assertChunkHash,
@@ -33,7 +34,6 @@ import {
   UsageError,
 } from "./command.ts";
 import {
-  formatBytes,
   formatTable,
   jsonText,
   matchKey,
@@ -80,6 +80,29 @@ function jobArg(name: string): string {
     return assertName("job", name);
   } catch (error) {
     throw new UsageError((error as Error).message);
+  }
+}
+
+/** The one positional argument a command takes; `what` names it in the error. */
+function onePositional(args: CommandArgs, what: string): string {
+  if (args.positionals.length !== 1) {
+    throw new UsageError(
+      `Expected one ${what}, found ${args.positionals.length} arguments`,
+    );
+  }
+  return args.positionals[0]!;
+}
+
+/** Warn about each named job that has no runs in the store. */
+async function warnJobsWithoutRuns(
+  ctx: CliContext,
+  store: Store,
+  jobs: string[],
+): Promise<void> {
+  for (const job of jobs) {
+    if ((await store.listRuns(job)).length === 0) {
+      ctx.warn(`Job "${job}" has no runs in store "${store.location}"`);
+    }
   }
 }
 
@@ -213,57 +236,6 @@ function durationArg(args: CommandArgs, name: string): number | undefined {
     return parseDuration(text);
   } catch (error) {
     throw new UsageError(`Invalid --${name}: ${(error as Error).message}`);
-  }
-}
-
-/** Write a file atomically: a temp file beside it, fsync, rename. */
-async function writeAtomically(
-  path: string,
-  write: (chunk: (text: string | Uint8Array) => Promise<void>) => Promise<void>,
-): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-  const handle = await open(temp, "wx", 0o644);
-  try {
-    try {
-      const encoder = new TextEncoder();
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
-      let position = 0;
-      const flush = async () => {
-        const bytes = new Uint8Array(pendingBytes);
-        let at = 0;
-        for (const part of pending) {
-          bytes.set(part, at);
-          at += part.length;
-        }
-        pending = [];
-        pendingBytes = 0;
-        for (let done = 0; done < bytes.length;) {
-          const { bytesWritten } = await handle.write(
-            bytes,
-            done,
-            bytes.length - done,
-            position,
-          );
-          done += bytesWritten;
-          position += bytesWritten;
-        }
-      };
-      await write(async (part) => {
-        const bytes = typeof part === "string" ? encoder.encode(part) : part;
-        pending.push(bytes);
-        pendingBytes += bytes.length;
-        if (pendingBytes >= 1 << 20) await flush();
-      });
-      await flush();
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
   }
 }
 
@@ -407,7 +379,7 @@ export const lsCommand: Command = {
         e.status,
         e.total === null ? `${e.steps}` : `${e.steps}/${e.total}`,
         `${e.chunks}`,
-        formatBytes(e.bytes),
+        formatByteSize(e.bytes, { fixedDecimal: true }),
         shortTime(e.startedAt),
       ]);
       for (
@@ -501,12 +473,7 @@ export const showCommand: Command = {
     "cairn show demo --json | jq '.steps[] | select(.durationMs > 1000)'",
   ],
   async run(ctx, args) {
-    if (args.positionals.length !== 1) {
-      throw new UsageError(
-        `Expected one JOB[/RUN], found ${args.positionals.length} arguments`,
-      );
-    }
-    const { job, run } = parseJobRun(args.positionals[0]!);
+    const { job, run } = parseJobRun(onePositional(args, "JOB[/RUN]"));
     const store = await openExistingStore(ctx);
     const { state, newest } = await loadRun(store, job, run);
     const all = args.values.all === true;
@@ -575,7 +542,9 @@ export const showCommand: Command = {
           "Steps",
           `${state.steps.size}${
             state.total === undefined ? "" : `/${state.total}`
-          } done, ${totals.chunks} chunks, ${formatBytes(totals.bytes)}`,
+          } done, ${totals.chunks} chunks, ${
+            formatByteSize(totals.bytes, { fixedDecimal: true })
+          }`,
         ],
       ];
       for (const [k, v] of header) ctx.out(`${(k + ":").padEnd(10)} ${v}`);
@@ -682,11 +651,7 @@ export const verifyCommand: Command = {
     }
     const jobs = args.positionals.map(jobArg);
     const store = await openExistingStore(ctx);
-    for (const job of jobs) {
-      if ((await store.listRuns(job)).length === 0) {
-        ctx.warn(`Job "${job}" has no runs in store "${store.location}"`);
-      }
-    }
+    await warnJobsWithoutRuns(ctx, store, jobs);
     const report = await verifyStore(store, {
       readData,
       ...(subset === undefined ? {} : { readDataSubset: subset }),
@@ -712,7 +677,7 @@ export const verifyCommand: Command = {
       () => {
         ctx.out(
           `Checked ${report.jobs} jobs, ${report.runs} runs, ${report.chunks} chunks; re-hashed ${report.chunksRead} chunks (${
-            formatBytes(report.bytesRead)
+            formatByteSize(report.bytesRead, { fixedDecimal: true })
           })`,
         );
         for (const p of report.problems) {
@@ -813,11 +778,7 @@ export const forgetCommand: Command = {
     const dryRun = args.values["dry-run"] === true;
     const jobs = args.positionals.map(jobArg);
     const store = await openExistingStore(ctx);
-    for (const job of jobs) {
-      if ((await store.listRuns(job)).length === 0) {
-        ctx.warn(`Job "${job}" has no runs in store "${store.location}"`);
-      }
-    }
+    await warnJobsWithoutRuns(ctx, store, jobs);
     const report = await forgetRuns(store, {
       ...policy,
       dryRun,
@@ -922,7 +883,7 @@ export const gcCommand: Command = {
         `${
           dryRun ? "Would delete" : "Deleted"
         } ${report.swept} unreferenced chunks (${
-          formatBytes(report.sweptBytes)
+          formatByteSize(report.sweptBytes, { fixedDecimal: true })
         }); kept ${report.young} younger than the grace period (${
           formatDuration(graceMs ?? 3_600_000)
         })${dryRun ? "" : `; removed ${report.tempRemoved} temp files`}`,
@@ -953,12 +914,7 @@ export const unlockCommand: Command = {
   options: {},
   examples: ["cairn unlock nightly"],
   async run(ctx, args) {
-    if (args.positionals.length !== 1) {
-      throw new UsageError(
-        `Expected one JOB, found ${args.positionals.length} arguments`,
-      );
-    }
-    const job = jobArg(args.positionals[0]!);
+    const job = jobArg(onePositional(args, "JOB"));
     const store = await openExistingStore(ctx);
     const removed = await store.breakLock(job);
     const stale = removed === undefined ? undefined : lockStaleReason(removed);
@@ -1021,12 +977,7 @@ export const catCommand: Command = {
     "cairn cat HASH --raw > chunk.cbor",
   ],
   async run(ctx, args) {
-    if (args.positionals.length !== 1) {
-      throw new UsageError(
-        `Expected one HASH, found ${args.positionals.length} arguments`,
-      );
-    }
-    const hash = args.positionals[0]!;
+    const hash = onePositional(args, "HASH");
     try {
       assertChunkHash(hash);
     } catch (error) {
@@ -1301,11 +1252,7 @@ export const exportCommand: Command = {
     "cairn export demo --format npy --step 'rows-*' --out rows.npy",
   ],
   async run(ctx, args) {
-    if (args.positionals.length !== 1) {
-      throw new UsageError(
-        `Expected one JOB[/RUN], found ${args.positionals.length} arguments`,
-      );
-    }
+    const spec = onePositional(args, "JOB[/RUN]");
     const format = stringOption(args, "format");
     if (format === undefined) {
       throw new UsageError("Missing --format: pass --format jsonl, csv or npy");
@@ -1320,7 +1267,7 @@ export const exportCommand: Command = {
       throw new UsageError("Missing --out: pass --out PATH (or - for stdout)");
     }
     const patterns = (args.values.step as string[] | undefined) ?? [];
-    const { job, run } = parseJobRun(args.positionals[0]!);
+    const { job, run } = parseJobRun(spec);
     const store = await openExistingStore(ctx);
     const { state } = await loadRun(store, job, run);
     const steps = selectSteps(state, patterns);
@@ -1330,7 +1277,7 @@ export const exportCommand: Command = {
       ) => Promise<void>,
     ) => {
       if (out === "-") await body(writeStdout);
-      else await writeAtomically(out, body);
+      else await writeFileAtomically(out, body, { mode: 0o644 });
     };
     let records = 0;
     switch (format as ExportFormat) {

@@ -108,7 +108,10 @@ export async function blake3Hex(bytes: Uint8Array): Promise<string> {
  * assert.ok(await blake3HexYielding(data) === await blake3Hex(data));
  * ```
  */
-export async function blake3HexYielding(bytes: Uint8Array, pieceBytes = 1 << 20): Promise<string> {
+export async function blake3HexYielding(
+  bytes: Uint8Array,
+  pieceBytes = 1 << 20,
+): Promise<string> {
   const own = spareHashers.pop() ?? await createBLAKE3();
   try {
     own.init();

@@ -7,10 +7,9 @@ import { openJob } from "../lib/job.ts";
 import { openFsStore } from "../store/fs.ts";
 import { parseNpyHeader } from "../lib/knn/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
-import { runScript } from "./child_process.ts";
+import { runCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
 
-const MAIN = new URL("../cli/main.ts", import.meta.url);
 const ESC = "\x1b";
 /** A quick demo: 2,000 rows in 4 blocks (9 steps), no artificial delay. */
 const QUICK = ["--rows", "2000", "--steps", "4", "--delay", "0"];
@@ -25,7 +24,7 @@ function cairn(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Result> {
-  return runScript(MAIN, args, { NO_COLOR: "", CAIRN_DEBUG: "", ...env });
+  return runCairn(args, { env: { NO_COLOR: "", CAIRN_DEBUG: "", ...env } });
 }
 
 /** Run `cairn` on a store and expect an exit code. */
@@ -598,6 +597,41 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
     ["demo.jsonl", "rows.npy", "stats.csv"],
     "failed exports leave no file, not even a temp file",
   );
+});
+
+test("cairn knn runs a job on exported demo rows, a rerun returns at once, and ls and verify see it", async () => {
+  const store = await newStore();
+  const dir = await tempDir();
+  const rows = join(dir, "rows.npy");
+  await expectExit(store, [
+    "export",
+    "demo",
+    "--format",
+    "npy",
+    "--step",
+    "rows-*",
+    "--out",
+    rows,
+  ], 0);
+  const out = join(dir, "knn");
+  const args = ["knn", "--ref", rows, "--k", "3", "--out", out, "--json"];
+  const first = JSON.parse((await expectExit(store, args, 0)).stdout);
+  assert.equal(first.alreadyCompleted, false);
+  const index = await readFile(join(out, "index.npy"));
+  const header = parseNpyHeader(new Uint8Array(index));
+  assert.deepEqual(header.shape, [2000, 3]);
+  const again = JSON.parse((await expectExit(store, args, 0)).stdout);
+  assert.equal(again.alreadyCompleted, true);
+  assert.equal(again.run, first.run);
+  assert.deepEqual(await readFile(join(out, "index.npy")), index);
+  const runs = JSON.parse(
+    (await expectExit(store, ["ls", "--json", "--latest"], 0)).stdout,
+  );
+  assert.deepEqual(
+    runs.map((r: { kind: string; status: string }) => [r.kind, r.status]),
+    [["demo", "completed"], ["knn", "completed"]],
+  );
+  await expectExit(store, ["verify", "--read-data"], 0);
 });
 
 test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing chunk and its run", async () => {

@@ -31,6 +31,7 @@ import type { JobEvent } from "../lib/events.ts";
 import { ConfigChangedError, InterruptedError } from "../lib/job.ts";
 import { replayRun } from "../lib/replay.ts";
 import { openStore } from "../lib/open_store.ts";
+import { randomFloat32 } from "../lib/random.ts";
 import { createMemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/store.ts";
 import { EXIT } from "../cli/command.ts";
@@ -39,21 +40,9 @@ import { knnCommand, knnPlanCommand } from "../cli/knn_commands.ts";
 import { runScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A seeded random matrix with a few exact duplicate rows (ties). */
 function randomMatrix(rows: number, cols: number, seed: number): Matrix {
-  const rnd = mulberry32(seed);
-  const data = new Float32Array(rows * cols).map(() => rnd() * 2 - 1);
+  const data = randomFloat32(rows * cols, seed, { min: -1, max: 1 });
   for (let r = 3; r < rows; r += 17) {
     data.copyWithin(r * cols, (r - 3) * cols, (r - 2) * cols);
   }

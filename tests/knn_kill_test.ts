@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { knnJob, matrixFrom, radiusJob, writeNpyFile } from "../lib/knn/mod.ts";
 import type { ManifestRecord } from "../lib/records.ts";
+import { randomFloat32 } from "../lib/random.ts";
 import { openFsStore } from "../store/fs.ts";
 import { killAfterLines, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
@@ -12,21 +13,9 @@ import { tempDir } from "./temp.ts";
 const CHILD = new URL("./fixtures/knn_job_child.ts", import.meta.url);
 const CLI = new URL("../cli/main.ts", import.meta.url);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** 4,000 × 32 float32 rows, written to `dir/ref.npy`. */
 async function writeReference(dir: string) {
-  const rnd = mulberry32(42);
-  const data = new Float32Array(4000 * 32).map(() => rnd() * 2 - 1);
+  const data = randomFloat32(4000 * 32, 42, { min: -1, max: 1 });
   const path = join(dir, "ref.npy");
   await writeNpyFile(path, data, [4000, 32]);
   return { path, matrix: matrixFrom(data, 32) };

@@ -21,6 +21,7 @@ import {
   snnGraph,
   validatePrepared,
 } from "../lib/knn/mod.ts";
+import { gaussianRandom, seededRandom } from "../lib/random.ts";
 
 // ---------------------------------------------------------------------------
 // A plain float64 brute-force reference, written independently of the kernel.
@@ -135,17 +136,6 @@ function bruteRadius(
 // Data generation.
 // ---------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Mode = "int" | "float" | "dup" | "offset";
 
 function makeMatrix(
@@ -155,7 +145,7 @@ function makeMatrix(
   mode: Mode,
   f64: boolean,
 ): Matrix {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const data = f64
     ? new Float64Array(rows * cols)
     : new Float32Array(rows * cols);
@@ -168,19 +158,13 @@ function makeMatrix(
       else if (mode === "offset") v = 1000 + 0.1 * (rnd() - 0.5);
       else {
         // Rows copied from a small pool of integer rows: many duplicates.
-        const src = Math.floor(mulberry32(seed + r)() * pool);
-        v = Math.floor(mulberry32(seed * 31 + src * 7 + c)() * 3) - 1;
+        const src = Math.floor(seededRandom(seed + r)() * pool);
+        v = Math.floor(seededRandom(seed * 31 + src * 7 + c)() * 3) - 1;
       }
       data[r * cols + c] = v;
     }
   }
   return matrixFrom(data, cols);
-}
-
-function gaussian(rnd: () => number): number {
-  const u = 1 - rnd();
-  const v = rnd();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
 }
 
 /** Splits 0..n into consecutive ranges at the given cut points. */
@@ -262,11 +246,13 @@ test("searchKnn() equals float64 brute force, blocked or not, for every metric",
 test("searchKnn() finds each point itself first far from the origin", () => {
   // 2,000 × 64 points of spread 0.1 around 1000: the norms trick without
   // centring and reranking loses the self match for many of them.
-  const rnd = mulberry32(7);
+  const rnd = seededRandom(7);
   const rows = 2000;
   const cols = 64;
   const data = new Float32Array(rows * cols);
-  for (let i = 0; i < data.length; i++) data[i] = 1000 + 0.1 * gaussian(rnd);
+  for (let i = 0; i < data.length; i++) {
+    data[i] = 1000 + 0.1 * gaussianRandom(rnd);
+  }
   const points = matrixFrom(data, cols);
   for (const metric of ["euclidean", "sqeuclidean"] as const) {
     const result = searchKnn(prepareReference(points, metric), points, {
@@ -624,7 +610,7 @@ test("rerankExact() recovers the exact result from noisy candidates", () => {
     const exact = searchKnn(prepared, queries, { k: 5 });
     const wide = searchKnn(prepared, queries, { k: 12 });
     // Shuffle each row's 12 candidates and add junk: -1 and duplicates.
-    const rnd = mulberry32(5);
+    const rnd = seededRandom(5);
     const width = 15;
     const candidates = new Int32Array(40 * width);
     for (let i = 0; i < 40; i++) {

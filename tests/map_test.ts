@@ -16,6 +16,7 @@ import {
 } from "../lib/map/mod.ts";
 import type { JobEvent } from "../lib/events.ts";
 import { InterruptedError } from "../lib/job.ts";
+import { seededRandom } from "../lib/random.ts";
 import { replayJob } from "../lib/replay.ts";
 import { createMemoryStore } from "../store/memory.ts";
 import { openFsStore } from "../store/fs.ts";
@@ -26,18 +27,6 @@ import { collatzSteps, failOdd } from "./fixtures/map_fns.ts";
 const FNS = new URL("./fixtures/map_fns.ts", import.meta.url);
 const range = (n: number, from = 0) =>
   Array.from({ length: n }, (_, i) => from + i);
-
-/** A small seeded PRNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function jobOf(store: ReturnType<typeof createMemoryStore>) {
   const jobs = await store.listJobs();
@@ -134,7 +123,7 @@ test("map() on an empty array returns [] without opening a job", async () => {
 
 test("map() retries a flaky function (30% failures, seeded) until every item succeeds", async () => {
   const store = createMemoryStore();
-  const random = seeded(42);
+  const random = seededRandom(42);
   let calls = 0;
   let failures = 0;
   const flaky = (x: number) => {

@@ -66,8 +66,12 @@ export function testStoreConformance(
 
   test(`${backend}: concurrent puts of large chunks keep each one intact`, async () => {
     const store = await harness.create();
-    const blobs = [1, 2, 3].map((k) => new Uint8Array((2 << 20) + k).map((_, i) => (i * k) & 0xff));
-    const refs = await Promise.all(blobs.concat(blobs[0]!).map((b) => store.chunks.put(b)));
+    const blobs = [1, 2, 3].map((k) =>
+      new Uint8Array((2 << 20) + k).map((_, i) => (i * k) & 0xff)
+    );
+    const refs = await Promise.all(
+      blobs.concat(blobs[0]!).map((b) => store.chunks.put(b)),
+    );
     assert.equal(new Set(refs.map((r) => r.hash)).size, 3);
     // Two racing puts of the same bytes may both store (an atomic rename of identical content).
     assert.ok([3, 4].includes(refs.filter((r) => r.stored).length));

@@ -46,40 +46,71 @@ async function serveRepo(): Promise<
   };
 }
 
-test("mod.ts imports from a URL in a fresh Deno with an empty cache and runs a job", async () => {
+/** Run a script in a fresh Deno: empty DENO_DIR, no deno.json or node_modules beside it. */
+function runFreshDeno(
+  script: string,
+  dir: string,
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((ok) => {
+    const child = spawn(deno, ["run", "-A", "--quiet", script], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        DENO_DIR: join(dir, "deno-cache"),
+        NO_COLOR: "1",
+      },
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("close", (code) => ok({ code, out, err }));
+  });
+}
+
+test("mod.ts imports from a URL in a fresh Deno with an empty cache and runs a job, a map and a kNN job", async () => {
   const server = await serveRepo();
   try {
     const dir = await tempDir();
     const script = join(dir, "use.ts");
     await writeFile(
       script,
-      `import { runJob, fingerprint } from "${server.url}/mod.ts";
-const value = await runJob("url-import", { store: "memory:", handleSignals: false }, (job) => job.step("a", () => 40 + 2));
-console.log(JSON.stringify({ value, fp: (await fingerprint({ a: 1 })).length }));
+      `import {
+  fingerprint,
+  knnJob,
+  map,
+  matrixFrom,
+  prepareReference,
+  runJob,
+  searchKnn,
+} from "${server.url}/mod.ts";
+const store = "memory:";
+const value = await runJob("url-import", { store, handleSignals: false }, (job) => job.step("a", () => 40 + 2));
+const doubled = await map([1, 2, 3], (x: number) => 2 * x, { store, batchSize: 2 });
+const points = matrixFrom(new Float32Array([0, 0, 1, 0, 0, 1, 5, 5, 6, 5]), 2);
+const nearest = searchKnn(prepareReference(points, "euclidean"), points, { k: 1, excludeSelf: true });
+const job = await knnJob(points, { k: 2, store, out: ${
+        JSON.stringify(join(dir, "knn"))
+      } });
+console.log(JSON.stringify({
+  value,
+  fp: (await fingerprint({ a: 1 })).length,
+  doubled,
+  nearest: Array.from(nearest.index),
+  files: Object.keys(job.files).sort(),
+  blocks: job.computedBlocks,
+}));
 `,
     );
-    // No deno.json or node_modules beside the script: nothing may come from the repo's import map.
-    const result = await new Promise<
-      { code: number | null; out: string; err: string }
-    >((ok) => {
-      const child = spawn(deno, ["run", "-A", "--quiet", script], {
-        cwd: dir,
-        env: {
-          ...process.env,
-          DENO_DIR: join(dir, "deno-cache"),
-          NO_COLOR: "1",
-        },
-      });
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (d) => (out += d));
-      child.stderr.on("data", (d) => (err += d));
-      child.on("close", (code) => ok({ code, out, err }));
-    });
+    const result = await runFreshDeno(script, dir);
     assert.equal(result.code, 0, result.err);
     assert.deepEqual(JSON.parse(result.out.trim().split("\n").at(-1)!), {
       value: 42,
       fp: 64,
+      doubled: [2, 4, 6],
+      nearest: [1, 0, 0, 4, 3],
+      files: ["distance.npy", "index.npy"],
+      blocks: 1,
     });
   } finally {
     await server.close();

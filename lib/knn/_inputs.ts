@@ -201,6 +201,70 @@ export async function checkOutDir(dir: string): Promise<void> {
   }
 }
 
+/** The options that choose and check a search's inputs. */
+export interface SearchInputOptions {
+  /** Distance metric. Default: `"euclidean"`. */
+  metric?: Metric;
+  /** Cosine zero vectors: `"throw"` or `"one"`. Default: `"throw"`. */
+  zeroVector?: ZeroVectorPolicy;
+  /** Self-search only. Default: true without a query, false with one. */
+  excludeSelf?: boolean;
+  /** Output directory, checked when given. Default: none. */
+  out?: string;
+}
+
+/** A search's inputs after loading and checking. */
+export interface SearchInputs {
+  ref: LoadedMatrix;
+  /** The query matrix; undefined for a self-search. */
+  query: LoadedMatrix | undefined;
+  metric: Metric;
+  /** The policy; always `"throw"` unless the metric is cosine, the only one it affects. */
+  zeroVector: ZeroVectorPolicy;
+  excludeSelf: boolean;
+}
+
+/**
+ * Check a search's options, then load and check its matrices: the metric
+ * and zero-vector policy, `excludeSelf` without a query, the output
+ * directory, each matrix's shape and values, equal dimensions, and (cosine
+ * with `"throw"`) zero rows.
+ *
+ * @param refInput The reference matrix or its path.
+ * @param queryInput The query matrix or its path; undefined for a self-search.
+ * @param options Metric, zero-vector policy, `excludeSelf` and `out`.
+ * @returns The loaded matrices and the resolved options.
+ */
+export async function loadSearchInputs(
+  refInput: MatrixInput,
+  queryInput: MatrixInput | undefined,
+  options: SearchInputOptions,
+): Promise<SearchInputs> {
+  const metric = options.metric ?? "euclidean";
+  checkMetricOptions(metric, options.zeroVector ?? "throw");
+  // The policy only matters for cosine; fixing it elsewhere keeps job keys equal.
+  const zeroVector = metric === "cosine"
+    ? options.zeroVector ?? "throw"
+    : "throw";
+  if (queryInput !== undefined && options.excludeSelf === true) {
+    throw new RangeError(
+      "Cannot exclude self: excludeSelf applies to self-search only, but a query matrix was given; drop the query or excludeSelf",
+    );
+  }
+  const excludeSelf = queryInput === undefined
+    ? (options.excludeSelf ?? true)
+    : false;
+  if (options.out !== undefined) await checkOutDir(options.out);
+  const ref = await loadMatrix(refInput, "reference");
+  const query = queryInput === undefined
+    ? undefined
+    : await loadMatrix(queryInput, "query");
+  if (query !== undefined) checkSameDim(ref, query);
+  checkZeroRows(ref, metric, zeroVector);
+  if (query !== undefined) checkZeroRows(query, metric, zeroVector);
+  return { ref, query, metric, zeroVector, excludeSelf };
+}
+
 /**
  * The identity of a matrix: BLAKE3 of its bytes, fingerprinted with its
  * shape and dtype, so equal data gives equal hashes wherever it came from.

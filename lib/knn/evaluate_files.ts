@@ -8,14 +8,7 @@
  */
 
 import { extname, join } from "node:path";
-import {
-  checkMetricOptions,
-  checkOutDir,
-  checkSameDim,
-  checkZeroRows,
-  loadMatrix,
-  type MatrixInput,
-} from "./_inputs.ts";
+import { loadSearchInputs, type MatrixInput } from "./_inputs.ts";
 import { openOutputs, type OutputFileInfo } from "./_outputs.ts";
 import { recallAtK, rerankExact } from "./evaluate.ts";
 import {
@@ -167,24 +160,9 @@ export async function knnRerank(
   ref: MatrixInput,
   options: KnnRerankOptions,
 ): Promise<KnnRerankResult> {
-  const metric = options.metric ?? "euclidean";
-  const zeroVector = options.zeroVector ?? "throw";
-  checkMetricOptions(metric, zeroVector);
-  if (options.query !== undefined && options.excludeSelf === true) {
-    throw new RangeError(
-      "Cannot exclude self: excludeSelf applies to self-search only, but a query matrix was given; drop the query or excludeSelf",
-    );
-  }
-  const excludeSelf = options.query === undefined &&
-    (options.excludeSelf ?? true);
-  if (options.out !== undefined) await checkOutDir(options.out);
-  const r = await loadMatrix(ref, "reference");
-  const q = options.query === undefined
-    ? r
-    : await loadMatrix(options.query, "query");
-  checkSameDim(r, q);
-  checkZeroRows(r, metric, zeroVector);
-  if (q !== r) checkZeroRows(q, metric, zeroVector);
+  const { ref: r, query, metric, zeroVector, excludeSelf } =
+    await loadSearchInputs(ref, options.query, options);
+  const q = query ?? r;
   const table = await loadIndex(options.candidates, "candidates");
   const rows = q.matrix.rows;
   if (table.rows !== rows) {

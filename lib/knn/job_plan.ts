@@ -155,10 +155,21 @@ export function parseByteSize(text: string): number {
   return Math.floor(Number(match[1]) * unit);
 }
 
+/** Options for {@linkcode formatByteSize}. */
+export interface FormatByteSizeOptions {
+  /**
+   * Keep the one decimal of a value below 10 units even when it is `.0`
+   * (`1.0 KiB` rather than `1 KiB`), as the CLI's tables do. Default: `false`.
+   */
+  fixedDecimal?: boolean;
+}
+
 /**
- * Format a byte count with binary units, such as `512 MiB`.
+ * Format a byte count with binary units, such as `512 MiB`: one decimal
+ * below 10 units, whole units from 10.
  *
  * @param bytes The count.
+ * @param options Whether to keep a `.0` decimal.
  * @returns A short string.
  *
  * @example
@@ -168,9 +179,14 @@ export function parseByteSize(text: string): number {
  * assert.equal(formatByteSize(512 * 1024 * 1024), "512 MiB");
  * assert.equal(formatByteSize(1536), "1.5 KiB");
  * assert.equal(formatByteSize(100), "100 B");
+ * assert.equal(formatByteSize(1024), "1 KiB");
+ * assert.equal(formatByteSize(1024, { fixedDecimal: true }), "1.0 KiB");
  * ```
  */
-export function formatByteSize(bytes: number): string {
+export function formatByteSize(
+  bytes: number,
+  options: FormatByteSizeOptions = {},
+): string {
   if (bytes < 1024) return `${bytes} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
   let value = bytes / 1024;
@@ -180,7 +196,8 @@ export function formatByteSize(bytes: number): string {
     unit++;
   }
   const text = value < 10 ? value.toFixed(1) : String(Math.round(value));
-  return `${text.replace(/\.0$/, "")} ${units[unit]}`;
+  const shown = options.fixedDecimal === true ? text : text.replace(/\.0$/, "");
+  return `${shown} ${units[unit]}`;
 }
 
 function checkPositiveInt(name: string, value: unknown): number {

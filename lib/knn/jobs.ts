@@ -36,14 +36,10 @@ import type { AcquireLockOptions } from "../../store/lock.ts";
 import type { Store } from "../../store/store.ts";
 import {
   checkK,
-  checkMetricOptions,
-  checkOutDir,
-  checkSameDim,
-  checkZeroRows,
   hashMatrix,
-  type LoadedMatrix,
-  loadMatrix,
+  loadSearchInputs,
   type MatrixInput,
+  type SearchInputs,
 } from "./_inputs.ts";
 import {
   hashFile,
@@ -62,7 +58,11 @@ import {
   type ZeroVectorPolicy,
 } from "./kernel.ts";
 import type { Matrix } from "./matrix.ts";
-import { collectWithinRadius, countWithinRadius } from "./radius.ts";
+import {
+  checkRadius,
+  collectWithinRadius,
+  countWithinRadius,
+} from "./radius.ts";
 import { type KnnBlock, searchKnn } from "./search.ts";
 
 export type { MatrixInput } from "./_inputs.ts";
@@ -264,15 +264,10 @@ export async function matrixHash(matrix: Matrix): Promise<string> {
   return await hashMatrix(matrix);
 }
 
-/** Inputs after loading and checking. */
-interface Inputs {
-  ref: LoadedMatrix;
-  query: LoadedMatrix | undefined;
+/** Inputs after loading and checking, with their content hashes. */
+interface Inputs extends SearchInputs {
   refHash: string;
   queryHash: string | null;
-  metric: Metric;
-  zeroVector: ZeroVectorPolicy;
-  excludeSelf: boolean;
 }
 
 async function loadInputs(
@@ -280,36 +275,13 @@ async function loadInputs(
   queryInput: MatrixInput | undefined,
   options: KnnJobBaseOptions,
 ): Promise<Inputs> {
-  const metric = options.metric ?? "euclidean";
-  checkMetricOptions(metric, options.zeroVector ?? "throw");
-  // The policy only matters for cosine; fixing it elsewhere keeps job keys equal.
-  const zeroVector = metric === "cosine"
-    ? options.zeroVector ?? "throw"
-    : "throw";
-  if (queryInput !== undefined && options.excludeSelf === true) {
-    throw new RangeError(
-      "Cannot exclude self: excludeSelf applies to self-search only, but a query matrix was given; drop the query or excludeSelf",
-    );
-  }
-  const excludeSelf = queryInput === undefined
-    ? (options.excludeSelf ?? true)
-    : false;
-  if (options.out !== undefined) await checkOutDir(options.out);
-  const ref = await loadMatrix(refInput, "reference");
-  const query = queryInput === undefined
-    ? undefined
-    : await loadMatrix(queryInput, "query");
-  if (query !== undefined) checkSameDim(ref, query);
-  checkZeroRows(ref, metric, zeroVector);
-  if (query !== undefined) checkZeroRows(query, metric, zeroVector);
+  const inputs = await loadSearchInputs(refInput, queryInput, options);
   return {
-    ref,
-    query,
-    refHash: await hashMatrix(ref.matrix),
-    queryHash: query === undefined ? null : await hashMatrix(query.matrix),
-    metric,
-    zeroVector,
-    excludeSelf,
+    ...inputs,
+    refHash: await hashMatrix(inputs.ref.matrix),
+    queryHash: inputs.query === undefined
+      ? null
+      : await hashMatrix(inputs.query.matrix),
   };
 }
 
@@ -515,32 +487,32 @@ class KnnRun {
     return rangeKey(prefix, range, this.plan.queryRows);
   }
 
-  /** The summary of the completed run, when it was completed before. */
-  async storedSummary(): Promise<JobSummary | undefined> {
-    const state = await replayRun(this.job.store, this.job.name, this.job.run);
-    return state.end?.summary as JobSummary | undefined;
-  }
-
   /**
-   * For a run completed before: which output files are missing or differ
-   * from the recorded hashes. Undefined when every file should be written.
+   * For a run completed before: the summary it recorded, and which output
+   * files are missing or differ from the recorded hashes (`only`, empty when
+   * every file is up to date). For any other run both are undefined, and
+   * `only` is undefined without `out`: every file is then written.
+   *
+   * @param names The job's output file names.
    */
-  async staleOutputs(
-    names: string[],
-    summary: JobSummary | undefined,
-  ): Promise<Set<string> | undefined> {
+  async previousOutputs(names: string[]): Promise<PreviousOutputs> {
+    if (!this.completed) return { expected: undefined, only: undefined };
+    const state = await replayRun(this.job.store, this.job.name, this.job.run);
+    const expected = state.end?.summary as JobSummary | undefined;
     const out = this.options.out;
-    if (out === undefined || summary?.outputs === undefined) return undefined;
-    const stale = new Set<string>();
+    if (out === undefined || expected?.outputs === undefined) {
+      return { expected, only: undefined };
+    }
+    const only = new Set<string>();
     for (const name of names) {
-      const want = summary.outputs[name];
+      const want = expected.outputs[name];
       const have = await hashFile(join(out, name));
       if (
         want === undefined || have === undefined ||
         have.blake3 !== want.blake3 || have.bytes !== want.bytes
-      ) stale.add(name);
+      ) only.add(name);
     }
-    return stale;
+    return { expected, only };
   }
 
   warn(message: string): void {
@@ -624,6 +596,14 @@ type BlockCompute<T> = (
 interface JobSummary {
   outputs?: Record<string, OutputFileInfo>;
   [field: string]: unknown;
+}
+
+/** What {@linkcode KnnRun.previousOutputs} finds. */
+interface PreviousOutputs {
+  /** The summary of the run, when it was completed before. */
+  expected: JobSummary | undefined;
+  /** The output files to write; undefined for all of them. */
+  only: Set<string> | undefined;
 }
 
 async function runKnnFamily<T>(
@@ -733,21 +713,11 @@ export async function knnJob(
       const compute = knnBlockCompute(k, inputs.excludeSelf, run.queries);
       const memo = () => ({ op: "knn", k });
       const names = ["index.npy", "distance.npy"];
-      let expected: JobSummary | undefined;
-      let only: Set<string> | undefined;
-      if (run.completed) {
-        expected = await run.storedSummary();
-        only = await run.staleOutputs(names, expected);
-        if (only?.size === 0) {
-          return {
-            ...run.info(expected!.outputs!, []),
-            rows: plan.queryRows,
-            k,
-          };
-        }
-      } else {
-        await run.runBlocks("block", compute, memo);
+      const { expected, only } = await run.previousOutputs(names);
+      if (only?.size === 0) {
+        return { ...run.info(expected!.outputs!, []), rows: plan.queryRows, k };
       }
+      if (!run.completed) await run.runBlocks("block", compute, memo);
       const n = plan.queryRows;
       const { info, set } = await run.writeOutputs(
         [
@@ -865,20 +835,14 @@ export async function knnGraphJob(
       const memo = () => ({ op: "knn", k });
       const third = kind === "snn" ? "weight.npy" : "distance.npy";
       const names = ["from.npy", "to.npy", third];
-      let expected: JobSummary | undefined;
-      let only: Set<string> | undefined;
-      if (run.completed) {
-        expected = await run.storedSummary();
-        only = await run.staleOutputs(names, expected);
-        if (only?.size === 0) {
-          return {
-            ...run.info(expected!.outputs!, []),
-            edges: Number(expected!.edges),
-          };
-        }
-      } else {
-        await run.runBlocks("block", compute, memo);
+      const { expected, only } = await run.previousOutputs(names);
+      if (only?.size === 0) {
+        return {
+          ...run.info(expected!.outputs!, []),
+          edges: Number(expected!.edges),
+        };
       }
+      if (!run.completed) await run.runBlocks("block", compute, memo);
       const n = plan.queryRows;
       let edges: number;
       let written: { info: KnnJobInfo; set: OutputSet };
@@ -1001,19 +965,11 @@ export async function radiusJob(
   options: RadiusJobOptions,
 ): Promise<RadiusJobResult> {
   const radius = options.radius;
-  const metric = options.metric ?? "euclidean";
-  if (typeof radius !== "number" || !Number.isFinite(radius)) {
-    throw new RangeError(
-      `Cannot search within radius: radius must be a finite number, but radius = ${
-        String(radius)
-      }`,
-    );
-  }
-  if (metric !== "ip" && radius < 0) {
-    throw new RangeError(
-      `Cannot search within radius: radius must be >= 0 for metric "${metric}", but radius = ${radius}; pass a non-negative radius`,
-    );
-  }
+  checkRadius(
+    radius,
+    options.metric ?? "euclidean",
+    "pass a non-negative radius",
+  );
   const countOnly = options.countOnly ?? false;
   const inputs = await loadInputs(ref, options.query, options);
   const plan = planOf(inputs, "radius", 1, { ...options, countOnly });
@@ -1055,21 +1011,15 @@ export async function radiusJob(
       const names = countOnly
         ? ["counts.npy"]
         : ["offset.npy", "index.npy", "distance.npy"];
-      let expected: JobSummary | undefined;
-      let only: Set<string> | undefined;
-      if (run.completed) {
-        expected = await run.storedSummary();
-        only = await run.staleOutputs(names, expected);
-        if (only?.size === 0) {
-          return {
-            ...run.info(expected!.outputs!, []),
-            rows: plan.queryRows,
-            totalMatches: Number(expected!.totalMatches),
-          };
-        }
-      } else {
-        await run.runBlocks("count", count, memo);
+      const { expected, only } = await run.previousOutputs(names);
+      if (only?.size === 0) {
+        return {
+          ...run.info(expected!.outputs!, []),
+          rows: plan.queryRows,
+          totalMatches: Number(expected!.totalMatches),
+        };
       }
+      if (!run.completed) await run.runBlocks("count", count, memo);
       const n = plan.queryRows;
       const counts = new Int32Array(n);
       for (const range of run.ranges) {

@@ -499,6 +499,82 @@ export function computeKeyTile(
   }
 }
 
+/** What {@linkcode scanKeyTiles} calls as it walks a query block. */
+export interface KeyTileScan {
+  /**
+   * Before the tiles of query rows `queryStart..queryEnd` (at most
+   * {@linkcode QUERY_TILE} rows).
+   */
+  startQueries?(queryStart: number, queryEnd: number): void;
+  /**
+   * One computed tile of the current query rows; reference tiles come in
+   * order. The tile object and its buffers are reused by the next call.
+   */
+  tile(tile: Readonly<KeyTile>): void;
+  /** After the last reference tile of query rows `queryStart..queryEnd`. */
+  endQueries?(queryStart: number, queryEnd: number): void;
+}
+
+/**
+ * Walks a query block tile by tile: for each run of up to
+ * {@linkcode QUERY_TILE} query rows, computes its keys against each run of
+ * up to {@linkcode REF_TILE} reference rows, in order, with
+ * {@linkcode computeKeyTile}, and hands every tile to `scan`.
+ *
+ * @param prepared The prepared reference.
+ * @param block The query block, from {@linkcode prepareQueries}.
+ * @param scan What to do before, with and after each query tile's keys.
+ *
+ * @example Visit every pair once
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { prepareQueries, prepareReference, scanKeyTiles } from "./kernel.ts";
+ *
+ * const ref = matrixFrom(new Float64Array(600).map((_, i) => i), 1);
+ * const prepared = prepareReference(ref, "sqeuclidean");
+ * const block = prepareQueries(prepared, ref, { start: 10, end: 50 });
+ * let pairs = 0;
+ * let queryTiles = 0;
+ * scanKeyTiles(prepared, block, {
+ *   startQueries: () => queryTiles++,
+ *   tile: (t) => {
+ *     pairs += (t.queryEnd - t.queryStart) * (t.refEnd - t.refStart);
+ *   },
+ * });
+ * assert.equal(pairs, 40 * 600);
+ * assert.equal(queryTiles, 2);
+ * ```
+ */
+export function scanKeyTiles(
+  prepared: PreparedReference,
+  block: QueryBlock,
+  scan: KeyTileScan,
+): void {
+  const nRef = prepared.rows;
+  const tile: KeyTile = {
+    queryStart: 0,
+    queryEnd: 0,
+    refStart: 0,
+    refEnd: 0,
+    key: new Float64Array(QUERY_TILE * REF_TILE),
+    slack: new Float64Array(QUERY_TILE * REF_TILE),
+  };
+  for (let q0 = block.start; q0 < block.end; q0 += QUERY_TILE) {
+    const q1 = Math.min(block.end, q0 + QUERY_TILE);
+    scan.startQueries?.(q0, q1);
+    for (let r0 = 0; r0 < nRef; r0 += REF_TILE) {
+      tile.queryStart = q0;
+      tile.queryEnd = q1;
+      tile.refStart = r0;
+      tile.refEnd = Math.min(nRef, r0 + REF_TILE);
+      computeKeyTile(prepared, block, tile);
+      scan.tile(tile);
+    }
+    scan.endQueries?.(q0, q1);
+  }
+}
+
 /**
  * Computes the exact key of a query row against a reference row, directly
  * from the original values in float64, summing in column order.
@@ -600,6 +676,41 @@ export function checkRange(start: number, end: number, rows: number): void {
   ) {
     throw new RangeError(
       `Cannot search: query rows start = ${start}, end = ${end} are not a range within 0..${rows}; use integers with 0 <= start <= end <= ${rows}`,
+    );
+  }
+}
+
+/**
+ * Checks that a self-search's queries can be the reference: excluding self
+ * pairs query row `i` with reference row `i`, so the row counts must match.
+ *
+ * @param prepared The prepared reference.
+ * @param queries The query matrix.
+ * @param excludeSelf Whether the search excludes self; nothing is checked otherwise.
+ * @throws {RangeError} If `excludeSelf` is set and the row counts differ.
+ *
+ * @example Self-search needs the reference as the queries
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matrixFrom } from "./matrix.ts";
+ * import { checkSelf, prepareReference } from "./kernel.ts";
+ *
+ * const ref = matrixFrom(new Float64Array([0, 1, 2]), 1);
+ * const prepared = prepareReference(ref, "euclidean");
+ * checkSelf(prepared, ref, true);
+ * const other = matrixFrom(new Float64Array([5]), 1);
+ * checkSelf(prepared, other, false);
+ * assert.throws(() => checkSelf(prepared, other, true), /Cannot exclude self/);
+ * ```
+ */
+export function checkSelf(
+  prepared: PreparedReference,
+  queries: Matrix,
+  excludeSelf: boolean,
+): void {
+  if (excludeSelf && queries.rows !== prepared.rows) {
+    throw new RangeError(
+      `Cannot exclude self: the query matrix has ${queries.rows} rows, but the reference has ${prepared.rows}; self-search takes the reference matrix as the queries`,
     );
   }
 }

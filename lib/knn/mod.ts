@@ -125,6 +125,7 @@ export {
   DEFAULT_MAX_BLOCK_ROWS,
   DEFAULT_MEMORY_BUDGET_BYTES,
   formatByteSize,
+  type FormatByteSizeOptions,
   type KnnJobPlan,
   knnPlan,
   type KnnPlanOptions,

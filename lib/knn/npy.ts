@@ -8,9 +8,9 @@
  * @module
  */
 
-import { open, readFile, rename, unlink } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { open, readFile } from "node:fs/promises";
 import { extname } from "node:path";
+import { writeFileAtomically } from "../write_file_atomically.ts";
 import { type Matrix, matrixFrom } from "./matrix.ts";
 
 /**
@@ -132,17 +132,7 @@ export function encodeNpy(
       } is not supported; pass an Int32Array, BigInt64Array, Float32Array or Float64Array`,
     );
   }
-  let count = 1;
-  for (const n of shape) {
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new TypeError(
-        `Cannot encode .npy: shape [${
-          shape.join(", ")
-        }] has an invalid dimension "${n}"; use non-negative integers`,
-      );
-    }
-    count *= n;
-  }
+  const count = elementCount(shape);
   if (count !== array.length) {
     throw new TypeError(
       `Cannot encode .npy: shape [${
@@ -194,6 +184,15 @@ export function encodeNpyHeader(
       }`,
     );
   }
+  elementCount(shape);
+  return headerBytes(descr, shape);
+}
+
+const WRITE_DTYPES = ["<i4", "<i8", "<f4", "<f8"];
+
+/** The number of elements of a shape, after checking each dimension. */
+function elementCount(shape: readonly number[]): number {
+  let count = 1;
   for (const n of shape) {
     if (!Number.isSafeInteger(n) || n < 0) {
       throw new TypeError(
@@ -202,11 +201,10 @@ export function encodeNpyHeader(
         }] has an invalid dimension "${n}"; use non-negative integers`,
       );
     }
+    count *= n;
   }
-  return headerBytes(descr, shape);
+  return count;
 }
-
-const WRITE_DTYPES = ["<i4", "<i8", "<f4", "<f8"];
 
 function headerBytes(descr: string, shape: readonly number[]): Uint8Array {
   const shapeText = shape.length === 1
@@ -494,20 +492,7 @@ export async function writeNpyFile(
   shape: readonly number[],
 ): Promise<void> {
   const bytes = encodeNpy(array, shape);
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-  const handle = await open(temp, "wx");
-  try {
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
+  await writeFileAtomically(path, (chunk) => chunk(bytes));
 }
 
 function parseNpyWith(bytes: Uint8Array, prefix: string): Matrix {

@@ -12,14 +12,13 @@
 
 import {
   checkRange,
-  computeKeyTile,
+  checkSelf,
   exactKey,
   keyToDistance,
   type Metric,
   type PreparedReference,
   prepareQueries,
-  QUERY_TILE,
-  REF_TILE,
+  scanKeyTiles,
 } from "./kernel.ts";
 import type { Matrix } from "./matrix.ts";
 
@@ -216,6 +215,54 @@ export function concatRadiusBlocks(
   };
 }
 
+/**
+ * Checks a radius: a finite number, and not negative unless the metric is
+ * `ip` (where the radius is a minimum inner product).
+ *
+ * @param radius The radius.
+ * @param metric The metric.
+ * @param fix Advice to add to the message about a negative radius, after
+ *   `; `. Default: none.
+ * @throws {RangeError} If the radius is not finite, or negative for a distance metric.
+ *
+ * @example Any finite radius for ip, none below 0 otherwise
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkRadius } from "./radius.ts";
+ *
+ * checkRadius(-1, "ip");
+ * assert.throws(() => checkRadius(Infinity, "ip"), /must be a finite number/);
+ * assert.throws(
+ *   () => checkRadius(-1, "cosine", "pass a non-negative radius"),
+ *   {
+ *     name: "RangeError",
+ *     message:
+ *       'Cannot search within radius: radius must be >= 0 for metric "cosine", but radius = -1; pass a non-negative radius',
+ *   },
+ * );
+ * ```
+ */
+export function checkRadius(
+  radius: unknown,
+  metric: string,
+  fix?: string,
+): asserts radius is number {
+  if (typeof radius !== "number" || !Number.isFinite(radius)) {
+    throw new RangeError(
+      `Cannot search within radius: radius must be a finite number, but radius = ${
+        String(radius)
+      }`,
+    );
+  }
+  if (metric !== "ip" && radius < 0) {
+    throw new RangeError(
+      `Cannot search within radius: radius must be >= 0 for metric "${metric}", but radius = ${radius}${
+        fix === undefined ? "" : `; ${fix}`
+      }`,
+    );
+  }
+}
+
 /** Key thresholds equivalent to "distance within radius". */
 interface Thresholds {
   /** No pair with exact key above this can match. */
@@ -251,50 +298,26 @@ function scanRadius(
   const excludeSelf = options.excludeSelf ?? false;
   const radius = options.radius;
   const metric = prepared.metric;
-  if (typeof radius !== "number" || !Number.isFinite(radius)) {
-    throw new RangeError(
-      `Cannot search within radius: radius must be a finite number, but radius = ${
-        String(radius)
-      }`,
-    );
-  }
-  if (metric !== "ip" && radius < 0) {
-    throw new RangeError(
-      `Cannot search within radius: radius must be >= 0 for metric "${metric}", but radius = ${radius}`,
-    );
-  }
+  checkRadius(radius, metric);
   checkRange(start, end, queries.rows);
-  if (excludeSelf && queries.rows !== prepared.rows) {
-    throw new RangeError(
-      `Cannot exclude self: the query matrix has ${queries.rows} rows, but the reference has ${prepared.rows}; self-search takes the reference matrix as the queries`,
-    );
-  }
+  checkSelf(prepared, queries, excludeSelf);
   const block = prepareQueries(prepared, queries, { start, end });
   const { maybe, surely } = thresholdsFor(metric, radius);
   const rows = end - start;
-  const nRef = prepared.rows;
   const counts = new Int32Array(rows);
-  const key = new Float64Array(QUERY_TILE * REF_TILE);
-  const slack = new Float64Array(QUERY_TILE * REF_TILE);
   const found: Match[][] = [];
   const outIndex: number[] = [];
   const outDistance: number[] = [];
 
-  for (let q0 = start; q0 < end; q0 += QUERY_TILE) {
-    const q1 = Math.min(end, q0 + QUERY_TILE);
-    const nq = q1 - q0;
-    for (let i = 0; i < nq; i++) found[i] = [];
-    for (let r0 = 0; r0 < nRef; r0 += REF_TILE) {
-      const r1 = Math.min(nRef, r0 + REF_TILE);
+  scanKeyTiles(prepared, block, {
+    startQueries(q0, q1) {
+      for (let i = 0; i < q1 - q0; i++) found[i] = [];
+    },
+    tile(
+      { queryStart: q0, queryEnd: q1, refStart: r0, refEnd: r1, key, slack },
+    ) {
+      const nq = q1 - q0;
       const width = r1 - r0;
-      computeKeyTile(prepared, block, {
-        queryStart: q0,
-        queryEnd: q1,
-        refStart: r0,
-        refEnd: r1,
-        key,
-        slack,
-      });
       for (let i = 0; i < nq; i++) {
         const q = q0 + i;
         const row = i * width;
@@ -317,9 +340,10 @@ function scanRadius(
         }
         counts[q - start] = count;
       }
-    }
-    if (collect) {
-      for (let i = 0; i < nq; i++) {
+    },
+    endQueries(q0, q1) {
+      if (!collect) return;
+      for (let i = 0; i < q1 - q0; i++) {
         const list = found[i]!;
         list.sort((a, b) => a.key - b.key || a.r - b.r);
         for (const m of list) {
@@ -327,8 +351,8 @@ function scanRadius(
           outDistance.push(keyToDistance(metric, m.key));
         }
       }
-    }
-  }
+    },
+  });
   return {
     metric,
     start,

@@ -6,7 +6,7 @@
 
 import {
   checkRange,
-  computeKeyTile,
+  checkSelf,
   exactKey,
   keyToDistance,
   type Metric,
@@ -14,7 +14,7 @@ import {
   prepareQueries,
   QUERY_TILE,
   type QueryBlock,
-  REF_TILE,
+  scanKeyTiles,
 } from "./kernel.ts";
 import type { Matrix } from "./matrix.ts";
 
@@ -101,33 +101,23 @@ export function searchKnn(
   const rows = end - start;
   const index = new Int32Array(rows * k);
   const distance = new Float32Array(rows * k);
-  const nRef = prepared.rows;
   const metric = prepared.metric;
 
-  const tileSize = QUERY_TILE * REF_TILE;
-  const key = new Float64Array(tileSize);
-  const slack = new Float64Array(tileSize);
   const heaps = new Float64Array(QUERY_TILE * k);
   const heapSizes = new Int32Array(QUERY_TILE);
   const cands: Candidates[] = [];
   for (let i = 0; i < QUERY_TILE; i++) cands.push(newCandidates(4 * k + 64));
 
-  for (let q0 = start; q0 < end; q0 += QUERY_TILE) {
-    const q1 = Math.min(end, q0 + QUERY_TILE);
-    const nq = q1 - q0;
-    heapSizes.fill(0);
-    for (let i = 0; i < nq; i++) cands[i]!.length = 0;
-    for (let r0 = 0; r0 < nRef; r0 += REF_TILE) {
-      const r1 = Math.min(nRef, r0 + REF_TILE);
+  scanKeyTiles(prepared, block, {
+    startQueries(q0, q1) {
+      heapSizes.fill(0);
+      for (let i = 0; i < q1 - q0; i++) cands[i]!.length = 0;
+    },
+    tile(
+      { queryStart: q0, queryEnd: q1, refStart: r0, refEnd: r1, key, slack },
+    ) {
+      const nq = q1 - q0;
       const width = r1 - r0;
-      computeKeyTile(prepared, block, {
-        queryStart: q0,
-        queryEnd: q1,
-        refStart: r0,
-        refEnd: r1,
-        key,
-        slack,
-      });
       for (let i = 0; i < nq; i++) {
         const q = q0 + i;
         const heapBase = i * k;
@@ -155,18 +145,20 @@ export function searchKnn(
         }
         heapSizes[i] = size;
       }
-    }
-    for (let i = 0; i < nq; i++) {
-      const q = q0 + i;
-      const c = cands[i]!;
-      const threshold = heaps[i * k]!;
-      finishRow(prepared, block, q, c, threshold, k, (j, r, exact) => {
-        const o = (q - start) * k + j;
-        index[o] = r;
-        distance[o] = keyToDistance(metric, exact);
-      });
-    }
-  }
+    },
+    endQueries(q0, q1) {
+      for (let i = 0; i < q1 - q0; i++) {
+        const q = q0 + i;
+        const c = cands[i]!;
+        const threshold = heaps[i * k]!;
+        finishRow(prepared, block, q, c, threshold, k, (j, r, exact) => {
+          const o = (q - start) * k + j;
+          index[o] = r;
+          distance[o] = keyToDistance(metric, exact);
+        });
+      }
+    },
+  });
   return { metric, start, rows, k, index, distance };
 }
 
@@ -349,18 +341,6 @@ function heapReplaceTop(
     i = child;
   }
   heap[base + i] = value;
-}
-
-function checkSelf(
-  prepared: PreparedReference,
-  queries: Matrix,
-  excludeSelf: boolean,
-): void {
-  if (excludeSelf && queries.rows !== prepared.rows) {
-    throw new RangeError(
-      `Cannot exclude self: the query matrix has ${queries.rows} rows, but the reference has ${prepared.rows}; self-search takes the reference matrix as the queries`,
-    );
-  }
 }
 
 function checkK(

@@ -68,6 +68,18 @@ export interface MapSummary {
   resumedBatches: number;
 }
 
+/** A summary with every count at zero. */
+function emptySummary(): MapSummary {
+  return {
+    items: 0,
+    batches: 0,
+    computed: 0,
+    memoHits: 0,
+    failed: 0,
+    resumedBatches: 0,
+  };
+}
+
 interface Settings {
   batchSize: number;
   concurrency: number;
@@ -302,16 +314,7 @@ export async function* runMap(
 ): AsyncGenerator<BatchOut, MapSummary> {
   const { op, source, fn, options } = request;
   const s = await resolveSettings(fn, options);
-  if (source.kind === "indexed" && source.length === 0) {
-    return {
-      items: 0,
-      batches: 0,
-      computed: 0,
-      memoHits: 0,
-      failed: 0,
-      resumedBatches: 0,
-    };
-  }
+  if (source.kind === "indexed" && source.length === 0) return emptySummary();
   const { input, hashes } = await inputHashOf(source, s.batchSize);
   const identity = await jobIdentity(
     op,
@@ -401,14 +404,7 @@ export async function* runMap(
   const call = pool === undefined
     ? (args: unknown[]) => fn(...args)
     : (args: unknown[]) => pool!.call(args);
-  const summary: MapSummary = {
-    items: 0,
-    batches: 0,
-    computed: 0,
-    memoHits: 0,
-    failed: 0,
-    resumedBatches: 0,
-  };
+  const summary = emptySummary();
   let lastTick = performance.now();
   /** Batches whose items are done and whose output is being written. */
   let writing = 0;

@@ -12,7 +12,6 @@ import {
   inputHashOf,
   jobIdentity,
   type MapOp,
-  type MapRequest,
   type MapSource,
   resolveSettings,
   runMap,
@@ -43,12 +42,29 @@ function requireArray(what: string, items: unknown): readonly unknown[] {
   return items;
 }
 
+/**
+ * Run a map call over `length` indexed items (item `i` calls `fn(...at(i))`)
+ * to the end, and gather the results in input order: none unless
+ * `keepResults`.
+ */
 async function collect(
-  request: MapRequest,
+  op: MapOp,
   length: number,
+  at: (i: number) => unknown[],
+  fn: unknown,
+  options: MapOptions | undefined,
+  keepResults = true,
 ): Promise<unknown[]> {
-  const out: unknown[] = new Array(length);
-  const batches = runMap(request);
+  const out: unknown[] = new Array(keepResults ? length : 0);
+  const batches = runMap({
+    op,
+    source: indexed(length, at),
+    fn: fn as (...args: unknown[]) => unknown,
+    options: options ?? {},
+    keepResults,
+    readAhead: 16,
+    ordered: false,
+  });
   for (;;) {
     const next = await batches.next();
     if (next.done) break;
@@ -93,15 +109,13 @@ export async function map<T, R, O extends MapOptions = MapOptions>(
   options?: O,
 ): Promise<MapResults<R, O>> {
   const list = requireArray("map", items);
-  return await collect({
-    op: "map",
-    source: indexed(list.length, (i) => [list[i]]),
-    fn: fn as (...args: unknown[]) => unknown,
-    options: options ?? {},
-    keepResults: true,
-    readAhead: 16,
-    ordered: false,
-  }, list.length) as MapResults<R, O>;
+  return await collect(
+    "map",
+    list.length,
+    (i) => [list[i]],
+    fn,
+    options,
+  ) as MapResults<R, O>;
 }
 
 /**
@@ -134,15 +148,13 @@ export async function map2<X, Y, R, O extends MapOptions = MapOptions>(
       `Cannot map2: xs has ${a.length} items and ys has ${b.length}; pass lists of the same length`,
     );
   }
-  return await collect({
-    op: "map2",
-    source: indexed(a.length, (i) => [a[i], b[i]]),
-    fn: fn as (...args: unknown[]) => unknown,
-    options: options ?? {},
-    keepResults: true,
-    readAhead: 16,
-    ordered: false,
-  }, a.length) as MapResults<R, O>;
+  return await collect(
+    "map2",
+    a.length,
+    (i) => [a[i], b[i]],
+    fn,
+    options,
+  ) as MapResults<R, O>;
 }
 
 /**
@@ -189,15 +201,13 @@ export async function pmap<
       }; pass lists of the same length`,
     );
   }
-  return await collect({
-    op: "pmap",
-    source: indexed(length, (i) => all.map((l) => l[i])),
-    fn: fn as (...args: unknown[]) => unknown,
-    options: options ?? {},
-    keepResults: true,
-    readAhead: 16,
-    ordered: false,
-  }, length) as MapResults<R, O>;
+  return await collect(
+    "pmap",
+    length,
+    (i) => all.map((l) => l[i]),
+    fn,
+    options,
+  ) as MapResults<R, O>;
 }
 
 /**
@@ -223,15 +233,13 @@ export async function imap<T, R, O extends MapOptions = MapOptions>(
   options?: O,
 ): Promise<MapResults<R, O>> {
   const list = requireArray("imap", items);
-  return await collect({
-    op: "imap",
-    source: indexed(list.length, (i) => [list[i], i]),
-    fn: fn as (...args: unknown[]) => unknown,
-    options: options ?? {},
-    keepResults: true,
-    readAhead: 16,
-    ordered: false,
-  }, list.length) as MapResults<R, O>;
+  return await collect(
+    "imap",
+    list.length,
+    (i) => [list[i], i],
+    fn,
+    options,
+  ) as MapResults<R, O>;
 }
 
 /**
@@ -261,15 +269,7 @@ export async function walk<T>(
   options?: MapOptions,
 ): Promise<void> {
   const list = requireArray("walk", items);
-  await collect({
-    op: "walk",
-    source: indexed(list.length, (i) => [list[i]]),
-    fn: fn as (...args: unknown[]) => unknown,
-    options: options ?? {},
-    keepResults: false,
-    readAhead: 16,
-    ordered: false,
-  }, 0);
+  await collect("walk", list.length, (i) => [list[i]], fn, options, false);
 }
 
 /**

@@ -1,0 +1,80 @@
+/**
+ * How the CLI tests start `cairn`: from source under the runtime running the
+ * tests, or, when `CAIRN_CLI_BIN` names a compiled binary (`dist/cairn` from
+ * `deno task compile:bun`), that binary. `.ci/run` runs the CLI tests both
+ * ways.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { resolve } from "node:path";
+import { runtimeCommand } from "./child_process.ts";
+
+const MAIN = new URL("../cli/main.ts", import.meta.url);
+
+/** The binary under test, as an absolute path, or undefined to run the source. */
+export const CLI_BIN: string | undefined = process.env.CAIRN_CLI_BIN
+  ? resolve(process.env.CAIRN_CLI_BIN)
+  : undefined;
+
+/** The command and arguments that run `cairn ARGS`. */
+export function cairnCommand(args: string[]): [string, string[]] {
+  return CLI_BIN === undefined ? runtimeCommand(MAIN, args) : [CLI_BIN, args];
+}
+
+/** Options for {@linkcode startCairn}. */
+export interface StartCairnOptions {
+  /** Environment added to this process's (or, with `cleanEnv`, used alone). */
+  env?: Record<string, string>;
+  /** Use only `env`, like cron's minimal environment. Default: false. */
+  cleanEnv?: boolean;
+  /** Give the child a stdin pipe that is closed at once (EOF). Default: stdin is /dev/null. */
+  closeStdin?: boolean;
+  /** Working directory. Default: this process's. */
+  cwd?: string;
+}
+
+/** Start `cairn ARGS` with stdout and stderr piped. */
+export function startCairn(
+  args: string[],
+  options: StartCairnOptions = {},
+): ChildProcess {
+  const [cmd, argv] = cairnCommand(args);
+  const child = spawn(cmd, argv, {
+    stdio: [options.closeStdin ? "pipe" : "ignore", "pipe", "pipe"],
+    env: options.cleanEnv
+      ? { ...options.env }
+      : { ...process.env, ...options.env },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
+  if (options.closeStdin) child.stdin!.end();
+  return child;
+}
+
+/** What a finished `cairn` printed and how it exited. */
+export interface CairnResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Wait for a started `cairn` to exit, collecting its output. */
+export function collect(child: ChildProcess): Promise<CairnResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((ok, fail) => {
+    child.on("error", fail);
+    child.on("close", (code, signal) => ok({ code, signal, stdout, stderr }));
+  });
+}
+
+/** Run `cairn ARGS` to completion. */
+export function runCairn(
+  args: string[],
+  options: StartCairnOptions = {},
+): Promise<CairnResult> {
+  return collect(startCairn(args, options));
+}

@@ -1,0 +1,201 @@
+/**
+ * The documentation cannot rot:
+ * - every fenced ```ts block in README.md and docs/*.md runs (under the
+ *   runtime running the tests) and exits 0; a block right after a
+ *   `<!-- not-run -->` line is an illustrative fragment and is skipped;
+ * - under Deno the blocks are also type-checked;
+ * - docs/cli.md is exactly what scripts/gen_cli_docs.ts renders from the
+ *   CLI's help text;
+ * - every relative Markdown link points at a file that exists.
+ *
+ * Imports of "cairn", "@cairn/cairn", "jsr:@cairn/cairn", "./mod.ts" and
+ * "../mod.ts" are rewritten to this checkout's mod.ts ("…/cli" to
+ * cli/main.ts), so the blocks read the way a user writes them.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CLI_DOCS_PATH, renderCliDocs } from "../scripts/gen_cli_docs.ts";
+import { tempDir } from "./temp.ts";
+
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+const NOT_RUN = "<!-- not-run -->";
+
+const DOCS = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).sort()
+    .map((f) => `docs/${f}`),
+];
+
+interface Block {
+  file: string;
+  line: number;
+  code: string;
+}
+
+/** The ```ts blocks of a Markdown file, without those marked not-run. */
+function tsBlocks(file: string): Block[] {
+  const lines = readFileSync(join(ROOT, file), "utf8").split("\n");
+  const blocks: Block[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(\s*)(```+)\s*(\S*)/.exec(lines[i]!);
+    if (open === null) continue;
+    const [, indent, fence, lang] = open;
+    let end = i + 1;
+    while (
+      end < lines.length && !lines[end]!.startsWith(`${indent}${fence}`)
+    ) end++;
+    let prev = i - 1;
+    while (prev >= 0 && lines[prev]!.trim() === "") prev--;
+    const skipped = prev >= 0 && lines[prev]!.trim() === NOT_RUN;
+    if (/^(ts|typescript)$/.test(lang!) && !skipped) {
+      blocks.push({
+        file,
+        line: i + 1,
+        code: lines.slice(i + 1, end).map((l) => l.slice(indent!.length))
+          .join("\n"),
+      });
+    }
+    i = end;
+  }
+  return blocks;
+}
+
+const MOD = join(ROOT, "mod.ts");
+const CLI = join(ROOT, "cli", "main.ts");
+
+/** Point the package's import names at this checkout. */
+function rewriteImports(code: string): string {
+  return code.replace(
+    /(["'])(?:jsr:@cairn\/cairn|@cairn\/cairn|cairn|\.\/mod\.ts|\.\.\/mod\.ts)(\/cli)?\1/g,
+    (_m, quote: string, cli: string | undefined) =>
+      `${quote}${cli ? CLI : MOD}${quote}`,
+  );
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((ok, fail) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("error", fail);
+    child.on("close", (code) => ok({ code, out }));
+  });
+}
+
+const blocks = DOCS.flatMap(tsBlocks);
+
+test("the docs have runnable ts blocks in the README and every family page", () => {
+  for (const file of ["README.md", "docs/concepts.md", "docs/jobs.md"]) {
+    assert.ok(
+      blocks.some((b) => b.file === file),
+      `${file} has a ts block that runs`,
+    );
+  }
+  for (const family of ["map", "knn"]) {
+    const file = `docs/${family}.md`;
+    if (existsSync(join(ROOT, file))) {
+      assert.ok(blocks.some((b) => b.file === file), `${file} has one`);
+    }
+  }
+});
+
+let written: Promise<{ dir: string; paths: string[] }> | undefined;
+
+/** Write every block to its own file in one temp dir (once per test file). */
+function writeBlocks(): Promise<{ dir: string; paths: string[] }> {
+  written ??= (async () => {
+    const dir = await tempDir();
+    const paths: string[] = [];
+    for (const [i, block] of blocks.entries()) {
+      const name = `${block.file.replace(/[/.]/g, "_")}_${block.line}_${i}.ts`;
+      const path = join(dir, name);
+      await writeFile(path, rewriteImports(block.code) + "\n");
+      paths.push(path);
+    }
+    return { dir, paths };
+  })();
+  return written;
+}
+
+for (const [i, block] of blocks.entries()) {
+  test(`${block.file}:${block.line} ts block runs`, async () => {
+    const { dir, paths } = await writeBlocks();
+    const args = isDeno
+      ? ["run", "-A", "--quiet", "--config", join(ROOT, "deno.json"), paths[i]!]
+      : ["run", paths[i]!];
+    const result = await run(process.execPath, args, dir);
+    assert.equal(
+      result.code,
+      0,
+      `${block.file}:${block.line} failed:\n${result.out}\n--- block ---\n${block.code}`,
+    );
+  });
+}
+
+if (isDeno) {
+  test("every ts block in the docs type-checks", async () => {
+    const { dir, paths } = await writeBlocks();
+    if (paths.length === 0) return;
+    const result = await run(
+      process.execPath,
+      ["check", "--quiet", "--config", join(ROOT, "deno.json"), ...paths],
+      dir,
+    );
+    const names = blocks.map((b, i) => `${paths[i]} = ${b.file}:${b.line}`);
+    assert.equal(
+      result.code,
+      0,
+      `${result.out}\nblock files:\n${names.join("\n")}`,
+    );
+  });
+}
+
+test("docs/cli.md is what scripts/gen_cli_docs.ts renders from the CLI help", () => {
+  assert.equal(
+    readFileSync(CLI_DOCS_PATH, "utf8"),
+    renderCliDocs(),
+    'docs/cli.md is stale: run "deno task docs:cli"',
+  );
+});
+
+test("relative links in the docs point at files that exist", () => {
+  const broken: string[] = [];
+  for (const file of DOCS) {
+    const text = readFileSync(join(ROOT, file), "utf8");
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target!) || target!.startsWith("#")) continue;
+      const path = target!.split("#")[0]!;
+      if (!existsSync(join(ROOT, dirname(file), path))) {
+        broken.push(`${file}: ${target}`);
+      }
+    }
+  }
+  assert.deepEqual(broken, []);
+});
+
+test("every test that docs/reliability.md names exists in the file it links", () => {
+  const text = readFileSync(join(ROOT, "docs", "reliability.md"), "utf8");
+  const rows = [
+    ...text.matchAll(/^\| \[(tests\/[\w.]+)\]\([^)]*\)\s*\| "([^"]+)"/gm),
+  ];
+  assert.ok(rows.length >= 20, `found ${rows.length} cited tests`);
+  const missing = rows.filter(([, file, name]) =>
+    !readFileSync(join(ROOT, file!), "utf8").includes(name!)
+  ).map(([, file, name]) => `${file}: "${name}"`);
+  assert.deepEqual(missing, []);
+});
