@@ -17,6 +17,7 @@ import { subsetFilter, verifyStore } from "../lib/verify.ts";
 import { writeFileAtomically } from "../lib/write_file_atomically.ts";
 import { formatByteSize } from "../lib/knn/job_plan.ts";
 import { encodeNpy, type NpyWritable } from "../lib/knn/npy.ts";
+import { describeMapRun, type MapRunProgress } from "../lib/map/describe.ts";
 import {
   assertChunkHash,
   getValue,
@@ -34,6 +35,7 @@ import {
   UsageError,
 } from "./command.ts";
 import {
+  formatCount,
   formatTable,
   jsonText,
   matchKey,
@@ -454,6 +456,42 @@ function elide<T>(items: T[], all: boolean, head = SHOW_HEAD): {
  * cairn show demo --all
  * ```
  */
+/** Per-item data a map batch records (keys, error lists): shown in their own section, not in STATS. */
+function withoutBulk(stats: Record<string, unknown>): Record<string, unknown> {
+  const { itemKeys: _keys, errors: _errors, ...rest } = stats;
+  return rest;
+}
+
+function showMapItems(ctx: CliContext, p: MapRunProgress, all: boolean): void {
+  const n = (v: number) => formatCount(v);
+  ctx.out(
+    `Items:     ${p.total === null ? "? (a stream)" : n(p.total)} total: ${
+      n(p.done)
+    } done, ${n(p.failed)} failed, ${
+      p.pending === null ? "?" : n(p.pending)
+    } pending; ${n(p.memoHits)} memo hits`,
+  );
+  ctx.out(
+    `Rate:      ${
+      p.itemsPerSecond === null ? "-" : `${n(p.itemsPerSecond)} items/s`
+    } (${n(p.computed)} computed in ${
+      formatDuration(p.computeMs)
+    } of step time)`,
+  );
+  if (p.failures.length === 0) return;
+  ctx.out(
+    `Item failures (${n(p.failed)}${
+      p.failures.length < p.failed ? `, ${p.failures.length} recorded` : ""
+    }):`,
+  );
+  const { before, hidden, after } = elide(p.failures, all, 5);
+  const line = (f: { index: number; error: string }) =>
+    `  item ${f.index}: ${f.error}`;
+  before.forEach((f) => ctx.out(line(f)));
+  if (hidden > 0) ctx.out(`  … ${hidden} more (--all shows every one)`);
+  after.forEach((f) => ctx.out(line(f)));
+}
+
 export const showCommand: Command = {
   name: "show",
   summary: "Show one run: config, steps, failures and summary",
@@ -484,6 +522,7 @@ export const showCommand: Command = {
     );
     const totals = refTotals(state);
     const steps = [...state.steps.values()];
+    const mapProgress = describeMapRun(state);
     const report = {
       job,
       run: state.run,
@@ -514,6 +553,7 @@ export const showCommand: Command = {
         willRetry: f.willRetry,
       })),
       ...(state.tornTail ? { tornTail: state.tornTail } : {}),
+      ...(mapProgress === undefined ? {} : { items: mapProgress }),
     };
     ctx.result(report, () => {
       const width = all ? Infinity : 100;
@@ -548,6 +588,7 @@ export const showCommand: Command = {
         ],
       ];
       for (const [k, v] of header) ctx.out(`${(k + ":").padEnd(10)} ${v}`);
+      if (mapProgress !== undefined) showMapItems(ctx, mapProgress, all);
       if (state.tornTail) {
         ctx.out(
           `Log:       torn tail at byte ${state.tornTail.offset} (${state.tornTail.reason}); the next writer truncates it`,
@@ -561,7 +602,9 @@ export const showCommand: Command = {
           formatDuration(s.durationMs),
           String(s.attempt),
           s.memoHit ? "hit" : s.memo !== undefined ? "stored" : "-",
-          s.stats === undefined ? "" : truncate(jsonText(s.stats), width),
+          s.stats === undefined
+            ? ""
+            : truncate(jsonText(withoutBulk(s.stats)), width),
         ];
         const lines = formatTable(
           ["KEY", "DURATION", "ATTEMPT", "MEMO", "STATS"],

@@ -25,3 +25,4 @@
 export * from "./map.ts";
 export * from "./options.ts";
 export * from "./wrappers.ts";
+export * from "./describe.ts";

@@ -1,0 +1,53 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { map } from "../lib/map/map.ts";
+import { describeMapRun } from "../lib/map/describe.ts";
+import { replayJob } from "../lib/replay.ts";
+import { openFsStore } from "../store/fs.ts";
+import { runCairn } from "./cli_command.ts";
+import { tempDir } from "./temp.ts";
+
+async function mapWithFailures(store: string, items: number[]) {
+  return await map(items, (x: number) => {
+    const until = performance.now() + 0.3; // some real work, so every batch takes time
+    while (performance.now() < until);
+    if (x % 7 === 3) throw new Error(`no luck with ${x}`);
+    return x + 1;
+  }, { store, job: "squares", batchSize: 10, onError: "skip", retries: 0 });
+}
+
+test("describeMapRun() counts done, failed and pending items and lists failures", async () => {
+  const store = join(await tempDir(), "store");
+  await mapWithFailures(store, Array.from({ length: 35 }, (_, i) => i));
+  const [run] = await replayJob(await openFsStore(store), "squares");
+  const progress = describeMapRun(run!)!;
+  assert.equal(progress.total, 35);
+  assert.equal(progress.failed, 5);
+  assert.equal(progress.done, 30);
+  assert.equal(progress.pending, 0);
+  assert.deepEqual(progress.failures.map((f) => f.index), [3, 10, 17, 24, 31]);
+  assert.equal(progress.failures[0]!.error, "no luck with 3");
+  assert.ok(progress.computed === 35 && progress.itemsPerSecond !== null);
+});
+
+test("cairn show describes a map run: items, failures and rate", async () => {
+  const store = join(await tempDir(), "store");
+  await mapWithFailures(store, Array.from({ length: 35 }, (_, i) => i));
+  const human = await runCairn(["--store", store, "show", "squares"]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(
+    human.stdout,
+    /Items: +35 total: 30 done, 5 failed, 0 pending; 0 memo hits/,
+  );
+  assert.match(human.stdout, /Rate: +[\d,]+ items\/s/);
+  assert.match(
+    human.stdout,
+    /Item failures \(5\):\n {2}item 3: no luck with 3/,
+  );
+  assert.doesNotMatch(human.stdout, /itemKeys/);
+  const json = await runCairn(["--store", store, "show", "squares", "--json"]);
+  const report = JSON.parse(json.stdout);
+  assert.equal(report.items.done, 30);
+  assert.equal(report.items.failures.length, 5);
+});
