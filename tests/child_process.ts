@@ -28,20 +28,16 @@ export function startScript(
   });
 }
 
-/** Run a script to completion and collect its output. */
-export function runScript(
-  script: string | URL,
-  args: string[] = [],
-  env: Record<string, string> = {},
-): Promise<
-  {
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    stdout: string;
-    stderr: string;
-  }
-> {
-  const child = startScript(script, args, env);
+/** How a child process ended, with everything it printed. */
+export interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Wait for a started child to exit, collecting its output. */
+export function collectOutput(child: ChildProcess): Promise<ChildResult> {
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
@@ -53,6 +49,15 @@ export function runScript(
       (code, signal) => resolve({ code, signal, stdout, stderr }),
     );
   });
+}
+
+/** Run a script to completion and collect its output. */
+export function runScript(
+  script: string | URL,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ChildResult> {
+  return collectOutput(startScript(script, args, env));
 }
 
 /** Wait until the child has printed `count` lines on stdout, then SIGKILL it; resolves to all it printed. */

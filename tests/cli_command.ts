@@ -8,7 +8,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
-import { runtimeCommand } from "./child_process.ts";
+import {
+  type ChildResult,
+  collectOutput,
+  runtimeCommand,
+} from "./child_process.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url);
 
@@ -52,24 +56,12 @@ export function startCairn(
 }
 
 /** What a finished `cairn` printed and how it exited. */
-export interface CairnResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+/** How a `cairn` run ended, with everything it printed. */
+export type CairnResult = ChildResult;
 
 /** Wait for a started `cairn` to exit, collecting its output. */
-export function collect(child: ChildProcess): Promise<CairnResult> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  child.stderr!.on("data", (d) => (stderr += d));
-  return new Promise((ok, fail) => {
-    child.on("error", fail);
-    child.on("close", (code, signal) => ok({ code, signal, stdout, stderr }));
-  });
-}
+export const collect: (child: ChildProcess) => Promise<CairnResult> =
+  collectOutput;
 
 /** Run `cairn ARGS` to completion. */
 export function runCairn(
