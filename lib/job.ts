@@ -471,17 +471,14 @@ export class Job {
   }
 
   async #append(record: ManifestRecord): Promise<void> {
-    if (this.#log === undefined) {
-      throw new Error(
-        `Cannot write to job "${this.name}": run "${this.run}" is already completed`,
-      );
-    }
+    // Any write to a run that was completed when opened reopens it first.
+    if (this.#log === undefined) await this.#reopen();
     if (this.#lock.lost) {
       throw new Error(
         `Cannot write to job "${this.name}": its lock was taken by another process; stop this one`,
       );
     }
-    await this.#log.append([record]);
+    await this.#log!.append([record]);
   }
 
   /** The run's status as this process sees it. */
@@ -709,7 +706,6 @@ export class Job {
       this.#refused++;
       throw this.#stop.signal.reason;
     }
-    if (this.#log === undefined) await this.#reopen();
     const policy = { retries: 0, ...this.#options.retry, ...options.retry };
     const started = performance.now();
     let stats: Record<string, unknown> | undefined;

@@ -313,3 +313,26 @@ test("runJob() completes a run whose body finished even if a stop came at the en
   assert.deepEqual(again.summary, { total: 7 });
   await again.close();
 });
+
+test("Job.step() on a completed run takes a new step from another run's memo by reopening the run", async () => {
+  const store = createMemoryStore();
+  const opts = { store, memo: "shared@1", handleSignals: false };
+  await runJob(
+    "donor",
+    opts,
+    (job) => job.step("x", () => "from donor", { memo: "k" }),
+  );
+  await runJob("taker", opts, (job) => job.step("first", () => 1));
+  let calls = 0;
+  const value = await runJob(
+    "taker",
+    opts,
+    (job) => job.step("second", () => (calls++, "computed"), { memo: "k" }),
+  );
+  assert.equal(value, "from donor");
+  assert.equal(calls, 0);
+  const state = (await replayJob(store, "taker"))[0]!;
+  assert.equal(state.status, "completed");
+  assert.equal(state.attempts, 2);
+  assert.equal(state.steps.get("second")?.memoHit, true);
+});
