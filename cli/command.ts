@@ -82,6 +82,12 @@ export interface Command {
   examples: string[];
   /** Whether positionals are accepted. Default: false. */
   positionals?: boolean;
+  /**
+   * Subcommands (`cairn pipeline run`): the word after this command's name
+   * picks one; each is a whole command whose `name` is the subcommand word.
+   * With subcommands, `run` is called only when no subcommand word is given.
+   */
+  subcommands?: Command[];
   /** Run it; resolves to the exit code. */
   run(ctx: CliContext, args: CommandArgs): Promise<number>;
 }

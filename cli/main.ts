@@ -115,8 +115,10 @@ const EXIT_CODES =
  * ```
  */
 export interface ParsedCommandLine {
-  /** The command word, if one was given. */
+  /** The command words (`"ls"`, `"pipeline run"`), if one was given. */
   command: string | undefined;
+  /** The command those words name, when it exists. */
+  resolved?: Command;
   /** Options (global and the command's) and positionals. */
   args: CommandArgs;
 }
@@ -267,19 +269,43 @@ export function parseCommandLine(
       args: parseOptions(rest, GLOBAL_OPTIONS, true, "cairn help"),
     };
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
-    return { command: name, args: { values: {}, positionals: [] } };
+  const found = resolveCommand(rest, commands, name);
+  if (found.command === undefined) {
+    return { command: found.label, args: { values: {}, positionals: [] } };
   }
   return {
-    command: name,
+    command: found.label,
+    resolved: found.command,
     args: parseOptions(
-      rest,
-      { ...GLOBAL_OPTIONS, ...command.options },
-      command.positionals ?? false,
-      `cairn ${name}`,
+      found.rest,
+      { ...GLOBAL_OPTIONS, ...found.command.options },
+      found.command.positionals ?? false,
+      `cairn ${found.label}`,
     ),
   };
+}
+
+/**
+ * Find the command a word names, descending into subcommands: the next
+ * non-option word picks a subcommand when the command has them.
+ */
+function resolveCommand(
+  rest: string[],
+  commands: Command[],
+  name: string,
+): { command: Command | undefined; label: string; rest: string[] } {
+  const command = commands.find((c) => c.name === name);
+  if (command?.subcommands === undefined) {
+    return { command, label: name, rest };
+  }
+  const at = findCommand(rest);
+  if (at < 0) return { command, label: name, rest };
+  const inner = resolveCommand(
+    [...rest.slice(0, at), ...rest.slice(at + 1)],
+    command.subcommands,
+    rest[at]!,
+  );
+  return { ...inner, label: `${name} ${inner.label}` };
 }
 
 function wrap(text: string, width: number, indent: string): string[] {
@@ -293,6 +319,11 @@ function wrap(text: string, width: number, indent: string): string[] {
   }
   if (line !== "") lines.push(indent + line);
   return lines;
+}
+
+function commandList(commands: Command[]): string[] {
+  const width = Math.max(8, ...commands.map((c) => c.name.length));
+  return commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
 }
 
 function optionLines(options: OptionSpec): string[] {
@@ -376,6 +407,11 @@ export function commandHelp(command: Command): string {
     "",
     command.summary,
     ...(command.description ? ["", ...wrap(command.description, 80, "")] : []),
+    ...(command.subcommands === undefined ? [] : [
+      "",
+      "Subcommands:",
+      ...commandList(command.subcommands),
+    ]),
     ...(own ? ["", "Options:", ...optionLines(command.options)] : []),
     "",
     "Global options:",
@@ -424,9 +460,14 @@ export async function main(args: string[]): Promise<number> {
   let color = useColor(process.stderr, early.color);
   let renderer: ProgressRenderer | undefined;
   // Known before parsing, so that a bad option still points at the right --help.
+  // Known before parsing, so that a bad option still points at the right --help.
   const at = findCommand(args);
-  const commandName: string | undefined =
-    at >= 0 && COMMANDS.some((c) => c.name === args[at]) ? args[at] : undefined;
+  const named = at < 0 ? undefined : resolveCommand(
+    [...args.slice(0, at), ...args.slice(at + 1)],
+    COMMANDS,
+    args[at]!,
+  );
+  const commandName = named?.command === undefined ? undefined : named.label;
   try {
     const parsed = parseCommandLine(args, COMMANDS);
     const { values } = parsed.args;
@@ -453,25 +494,32 @@ export async function main(args: string[]): Promise<number> {
       return EXIT.usage;
     }
     if (parsed.command === "help") {
-      const target = parsed.args.positionals[0];
+      const [target, ...more] = parsed.args.positionals;
       if (target === undefined) {
         process.stdout.write(topHelp(COMMANDS) + "\n");
         return EXIT.ok;
       }
-      const command = COMMANDS.find((c) => c.name === target);
-      if (command === undefined) {
-        throw new UsageError(`Unknown command "${target}"`);
+      const found = resolveCommand(more, COMMANDS, target);
+      const command = found.command;
+      if (command === undefined || found.rest.length > 0) {
+        throw new UsageError(
+          `Unknown command "${[target, ...more].join(" ")}"`,
+        );
       }
       process.stdout.write(commandHelp(command) + "\n");
       return EXIT.ok;
     }
-    const command = COMMANDS.find((c) => c.name === parsed.command);
+    const command = parsed.resolved;
     if (command === undefined) {
       throw new UsageError(`Unknown command "${parsed.command}"`);
     }
     if (values.help === true) {
       process.stdout.write(commandHelp(command) + "\n");
       return EXIT.ok;
+    }
+    if (command.subcommands !== undefined) {
+      process.stderr.write(commandHelp(command) + "\n");
+      return EXIT.usage;
     }
     let waitLockMs = 0;
     if (typeof values["wait-lock"] === "string") {

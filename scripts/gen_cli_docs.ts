@@ -53,9 +53,13 @@ export function renderCliDocs(commands: Command[] = COMMANDS): string {
     "",
     fence(topHelp(commands)),
   ];
-  for (const command of commands) {
-    lines.push("", `## cairn ${command.name}`, "", fence(commandHelp(command)));
-  }
+  const section = (command: Command, label: string) => {
+    lines.push("", `## cairn ${label}`, "", fence(commandHelp(command)));
+    for (const sub of command.subcommands ?? []) {
+      section(sub, `${label} ${sub.name}`);
+    }
+  };
+  for (const command of commands) section(command, command.name);
   return lines.join("\n") + "\n";
 }
 
