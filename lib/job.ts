@@ -27,9 +27,15 @@ import {
   readValueChunks,
   writeValueChunks,
 } from "./output.ts";
-import { replayRun, type RunState, type RunStatus } from "./replay.ts";
+import {
+  latestRun,
+  replayRun,
+  type RunState,
+  type RunStatus,
+} from "./replay.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
+import { abortOnSignals } from "./signals.ts";
 
 /** Options for {@linkcode openJob}. */
 export interface OpenJobOptions {
@@ -198,6 +204,12 @@ function newRunId(previous: string | undefined): string {
   return `${stamp}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** The signal an abort reason names (as `abortOnSignals` sets it), if any. */
+function signalNameOf(reason: unknown): string | undefined {
+  const cause = reason instanceof Error ? reason.cause : undefined;
+  return cause === "SIGINT" || cause === "SIGTERM" ? cause : undefined;
+}
+
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -249,7 +261,7 @@ export async function openJob(
     ...options.lock,
   });
   try {
-    const latestId = (await store.listRuns(name)).at(-1);
+    const latestId = latestRun(await store.listRuns(name));
     const latest = latestId === undefined
       ? undefined
       : await replayRun(store, name, latestId);
@@ -355,8 +367,14 @@ export class Job {
     this.#config = init.config;
     this.#total = init.options.total ?? init.prior?.total;
     const external = init.options.signal;
-    if (external?.aborted) this.#stop.abort(external.reason);
-    external?.addEventListener("abort", () => this.stop(), { once: true });
+    if (external?.aborted) {
+      this.stop(signalNameOf(external.reason));
+    }
+    external?.addEventListener(
+      "abort",
+      () => this.stop(signalNameOf(external.reason)),
+      { once: true },
+    );
   }
 
   /** @internal Open or create the run log and record this attempt. */
@@ -941,7 +959,12 @@ export class Job {
 
 /** Options for {@linkcode runJob}. */
 export interface RunJobOptions<T = unknown> extends OpenJobOptions {
-  /** Stop gracefully on SIGINT and SIGTERM; a second signal exits at once. Default: true. */
+  /**
+   * Install SIGINT/SIGTERM handlers for the job's duration (a second signal
+   * exits at once). Default: false: the library leaves signals to the caller.
+   *
+   * @deprecated Pass `signal: abortOnSignals().signal` (from `lib/signals.ts`) instead.
+   */
   handleSignals?: boolean;
   /** Turn the body's result into the summary recorded with the completed run. Default: none. */
   summarize?: (result: T) => unknown;
@@ -949,8 +972,10 @@ export interface RunJobOptions<T = unknown> extends OpenJobOptions {
 
 /**
  * Open a job, run `body`, and record how it ended: completed, failed, or
- * interrupted by SIGINT/SIGTERM (then {@linkcode InterruptedError} is thrown,
- * whose `exitCode` is 130 or 143). The lock is always released.
+ * interrupted because `signal` aborted (then {@linkcode InterruptedError} is
+ * thrown, whose `exitCode` is 130, or 143 for SIGTERM). The lock is always
+ * released. No signal handlers are installed: pass
+ * `signal: abortOnSignals().signal` to stop on SIGINT/SIGTERM.
  *
  * @param name The job name.
  * @param options Job options.
@@ -961,7 +986,7 @@ export interface RunJobOptions<T = unknown> extends OpenJobOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { runJob } from "./job.ts";
- * const total = await runJob("sum", { store: "memory:run-job-example", handleSignals: false }, async (job) => {
+ * const total = await runJob("sum", { store: "memory:run-job-example" }, async (job) => {
  *   let sum = 0;
  *   for (let i = 0; i < 3; i++) sum += await job.step(`part-${i}`, () => i * 10);
  *   return sum;
@@ -974,17 +999,23 @@ export async function runJob<T>(
   options: RunJobOptions<T>,
   body: (job: Job) => Promise<T>,
 ): Promise<T> {
-  const job = await openJob(name, options);
-  const handlers: [string, () => void][] = [];
-  if (options.handleSignals ?? true) {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      const handler = () => {
-        if (job.stopping) process.exit(sig === "SIGINT" ? 130 : 143);
-        job.stop(sig);
-      };
-      process.on(sig, handler);
-      handlers.push([sig, handler]);
-    }
+  const signals = options.handleSignals
+    ? abortOnSignals({ exitOnSecondSignal: true })
+    : undefined;
+  const signal = signals === undefined
+    ? options.signal
+    : options.signal === undefined
+    ? signals.signal
+    : AbortSignal.any([options.signal, signals.signal]);
+  let job: Job;
+  try {
+    job = await openJob(name, {
+      ...options,
+      ...(signal === undefined ? {} : { signal }),
+    });
+  } catch (error) {
+    signals?.dispose();
+    throw error;
   }
   try {
     const result = await body(job);
@@ -1002,7 +1033,7 @@ export async function runJob<T>(
     await job.fail(error);
     throw error;
   } finally {
-    for (const [sig, handler] of handlers) process.off(sig, handler);
+    signals?.dispose();
     await job.close();
   }
 }
