@@ -15,6 +15,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  abortOnSignals,
   InterruptedError,
   knnJob,
   type KnnJobOptions,
@@ -64,8 +65,11 @@ try {
   console.log(`stopped after ${blocks} blocks: ${error.message}`);
 }
 
-// Second run: resumes, computing only the blocks that are missing.
-const resumed = await knnJob(ref, options);
+// Second run: resumes, computing only the blocks that are missing. Ctrl-C
+// stops it cleanly (rerun to resume).
+const signals = abortOnSignals({ exitOnSecondSignal: true });
+const resumed = await knnJob(ref, { ...options, signal: signals.signal });
+signals.dispose();
 console.log(
   `resumed run ${resumed.run}: computed ${resumed.computedBlocks} of ${resumed.plan.blocks} blocks`,
 );

@@ -379,14 +379,24 @@ test("Job.read() reports a flipped chunk as MissingStepOutputError, deletes it, 
   });
   assert.equal(again.isDone("a"), false);
   assert.equal(store.chunkBytes.has(hash), false);
-  assert.ok(events.some((e) => e.type === "warning" && /lost its output/.test(e.message)));
+  assert.ok(
+    events.some((e) =>
+      e.type === "warning" && /lost its output/.test(e.message)
+    ),
+  );
   let calls = 0;
-  const value = await again.step("a", () => (calls++, { n: 1, text: "x".repeat(100) }));
+  const value = await again.step(
+    "a",
+    () => (calls++, { n: 1, text: "x".repeat(100) }),
+  );
   assert.deepEqual(value, { n: 1, text: "x".repeat(100) });
   assert.equal(calls, 1);
   assert.equal(await again.read("a").then((v) => (v as { n: number }).n), 1);
-  await assert.rejects(again.read("nope"), (e: unknown) =>
-    e instanceof MissingStepOutputError && e.reason === "not-done");
+  await assert.rejects(
+    again.read("nope"),
+    (e: unknown) =>
+      e instanceof MissingStepOutputError && e.reason === "not-done",
+  );
   await again.complete();
 });
 
@@ -454,7 +464,11 @@ test("Job.step() with stats that cannot be encoded fails only that step, with th
   await job.complete();
   const state = (await replayJob(store, "bad-stats"))[0]!;
   assert.equal(state.status, "completed");
-  assert.deepEqual([...state.steps.keys()].sort(), ["after", "good-1", "good-2"]);
+  assert.deepEqual([...state.steps.keys()].sort(), [
+    "after",
+    "good-1",
+    "good-2",
+  ]);
 });
 
 test("runJob() installs no signal handlers; abortOnSignals() stops it on SIGTERM with exit code 143", async () => {
