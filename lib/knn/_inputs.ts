@@ -10,7 +10,7 @@ import { blake3HexYielding } from "../../store/hash.ts";
 import { fingerprint } from "../../store/cbor.ts";
 import { checkMetric, type Metric, type ZeroVectorPolicy } from "./kernel.ts";
 import { type Matrix, validateFinite } from "./matrix.ts";
-import { readMatrixFile } from "./npy.ts";
+import { readMatrixFile } from "../io/npy.ts";
 
 /** A matrix, or the path of a `.npy` / `.fvecs` file holding one. */
 export type MatrixInput = Matrix | string;

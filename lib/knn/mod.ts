@@ -69,7 +69,6 @@ export {
   NPY_READ_DTYPES,
   type NpyHeader,
   type NpyWritable,
-  parseFvecs,
   parseIntNpy,
   parseNpy,
   parseNpyHeader,
@@ -77,7 +76,8 @@ export {
   readMatrixFile,
   readMatrixFileInfo,
   writeNpyFile,
-} from "./npy.ts";
+} from "../io/npy.ts";
+export { parseFvecs, type ParseFvecsOptions } from "../io/fvecs.ts";
 // kernel.ts's lower-level pieces (prepareQueries, computeKeyTile, exactKey,
 // checkRange, ...) serve search.ts, radius.ts and evaluate.ts and are not
 // re-exported here.
