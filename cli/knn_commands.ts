@@ -18,11 +18,11 @@ import {
   type KnnJobBaseOptions,
   type KnnJobInfo,
   type KnnJobPlan,
-  knnPlan,
   knnRecall,
   knnRerank,
   METRICS,
   parseByteSize,
+  planKnnJob,
   radiusJob,
   readMatrixFileInfo,
 } from "../lib/knn/mod.ts";
@@ -606,7 +606,7 @@ export const knnPlanCommand: Command = {
         `Cannot plan: query matrix "${queryPath}" has ${query.cols} columns, but reference matrix "${refPath}" has ${ref.cols}; both need the same dimension`,
       );
     }
-    const plan = knnPlan(ref, {
+    const plan = planKnnJob(ref, {
       kind,
       k,
       ...(query === undefined ? {} : { query }),

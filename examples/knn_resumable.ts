@@ -19,8 +19,8 @@ import {
   InterruptedError,
   knnJob,
   type KnnJobOptions,
-  knnPlan,
   matrixFrom,
+  planKnnJob,
 } from "../mod.ts";
 
 const dir = await mkdtemp(join(tmpdir(), "cairn-knn-example-"));
@@ -36,7 +36,7 @@ const options: KnnJobOptions = {
   out: join(dir, "knn"),
   memoryBudgetBytes: 16 * 1024 * 1024,
 };
-const plan = knnPlan(ref, {
+const plan = planKnnJob(ref, {
   k: 10,
   memoryBudgetBytes: options.memoryBudgetBytes!,
 });

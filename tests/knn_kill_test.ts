@@ -91,7 +91,6 @@ test(
       k: 10,
       blockRows: 50,
       out: baseline,
-      handleSignals: false,
     });
     const store = join(dir, "store");
     const out = join(dir, "out");
@@ -143,7 +142,6 @@ test(
       radius: 3,
       blockRows: 100,
       out: baseline,
-      handleSignals: false,
     });
     assert.ok(expected.totalMatches > 1000);
     const store = join(dir, "store");
@@ -240,7 +238,6 @@ test("cairn knn killed with SIGKILL resumes through the CLI", {
     k: 10,
     blockRows: 50,
     out: baseline,
-    handleSignals: false,
   });
   await assertSameFiles(out, baseline, ["index.npy", "distance.npy"]);
   const records = await stepRecords(store, "cli-kill");

@@ -91,5 +91,3 @@ export function parseFvecs(
   }
   return matrixFrom(data, dim);
 }
-
-

@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { fingerprint } from "../../store/cbor.ts";
+import { blake3HexYielding } from "../../store/hash.ts";
 
 /** Element storage a {@linkcode Matrix} may use. */
 export type MatrixData = Float32Array | Float64Array;
@@ -134,4 +136,40 @@ function describeValue(value: unknown): string {
     return `"${(value as object).constructor?.name ?? "object"}"`;
   }
   return `"${typeof value}"`;
+}
+
+/**
+ * The content identity of a matrix: BLAKE3 of its bytes, fingerprinted with
+ * its shape and dtype. kNN jobs are keyed by it, so the same data gives the
+ * same job wherever the file lives, and changed data a new one.
+ *
+ * @param matrix The matrix.
+ * @returns 64 hex characters.
+ *
+ * @example Equal data, equal hash; another dtype, another hash
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hashMatrix, matrixFrom } from "./matrix.ts";
+ * const a = await hashMatrix(matrixFrom(new Float32Array([1, 2, 3, 4]), 2));
+ * const b = await hashMatrix(matrixFrom(new Float32Array([1, 2, 3, 4]), 2));
+ * const c = await hashMatrix(matrixFrom(new Float64Array([1, 2, 3, 4]), 2));
+ * assert.equal(a, b);
+ * assert.notEqual(a, c);
+ * ```
+ */
+export async function hashMatrix(matrix: Matrix): Promise<string> {
+  const bytes = new Uint8Array(
+    matrix.data.buffer,
+    matrix.data.byteOffset,
+    matrix.data.byteLength,
+  );
+  const data = await blake3HexYielding(bytes, 16 << 20);
+  // The format name is part of every stored kNN job's identity: keep it.
+  return await fingerprint({
+    format: "cairn.knn.matrix",
+    dtype: matrix.data instanceof Float32Array ? "<f4" : "<f8",
+    rows: matrix.rows,
+    cols: matrix.cols,
+    data,
+  });
 }

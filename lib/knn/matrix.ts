@@ -6,6 +6,7 @@
  * @module
  */
 export {
+  hashMatrix,
   type Matrix,
   type MatrixData,
   matrixFrom,
