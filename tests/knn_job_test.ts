@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   collectWithinRadius,
@@ -31,6 +31,7 @@ import type { JobEvent } from "../lib/events.ts";
 import { ConfigChangedError, InterruptedError } from "../lib/job.ts";
 import { replayRun } from "../lib/replay.ts";
 import { openStore } from "../lib/open_store.ts";
+import { verifyStore } from "../lib/verify.ts";
 import { randomFloat32 } from "../lib/random.ts";
 import { createMemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/store.ts";
@@ -913,3 +914,126 @@ test(
     assert.match(help.stdout, /Examples:\n {2}cairn knn --ref/);
   },
 );
+
+/** Flip one bit in the middle of each chunk's file in an fs store (real bytes on disk). */
+async function flipChunkFiles(root: string, hashes: Iterable<string>) {
+  for (const hash of hashes) {
+    const path = join(root, "chunks", hash.slice(0, 2), hash);
+    await chmod(path, 0o644).catch(() => {});
+    const bytes = new Uint8Array(await readFile(path));
+    bytes[bytes.length >> 1]! ^= 0x04;
+    await writeFile(path, bytes);
+  }
+}
+
+/** Chunk hashes of the given steps of a run, by step key. */
+async function stepChunks(
+  store: Store,
+  job: string,
+  run: string,
+  keys: (key: string) => boolean,
+): Promise<Map<string, string[]>> {
+  const state = await replayRun(store, job, run);
+  const out = new Map<string, string[]>();
+  for (const [key, step] of state.steps) {
+    if (!keys(key)) continue;
+    const refs = step.output.kind === "value"
+      ? step.output.chunks
+      : step.output.items.flat();
+    out.set(key, refs.map((r) => r.hash));
+  }
+  return out;
+}
+
+test("knnJob() rerun after bit flips recomputes every corrupt block and leaves no corrupt chunk referenced", async () => {
+  const ref = randomMatrix(200, 6, 11);
+  const root = join(await tempDir(), "store");
+  const store = await openStore(root);
+  const out = join(await tempDir(), "out");
+  const options: KnnJobOptions = { store, k: 4, blockRows: 40, out };
+  const first = await knnJob(ref, options);
+  assert.equal(first.computedBlocks, 5);
+  const index = await readFile(join(out, "index.npy"));
+  const distance = await readFile(join(out, "distance.npy"));
+  const chunks = await stepChunks(store, first.job, first.run, () => true);
+  assert.equal(chunks.size, 6, "prepare and 5 blocks");
+  await flipChunkFiles(root, [...chunks.values()].flat());
+  const before = await verifyStore(store, { readData: true });
+  assert.ok(before.problems.length >= 6, "verify sees the flipped chunks");
+
+  const healed = await knnJob(ref, options);
+  assert.equal(healed.run, first.run);
+  assert.equal(healed.computedBlocks, 5, "every corrupt block recomputed");
+  assert.equal(healed.prepared, "computed");
+  assert.equal(healed.alreadyCompleted, false);
+  assert.deepEqual(await readFile(join(out, "index.npy")), index);
+  assert.deepEqual(await readFile(join(out, "distance.npy")), distance);
+  const after = await verifyStore(store, { readData: true });
+  assert.deepEqual(after.problems, [], "no corrupt chunk is referenced");
+  const state = await replayRun(store, first.job, first.run);
+  assert.equal(state.status, "completed");
+
+  const again = await knnJob(ref, options);
+  assert.ok(again.alreadyCompleted && again.computedBlocks === 0);
+});
+
+test("knnJob() and radiusJob() heal flipped chunks of an unfinished run and of both radius phases", async () => {
+  const ref = randomMatrix(160, 5, 12);
+  const root = join(await tempDir(), "store");
+  const store = await openStore(root);
+  // An unfinished kNN run (stopped after 2 blocks), arrays kept in memory.
+  const stop = new AbortController();
+  let blocks = 0;
+  const options: KnnJobOptions = { store, k: 3, blockRows: 40, job: "half" };
+  await assert.rejects(
+    knnJob(ref, {
+      ...options,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === "step-done" && e.key.startsWith("block/")) {
+          if (++blocks === 2) stop.abort();
+        }
+      },
+    }),
+    InterruptedError,
+  );
+  const runs = await store.listRuns("half");
+  const done = await stepChunks(store, "half", runs[0]!, (k) => k !== "");
+  assert.equal(done.size, 3, "prepare and 2 blocks");
+  await flipChunkFiles(root, [...done.values()].flat());
+  const resumed = await knnJob(ref, options);
+  assert.equal(resumed.run, runs[0]);
+  assert.equal(resumed.computedBlocks, 4, "2 corrupt and 2 new blocks");
+  const p = prepareReference(ref, "euclidean");
+  assert.deepEqual(
+    resumed.index,
+    searchKnn(p, ref, { k: 3, excludeSelf: true }).index,
+  );
+  assert.deepEqual((await verifyStore(store, { readData: true })).problems, []);
+
+  // A completed radius run with flips in the count and the collect phase.
+  const radius = await radiusJob(ref, {
+    store,
+    radius: 0.9,
+    blockRows: 40,
+    job: "ball",
+  });
+  const phases = await stepChunks(
+    store,
+    "ball",
+    radius.run,
+    (k) => k === "count/000-040" || k === "collect/120-160",
+  );
+  assert.equal(phases.size, 2);
+  await flipChunkFiles(root, [...phases.values()].flat());
+  const again = await radiusJob(ref, {
+    store,
+    radius: 0.9,
+    blockRows: 40,
+    job: "ball",
+  });
+  assert.equal(again.computedBlocks, 2);
+  assert.deepEqual(again.index, radius.index);
+  assert.deepEqual(again.offset, radius.offset);
+  assert.deepEqual((await verifyStore(store, { readData: true })).problems, []);
+});
