@@ -825,8 +825,9 @@ export class Job {
    * const job = await openJob("checked", { store });
    * await job.step("a", () => 1);
    * assert.equal(await job.checkStep("a", { readData: true }), true);
-   * const hash = job.stepRecord("a")!.output.kind === "value" ? job.stepRecord("a")!.output.chunks[0]!.hash : "";
-   * await store.chunks.delete(hash);
+   * const output = job.stepRecord("a")!.output;
+   * assert.ok(output.kind === "value");
+   * await store.chunks.delete(output.chunks[0]!.hash);
    * assert.equal(await job.checkStep("a"), false);
    * assert.equal(job.isDone("a"), false);
    * assert.equal(await job.step("a", () => 1), 1);

@@ -521,8 +521,7 @@ test("openJob() resumes the newest run by id even when the clock stepped back", 
   const hourAgo = () => RealDate.now() - 3_600_000;
   class PastDate extends RealDate {
     constructor(...args: unknown[]) {
-      if (args.length === 0) super(hourAgo());
-      else super(...(args as [number]));
+      super(...((args.length === 0 ? [hourAgo()] : args) as [number]));
     }
     static override now() {
       return hourAgo();

@@ -6,7 +6,6 @@
  */
 
 import { stat } from "node:fs/promises";
-import { fingerprint } from "../../store/cbor.ts";
 import { checkMetric, type Metric, type ZeroVectorPolicy } from "./kernel.ts";
 import { type Matrix, validateFinite } from "./matrix.ts";
 import { readMatrixFile } from "../io/npy.ts";
@@ -112,7 +111,7 @@ export function checkZeroRows(
     }
     if (zero) {
       throw new RangeError(
-        `Cannot use ${m.label} with cosine: row ${r} is a zero vector, whose direction is undefined; remove it, or pass zeroVector: "one" (--zero-vector one) to give it distance 1 to everything`,
+        `Cannot use ${m.label} with cosine: row ${r} is a zero vector, whose direction is undefined; remove it, or pass zeroVector: "one" to give it distance 1 to everything`,
       );
     }
   }

@@ -4,7 +4,6 @@
  * @module
  */
 
-import type { StepContext } from "../job.ts";
 import type { MatrixInput } from "./_inputs.ts";
 import {
   type BlockCompute,
