@@ -1110,6 +1110,56 @@ export class Job {
   }
 
   /**
+   * Record how the work on the run ended and close the job: the lifecycle
+   * {@linkcode runJob} uses, for callers that drive a job themselves (a
+   * generator yielding results, say). Work that returned completes the run
+   * (unless a stop refused some step); work stopped by `signal` or
+   * {@linkcode Job.stop} records the run interrupted and throws
+   * {@linkcode InterruptedError}; any other failure records it failed (the
+   * caller rethrows its error).
+   *
+   * @param outcome `{ ok: true, summary? }` when the work returned, `{ ok: false, error }` when it threw.
+   * @returns Once the end is recorded and the lock released.
+   * @throws {InterruptedError} When the job was stopping.
+   *
+   * @example Drive a job by hand
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openJob } from "./job.ts";
+   * const job = await openJob("settled", { store: "memory:settle-example" });
+   * try {
+   *   await job.step("a", () => 1);
+   *   await job.settle({ ok: true, summary: { steps: 1 } });
+   * } catch (error) {
+   *   await job.settle({ ok: false, error });
+   *   throw error;
+   * }
+   * assert.equal(job.status, "completed");
+   * ```
+   */
+  async settle(outcome: SettleOutcome): Promise<void> {
+    try {
+      // A stop that refused no step came after the work was done: the run is complete.
+      if (outcome.ok && this.#refused === 0) {
+        await this.complete(outcome.summary);
+        return;
+      }
+      if (this.stopping) {
+        await this.close();
+        const reason = this.#stop.signal.reason;
+        throw reason instanceof InterruptedError
+          ? reason
+          : new InterruptedError(this.name, this.#stopSignal);
+      }
+      await this.fail(
+        outcome.ok ? new Error("Steps were refused") : outcome.error,
+      );
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
    * Close the job. An unfinished run is recorded as interrupted (resumable).
    */
   async close(): Promise<void> {
@@ -1138,6 +1188,11 @@ export class Job {
     }
   }
 }
+
+/** How the work on a run ended, for {@linkcode Job.settle}. */
+export type SettleOutcome =
+  | { ok: true; summary?: unknown }
+  | { ok: false; error: unknown };
 
 /** Options for {@linkcode runJob}. */
 export interface RunJobOptions<T = unknown> extends OpenJobOptions {
@@ -1200,20 +1255,17 @@ export async function runJob<T>(
     throw error;
   }
   try {
-    const result = await body(job);
-    // A stop that refused no step came after the work was done: the run is complete.
-    if (job.refusedSteps > 0) throw job.signal.reason;
-    await job.complete(options.summarize?.(result));
-    return result;
-  } catch (error) {
-    if (job.stopping) {
-      await job.close();
-      throw job.signal.reason instanceof InterruptedError
-        ? job.signal.reason
-        : new InterruptedError(name);
+    let result: T;
+    let summary: unknown;
+    try {
+      result = await body(job);
+      summary = options.summarize?.(result);
+    } catch (error) {
+      await job.settle({ ok: false, error });
+      throw error;
     }
-    await job.fail(error);
-    throw error;
+    await job.settle({ ok: true, summary });
+    return result;
   } finally {
     signals?.dispose();
     await job.close();

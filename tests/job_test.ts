@@ -547,3 +547,48 @@ test("openJob() resumes the newest run by id even when the clock stepped back", 
   assert.ok(third.resumed);
   await third.complete();
 });
+
+test("Job.settle() gives a generator runJob's lifecycle: completed, failed or interrupted", async () => {
+  const store = createMemoryStore();
+  /** Yields step results as they are done, the way a map engine streams them. */
+  async function* stream(name: string, signal?: AbortSignal, failAt = -1) {
+    const job = await openJob(name, { store, ...(signal ? { signal } : {}) });
+    try {
+      for (let i = 0; i < 4; i++) {
+        yield await job.step(`item-${i}`, () => {
+          if (i === failAt) throw new Error(`Item ${i} failed`);
+          return i * i;
+        });
+      }
+    } catch (error) {
+      await job.settle({ ok: false, error });
+      throw error;
+    }
+    await job.settle({ ok: true, summary: { items: 4 } });
+  }
+  const values = [];
+  for await (const v of stream("gen-ok")) values.push(v);
+  assert.deepEqual(values, [0, 1, 4, 9]);
+  const ok = (await replayJob(store, "gen-ok"))[0]!;
+  assert.equal(ok.status, "completed");
+  assert.deepEqual(ok.end?.summary, { items: 4 });
+
+  await assert.rejects(async () => {
+    for await (const _ of stream("gen-fail", undefined, 2));
+  }, /Item 2 failed/);
+  assert.equal((await replayJob(store, "gen-fail"))[0]!.status, "failed");
+
+  const stop = new AbortController();
+  await assert.rejects(async () => {
+    for await (const v of stream("gen-stop", stop.signal)) {
+      if (v === 1) stop.abort();
+    }
+  }, InterruptedError);
+  const stopped = (await replayJob(store, "gen-stop"))[0]!;
+  assert.equal(stopped.status, "interrupted");
+  assert.equal(stopped.steps.size, 2);
+  // The lock was released every time.
+  const again = await openJob("gen-stop", { store });
+  assert.ok(again.resumed);
+  await again.close();
+});
