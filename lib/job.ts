@@ -97,6 +97,8 @@ export class InterruptedError extends Error {
   /** 130 for SIGINT, 143 for SIGTERM, else 130. */
   readonly exitCode: number;
   /**
+   * Create the error for a stopped job.
+   *
    * @param job The job name.
    * @param signal The signal name.
    */
@@ -134,6 +136,8 @@ export class MissingStepOutputError extends Error {
   /** Why: not done, a chunk missing, or a chunk corrupt. */
   readonly reason: MissingStepOutputReason;
   /**
+   * Create the error for a step whose output cannot be read.
+   *
    * @param job The job name.
    * @param key The step key.
    * @param reason Why the output cannot be read.
@@ -173,6 +177,8 @@ export class ConfigChangedError extends Error {
   /** The option that starts over instead: `newRun` (a CLI maps it to its flag). */
   readonly option: "newRun";
   /**
+   * Create the error for a resume refused because the config changed.
+   *
    * @param job The job name.
    * @param run The unfinished run.
    * @param changes What differs.

@@ -21,12 +21,15 @@ export type RunStatus = "running" | "completed" | "failed" | "interrupted";
 
 /** A run rebuilt from its log. */
 export interface RunState {
+  /** The job name. */
   job: string;
+  /** The run id (see {@linkcode compareRuns} for their order). */
   run: string;
   /** The run's first record. */
   header: RunRecord;
   /** `running` when the last attempt has no end record (it may be live, or killed). */
   status: RunStatus;
+  /** When the run was created, by the clock of its host (for display, not order). */
   startedAt: string;
   /** Time of the last end record, if the run has ended. */
   endedAt?: string;
