@@ -583,7 +583,10 @@ test("planKnnBlocks() fits the budget and covers every row", () => {
         const perRow = 8 * nRef + 8 * dim + 24 + 8 * k;
         const opts = { nRef, nQuery, dim, k, memoryBudgetBytes: budget };
         if (perRow > budget) {
-          assert.throws(() => planKnnBlocks(opts), /Cannot plan kNN: one query row/);
+          assert.throws(
+            () => planKnnBlocks(opts),
+            /Cannot plan kNN: one query row/,
+          );
           return;
         }
         const plan = planKnnBlocks(opts);
@@ -598,7 +601,14 @@ test("planKnnBlocks() fits the budget and covers every row", () => {
     propertyRuns(300),
   );
   assert.throws(
-    () => planKnnBlocks({ nRef: 5, nQuery: 1, dim: 2, k: 6, memoryBudgetBytes: 1e9 }),
+    () =>
+      planKnnBlocks({
+        nRef: 5,
+        nQuery: 1,
+        dim: 2,
+        k: 6,
+        memoryBudgetBytes: 1e9,
+      }),
     /reference rows = 5, k = 6/,
   );
 });
