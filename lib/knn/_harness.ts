@@ -44,6 +44,9 @@ import {
 import type { Matrix } from "./matrix.ts";
 import { searchKnn } from "./search.ts";
 
+/** Stored blocks checked at once on a rerun of a completed run. */
+const CHECK_CONCURRENCY = 8;
+
 /** Inputs after loading and checking, with their content hashes. */
 export interface Inputs extends SearchInputs {
   refHash: string;
@@ -271,9 +274,14 @@ export class KnnRun {
     if (!(await this.job.checkStep("prepare", { readData: true }))) {
       await this.prepared();
     }
-    for (const key of keys) {
-      await this.job.checkStep(key, { readData: true });
-    }
+    // Several at a time: each check is a read and a hash, mostly waiting on I/O.
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        await this.job.checkStep(keys[next++]!, { readData: true });
+      }
+    };
+    await Promise.all(Array.from({ length: CHECK_CONCURRENCY }, worker));
   }
 
   get ranges(): [number, number][] {
