@@ -143,6 +143,34 @@ function frameAt(
   return { seq: Number(view.getBigUint64(pos + 8, true)), start: pos, end };
 }
 
+/**
+ * The first valid frame at or after `from` whose sequence number could follow
+ * record `expected - 1`, if any. Cheap header checks (a plausible length that
+ * fits, a sequence number in range) come before the checksum, so garbage costs
+ * O(1) per byte and the scan stays linear (a checksum at every offset was
+ * quadratic).
+ */
+function findFrameAfter(
+  bytes: Uint8Array,
+  view: DataView,
+  from: number,
+  expected: number,
+): FrameAt | undefined {
+  // No more records can follow than fit in the remaining bytes.
+  const maxSeq = expected +
+    Math.ceil((bytes.length - from) / FRAME_HEADER_SIZE);
+  for (let p = from; p + FRAME_HEADER_SIZE < bytes.length; p++) {
+    const length = view.getUint32(p, true);
+    if (length === 0 || p + FRAME_HEADER_SIZE + length > bytes.length) continue;
+    if (view.getUint32(p + 12, true) !== 0) continue; // seq above 2^32
+    const seq = view.getUint32(p + 8, true);
+    if (seq < expected || seq > maxSeq) continue;
+    const found = frameAt(bytes, view, p);
+    if (typeof found !== "string") return found;
+  }
+  return undefined;
+}
+
 /** The result of scanning a log's bytes. */
 export interface LogScan {
   /** Valid frames in order. */
@@ -193,11 +221,8 @@ export function scanLog(bytes: Uint8Array, name: string): LogScan {
       ? `sequence number ${found.seq}, expected ${frames.length + 1}`
       : undefined;
     if (reason !== undefined) {
-      for (let p = pos + 1; p + FRAME_HEADER_SIZE < bytes.length; p++) {
-        if (typeof frameAt(bytes, view, p) !== "string") {
-          throw new CorruptLogError(name, pos, reason);
-        }
-      }
+      const resync = findFrameAfter(bytes, view, pos + 1, frames.length + 1);
+      if (resync !== undefined) throw new CorruptLogError(name, pos, reason);
       return {
         frames,
         end: pos,
@@ -276,7 +301,7 @@ export async function openFramedLog(
 }
 
 interface PendingAppend {
-  bodies: readonly unknown[];
+  encoded: Uint8Array[];
   resolve: (seq: number) => void;
   reject: (error: unknown) => void;
 }
@@ -334,8 +359,24 @@ class FramedLog implements ManifestLog {
         ),
       );
     }
+    // Encode now, so a record that cannot be encoded fails only this append
+    // with its own error, never the queue or later appends.
+    let encoded: Uint8Array[];
+    try {
+      encoded = bodies.map((b) => {
+        const body = encodeValue(b);
+        if (body.length > MAX_BODY_SIZE) {
+          throw new RangeError(
+            `Cannot append a ${body.length}-byte record: the limit is ${MAX_BODY_SIZE}; store large data as chunks`,
+          );
+        }
+        return body;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const done = new Promise<number>((resolve, reject) =>
-      this.#queue.push({ bodies, resolve, reject })
+      this.#queue.push({ encoded, resolve, reject })
     );
     this.#draining ??= this.#drain();
     return done;
@@ -345,9 +386,7 @@ class FramedLog implements ManifestLog {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0);
       try {
-        const encoded = batch.flatMap((p) =>
-          p.bodies.map((b) => encodeValue(b))
-        );
+        const encoded = batch.flatMap((p) => p.encoded);
         const total = encoded.reduce(
           (n, b) => n + FRAME_HEADER_SIZE + b.length,
           0,
@@ -358,11 +397,6 @@ class FramedLog implements ManifestLog {
         let seq = this.#length;
         let link = this.#link;
         for (const body of encoded) {
-          if (body.length > MAX_BODY_SIZE) {
-            throw new RangeError(
-              `Cannot append a ${body.length}-byte record: the limit is ${MAX_BODY_SIZE}; store large data as chunks`,
-            );
-          }
           view.setUint32(pos, body.length, true);
           view.setBigUint64(pos + 8, BigInt(++seq), true);
           out.set(link, pos + 16);
@@ -379,7 +413,7 @@ class FramedLog implements ManifestLog {
         let next = this.#length;
         this.#length = seq;
         this.#link = link;
-        for (const p of batch) p.resolve(next += p.bodies.length);
+        for (const p of batch) p.resolve(next += p.encoded.length);
       } catch (error) {
         this.#failure = error;
         for (const p of batch.concat(this.#queue.splice(0))) p.reject(error);
