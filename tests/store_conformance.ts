@@ -146,8 +146,8 @@ export function testStoreConformance(
     }
     assert.deepEqual(seen, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
     await assert.rejects(reader.append([{}]), /read-only/);
-    await (await store.createLog("job-a", "run-2")).close();
-    await (await store.createLog("job-b", "run-1")).close();
+    await (await store.createLog("job-a", "run-2", { n: 1 })).close();
+    await (await store.createLog("job-b", "run-1", { n: 1 })).close();
     assert.deepEqual(await store.listJobs(), ["job-a", "job-b"]);
     assert.deepEqual(await store.listRuns("job-a"), ["run-1", "run-2"]);
     await store.deleteRun("job-a", "run-1");
@@ -166,7 +166,14 @@ export function testStoreConformance(
     await lock.release();
     assert.equal(await store.readLock("job-a"), undefined);
     const again = await store.lock("job-a");
-    assert.equal((await store.breakLock("job-a"))?.token, again.info.token);
+    await assert.rejects(
+      store.breakLock("job-a"),
+      (e: unknown) => (e as { exitCode?: number }).exitCode === 3,
+    );
+    assert.equal(
+      (await store.breakLock("job-a", { force: true }))?.token,
+      again.info.token,
+    );
     assert.equal(
       again.lost || (await store.readLock("job-a")) === undefined,
       true,
