@@ -519,6 +519,10 @@ class FramedLog implements ManifestLog {
         ),
       );
     }
+    // A fenced writer keeps getting the same clear error.
+    if ((this.#failure as Error | undefined)?.name === "LockLostError") {
+      return Promise.reject(this.#failure);
+    }
     if (this.#failure !== undefined) {
       return Promise.reject(
         new Error(

@@ -13,7 +13,7 @@ import {
   MissingChunkError,
   type PutResult,
 } from "./chunk_store.ts";
-import { blake3Hex } from "./hash.ts";
+import { blake3Hex, blake3Ready } from "./hash.ts";
 import {
   type AcquireLockOptions,
   type JobLock,
@@ -216,6 +216,7 @@ export function createMemoryStore(): MemoryStore {
     logBytes,
     async createLog(job, run, first): Promise<ManifestLog> {
       const key = logKey(job, run);
+      await blake3Ready(); // the first record links to nothing, through BLAKE3
       const bytes = newLogBytes(first);
       for (const old of unbornOf(job)) {
         logBytes.set(`${old}.unborn-${Date.now()}`, logBytes.get(old)!);
@@ -240,38 +241,39 @@ export function createMemoryStore(): MemoryStore {
         ...fenceOf(job),
       });
     },
-    async repairLog(job, run) {
-      const key = logKey(job, run);
-      const bytes = logBytes.get(key);
-      if (bytes === undefined) {
-        throw new Error(
-          `Cannot read manifest log "memory:jobs/${key}.log": it does not exist`,
-        );
-      }
-      const prefix = logPrefix(bytes);
-      if (prefix.reason === undefined) {
+    repairLog: (job, run) =>
+      settle(() => {
+        const key = logKey(job, run);
+        const bytes = logBytes.get(key);
+        if (bytes === undefined) {
+          throw new Error(
+            `Cannot read manifest log "memory:jobs/${key}.log": it does not exist`,
+          );
+        }
+        const prefix = logPrefix(bytes);
+        if (prefix.reason === undefined) {
+          return {
+            records: prefix.records,
+            offset: prefix.end,
+            cutBytes: 0,
+            reason: undefined,
+            aside: undefined,
+          };
+        }
+        const kind = prefix.records === 0 ? "unborn" : "cut";
+        const aside = `${key}.log.${kind}-${Date.now()}`;
+        logBytes.set(aside, bytes.slice(prefix.end));
+        if (prefix.records === 0) logBytes.delete(key);
+        else logBytes.set(key, bytes.slice(0, prefix.end));
+        memoryLogFile(logBytes, key, true); // fences any earlier writer
         return {
           records: prefix.records,
           offset: prefix.end,
-          cutBytes: 0,
-          reason: undefined,
-          aside: undefined,
+          cutBytes: bytes.length - prefix.end,
+          reason: prefix.reason,
+          aside: `memory:jobs/${aside}`,
         };
-      }
-      const kind = prefix.records === 0 ? "unborn" : "cut";
-      const aside = `${key}.log.${kind}-${Date.now()}`;
-      logBytes.set(aside, bytes.slice(prefix.end));
-      if (prefix.records === 0) logBytes.delete(key);
-      else logBytes.set(key, bytes.slice(0, prefix.end));
-      memoryLogFile(logBytes, key, true); // fences any earlier writer
-      return {
-        records: prefix.records,
-        offset: prefix.end,
-        cutBytes: bytes.length - prefix.end,
-        reason: prefix.reason,
-        aside: `memory:jobs/${aside}`,
-      };
-    },
+      }),
     async readLog(job, run) {
       return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)));
     },
