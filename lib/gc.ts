@@ -93,6 +93,14 @@ export async function collectGarbage(
     tempRemoved: 0,
     appliedGraceMs: graceMs,
   };
+  if (!options.dryRun && store.sweepTemp !== undefined) {
+    // First, so that chunks a killed GC left moved aside are back and judged
+    // now. A temp file is being written for seconds at most; never sweep one
+    // younger than TEMP_MIN_AGE_MS, whatever the grace, so a live writer keeps it.
+    report.tempRemoved = await store.sweepTemp(
+      Math.max(options.graceMs ?? 3_600_000, TEMP_MIN_AGE_MS),
+    );
+  }
   for (const job of await store.listJobs()) {
     for (const run of await store.listRuns(job)) {
       // A log that cannot be read means unknown references: stop rather than guess.
@@ -130,13 +138,6 @@ export async function collectGarbage(
     }
     report.swept++;
     report.sweptBytes += stat.size;
-  }
-  if (!options.dryRun && store.sweepTemp !== undefined) {
-    // A temp file is being written for seconds at most; never sweep one younger
-    // than TEMP_MIN_AGE_MS, whatever the grace period, so a live writer keeps it.
-    report.tempRemoved = await store.sweepTemp(
-      Math.max(options.graceMs ?? 3_600_000, TEMP_MIN_AGE_MS),
-    );
   }
   return report;
 }
