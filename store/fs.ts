@@ -659,7 +659,67 @@ function fsStore(root: string): Store {
     },
     breakLock: (job, options) => breakLock(locksDir, job, options),
     sweepTemp: (olderThanMs) => sweepTemp(root, olderThanMs),
+    listForeignEntries: () => foreignEntries(root),
   };
+}
+
+/** Describe what a non-regular entry is, for verify. */
+function kindOf(entry: Dirent): string {
+  if (entry.isSymbolicLink()) return "a symbolic link";
+  if (entry.isDirectory()) return "a directory";
+  if (entry.isFile()) return "a file";
+  return "a device, FIFO or socket";
+}
+
+async function foreignEntries(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const read = (dir: string) =>
+    fs.readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]);
+  for (const sub of SUBDIRS) {
+    const path = join(root, sub);
+    const stat = await fs.lstat(path).catch(() => undefined);
+    if (stat !== undefined && !stat.isDirectory()) {
+      found.push(`"${path}" should be a directory`);
+    }
+  }
+  for (const prefix of await read(join(root, "chunks"))) {
+    const path = join(root, "chunks", prefix.name);
+    if (!prefix.isDirectory()) {
+      found.push(`"${path}" is ${kindOf(prefix)}, not a chunk directory`);
+      continue;
+    }
+    for (const entry of await read(path)) {
+      if (!entry.isFile()) {
+        found.push(
+          `"${join(path, entry.name)}" is ${kindOf(entry)}, not a chunk file`,
+        );
+      }
+    }
+  }
+  for (const job of await read(join(root, "jobs"))) {
+    const path = join(root, "jobs", job.name);
+    if (!job.isDirectory()) {
+      found.push(`"${path}" is ${kindOf(job)}, not a job directory`);
+      continue;
+    }
+    for (const entry of await read(path)) {
+      if (!entry.isFile()) {
+        found.push(
+          `"${join(path, entry.name)}" is ${kindOf(entry)}, not a run log`,
+        );
+      }
+    }
+  }
+  for (const entry of await read(join(root, "locks"))) {
+    if (!entry.isFile()) {
+      found.push(
+        `"${join(root, "locks", entry.name)}" is ${
+          kindOf(entry)
+        }, not a lock file`,
+      );
+    }
+  }
+  return found;
 }
 
 function fenceOption(fence: (() => Promise<void>) | undefined) {

@@ -33,12 +33,22 @@
 
 import { randomBytes } from "node:crypto";
 import { assertName } from "./name.ts";
-import { link, mkdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import {
+  link,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  stat,
+  unlink,
+} from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { clearInterval, setInterval } from "node:timers";
 import {
   isErrno,
+  O_NOFOLLOW,
   publishFile,
   sleep,
   syncDir,
@@ -819,9 +829,12 @@ async function replaceAtomic(path: string, data: string): Promise<void> {
 async function readLockFile(path: string): Promise<LockFile | undefined> {
   let raw: string;
   try {
-    raw = await readFile(path, "utf8");
+    raw = await readSmallFile(path);
   } catch (error) {
     if (isErrno(error, "ENOENT")) return undefined;
+    if (isErrno(error, "ELOOP", "EISDIR")) {
+      return { raw: "", error: (error as Error).message };
+    }
     throw error;
   }
   let value: unknown;
@@ -832,6 +845,26 @@ async function readLockFile(path: string): Promise<LockFile | undefined> {
   }
   const info = toLockInfo(value);
   return typeof info === "string" ? { raw, error: info } : { raw, info };
+}
+
+/** Longest lock file read: a real one is a few hundred bytes. */
+const MAX_LOCK_BYTES = 64 * 1024;
+
+/** Read a lock file without following a link, and never more than MAX_LOCK_BYTES. */
+async function readSmallFile(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw Object.assign(new Error("is not a regular file"), {
+        code: "EISDIR",
+      });
+    }
+    const buffer = new Uint8Array(MAX_LOCK_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, MAX_LOCK_BYTES, 0);
+    return new TextDecoder().decode(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Checks the shape of a parsed lock; returns what is wrong as a string. */

@@ -69,6 +69,12 @@ export interface Store {
   ): Promise<LockInfo | undefined>;
   /** Remove temp files older than `olderThanMs` left by killed writers; returns how many. */
   sweepTemp?(olderThanMs: number): Promise<number>;
+  /**
+   * Entries in the store that cairn would refuse to use: symbolic links,
+   * devices, a directory where a log or chunk belongs. Each is a message
+   * naming the path. `verify` reports them.
+   */
+  listForeignEntries?(): Promise<string[]>;
 }
 
 export { assertName } from "./name.ts";

@@ -195,3 +195,25 @@ test("the fs store never follows symbolic links out of the store", async () => {
   );
   assert.deepEqual((await fs.readdir(outside)).sort(), [other]);
 });
+
+test("verifyStore() reports a run log replaced by a directory and links inside the store", async () => {
+  const dir = await tempDir();
+  const root = join(dir, "store");
+  const store = await openFsStore(root);
+  const lock = await store.lock("j");
+  await (await store.createLog("j", "r", { type: "x" })).close();
+  await lock.release();
+  await fs.mkdir(join(root, "jobs", "j", "s.log"));
+  await fs.symlink("/dev/zero", join(root, "locks", "zero.lock"));
+  const { verifyStore } = await import("../lib/verify.ts");
+  const report = await verifyStore(store);
+  const messages = report.problems.map((p) => `${p.kind}: ${p.message}`);
+  assert.ok(
+    messages.some((m) => /unreadable-log: .*s\.log.*directory/.test(m)),
+    messages.join("\n"),
+  );
+  assert.ok(
+    messages.some((m) => /foreign-entry: .*zero\.lock.*symbolic link/.test(m)),
+    messages.join("\n"),
+  );
+});
