@@ -643,8 +643,23 @@ function fsStore(root: string): Store {
     },
     async lock(job, options) {
       const lock = await acquireLock(locksDir, job, options);
-      held.set(job, lock);
-      return lock;
+      // Logs this store opens for the job are fenced by this lock until it is released.
+      const tracked: JobLock = {
+        get info() {
+          return lock.info;
+        },
+        get lost() {
+          return lock.lost;
+        },
+        refresh: () => lock.refresh(),
+        assertHeld: () => lock.assertHeld(),
+        async release() {
+          await lock.release();
+          if (held.get(job) === tracked) held.delete(job);
+        },
+      };
+      held.set(job, tracked);
+      return tracked;
     },
     readLock: (job) => readLock(locksDir, job),
     async listLocks() {
