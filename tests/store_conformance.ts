@@ -250,6 +250,7 @@ export function testStoreConformance(
     );
     assert.equal(await again.append([{ n: 3 }]), 3);
     await again.close();
+    await log.close();
     await first.release();
     await second.release();
     assert.equal((await store.readLog("j", "r")).length, 3);

@@ -88,6 +88,7 @@ test("Store.breakLock() refuses a live holder with LockedError unless force", as
     await store.breakLock("j", { force: true });
     await assert.rejects(log.append([{ n: 3 }]), LockLostError);
     await assert.rejects(log.append([{ n: 3 }]), LockLostError);
+    await log.close();
     await lock.release();
   }
 });
@@ -96,7 +97,7 @@ test("Store.listRuns() skips an unborn run (no complete first record) and create
   const root = join(await tempDir(), "store");
   const store = await openFsStore(root);
   const lock = await store.lock("demo");
-  (await store.createLog("demo", "run-1", { type: "run" })).close();
+  await (await store.createLog("demo", "run-1", { type: "run" })).close();
   const log = await store.createLog("demo", "run-2", {
     type: "run",
     pad: "x".repeat(100),
