@@ -17,7 +17,7 @@ import {
   MissingChunkError,
   type PutResult,
 } from "./chunk_store.ts";
-import { blake3Hex, blake3HexYielding, blake3Ready } from "./hash.ts";
+import { blake3Hex, blake3HexYielding } from "./hash.ts";
 import { acquireLock, breakLock, type JobLock, readLock } from "./lock.ts";
 import {
   isUnbornLog,
@@ -533,7 +533,6 @@ function fsStore(root: string): Store {
     chunks: fsChunks(root),
     async createLog(job, run, first) {
       const path = logPath(job, run);
-      await blake3Ready(); // the first record links to nothing, through BLAKE3
       const bytes = newLogBytes(first);
       try {
         await ensureDir(jobDir(job));

@@ -381,6 +381,7 @@ export function newLogBytes(first?: unknown): Uint8Array {
     [encodeRecord(first)],
     0,
     new Uint8Array(LINK_SIZE),
+    false,
   );
   const out = new Uint8Array(LOG_HEADER_SIZE + bytes.length);
   out.set(logHeader());
@@ -403,6 +404,7 @@ function frameRecords(
   encoded: readonly Uint8Array[],
   seq: number,
   link: Uint8Array,
+  linkLast = true,
 ): { bytes: Uint8Array; seq: number; link: Uint8Array } {
   const total = encoded.reduce((n, b) => n + FRAME_HEADER_SIZE + b.length, 0);
   const out = new Uint8Array(total);
@@ -415,7 +417,8 @@ function frameRecords(
     out.set(body, pos + FRAME_HEADER_SIZE);
     const frame = out.subarray(pos, pos + FRAME_HEADER_SIZE + body.length);
     view.setUint32(pos + 4, crc32c(frame.subarray(8)), true);
-    link = linkOf(frame);
+    // The last link is only needed to append more (it needs blake3Ready()).
+    if (linkLast || pos + frame.length < out.length) link = linkOf(frame);
     pos += frame.length;
   }
   return { bytes: out, seq, link };

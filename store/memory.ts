@@ -13,7 +13,7 @@ import {
   MissingChunkError,
   type PutResult,
 } from "./chunk_store.ts";
-import { blake3Hex, blake3Ready } from "./hash.ts";
+import { blake3Hex } from "./hash.ts";
 import {
   type AcquireLockOptions,
   type JobLock,
@@ -216,7 +216,6 @@ export function createMemoryStore(): MemoryStore {
     logBytes,
     async createLog(job, run, first): Promise<ManifestLog> {
       const key = logKey(job, run);
-      await blake3Ready(); // the first record links to nothing, through BLAKE3
       const bytes = newLogBytes(first);
       for (const old of unbornOf(job)) {
         logBytes.set(`${old}.unborn-${Date.now()}`, logBytes.get(old)!);
