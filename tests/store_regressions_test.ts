@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeValue, encodeValue } from "../store/cbor.ts";
 import { createMemoryStore } from "../store/memory.ts";
-import { seededRandom } from "../lib/random.ts";
+import { testRandom } from "./test_seed.ts";
 
 test("decodeValue() reads a 300 KB bignum (tag 2) in linear time", () => {
   const magnitude = new Uint8Array(300_000).fill(0xab);
@@ -70,8 +70,7 @@ test("ManifestLog.append() fails only the append whose record cannot be encoded"
 });
 
 test("ManifestLog replay scans 16 MiB of appended garbage in linear time", async () => {
-  const seed = Date.now() % 1_000_000;
-  const random = seededRandom(seed);
+  const { seed, random } = testRandom("log resync garbage");
   const store = createMemoryStore();
   const log = await store.createLog("j", "r");
   await log.append([{ a: 1 }, { b: 2 }]);
