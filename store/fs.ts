@@ -465,6 +465,11 @@ function fsStore(root: string): Store {
   const tmpDir = join(root, "tmp");
   const held = new Map<string, JobLock>();
   const jobDir = (job: string) => join(jobsDir, assertName("job", job));
+  /** Refuse a job directory that is a link; a missing one is the caller's to report. */
+  const checkJobDir = (job: string) =>
+    assertRealDir(jobDir(job)).catch((error) => {
+      if (!isErrno(error, "ENOENT")) throw error;
+    });
   const logPath = (job: string, run: string) =>
     join(jobDir(job), `${assertName("run", run)}.log`);
   const listDir = async (dir: string): Promise<Dirent[]> => {
@@ -556,7 +561,7 @@ function fsStore(root: string): Store {
     },
     async openLog(job, run) {
       const path = logPath(job, run);
-      await assertRealDir(jobDir(job));
+      await checkJobDir(job);
       await fence(job)?.();
       const bytes = await readLogFile(path);
       // Republish as a fresh inode: an earlier writer of this log keeps
@@ -572,7 +577,7 @@ function fsStore(root: string): Store {
       });
     },
     async readLog(job, run) {
-      await assertRealDir(jobDir(job));
+      await checkJobDir(job);
       return await openFramedLog(fsLogFile(logPath(job, run)));
     },
     async listJobs() {
@@ -593,15 +598,13 @@ function fsStore(root: string): Store {
       return (await scanRuns(job)).runs;
     },
     async deleteRun(job, run) {
-      await assertRealDir(jobDir(job)).catch((error) => {
-        if (!isErrno(error, "ENOENT")) throw error;
-      });
+      await checkJobDir(job);
       await fs.rm(logPath(job, run), { force: true });
       await syncDir(jobDir(job)).catch(() => {});
     },
     async repairLog(job, run): Promise<LogRepair> {
       const path = logPath(job, run);
-      await assertRealDir(jobDir(job));
+      await checkJobDir(job);
       const bytes = await readLogFile(path);
       const prefix = logPrefix(bytes);
       if (prefix.reason === undefined) {

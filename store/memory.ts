@@ -278,7 +278,12 @@ export function createMemoryStore(): MemoryStore {
     },
     listJobs() {
       return Promise.resolve(
-        [...new Set([...logBytes.keys()].map((k) => k.split("/")[0]!))].sort(),
+        [
+          ...new Set(
+            [...logBytes.keys()].filter((k) => !k.includes(".log."))
+              .map((k) => k.split("/")[0]!),
+          ),
+        ].sort(),
       );
     },
     listRuns: (job) => settle(() => runsOf(assertName("job", job))),
