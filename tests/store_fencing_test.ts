@@ -218,3 +218,28 @@ test("verifyStore() reports a run log replaced by a directory and links inside t
     messages.join("\n"),
   );
 });
+
+test("cairn repair JOB/RUN fixes the log that verify reports, keeping the cut bytes", async () => {
+  const { runCairn } = await import("./cli_command.ts");
+  const root = join(await tempDir(), "store");
+  const store = await openFsStore(root);
+  const lock = await store.lock("j");
+  const log = await store.createLog("j", "r", { n: 1 });
+  await log.append([{ n: 2 }, { n: 3 }]);
+  await log.close();
+  await lock.release();
+  const path = join(root, "jobs", "j", "r.log");
+  const bytes = new Uint8Array(await fs.readFile(path));
+  bytes[bytes.length - 2 * 36 + 34]! ^= 0xff; // inside record 2 of 3
+  await fs.writeFile(path, bytes);
+  const verify = await runCairn(["--store", root, "verify"]);
+  assert.equal(verify.code, 4, verify.stderr);
+  assert.match(verify.stdout + verify.stderr, /cairn repair j\/r/);
+  const repair = await runCairn(["--store", root, "repair", "j/r"]);
+  assert.equal(repair.code, 0, repair.stderr);
+  assert.match(repair.stdout, /Cut run "j\/r" to 1 records/);
+  const names = await fs.readdir(join(root, "jobs", "j"));
+  assert.ok(names.some((n) => n.startsWith("r.log.cut-")), names.join());
+  const bad = await runCairn(["--store", root, "repair", "nope"]);
+  assert.equal(bad.code, 2, bad.stderr);
+});
