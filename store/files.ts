@@ -318,6 +318,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Refuse to replace anything but a regular file: a link, a FIFO or a device stays as it is. */
+async function assertReplaceable(path: string): Promise<void> {
+  const stat = await fs.lstat(path).catch((error) => {
+    if (isErrno(error, "ENOENT")) return undefined;
+    throw error;
+  });
+  if (stat === undefined || stat.isFile()) return;
+  const what = stat.isSymbolicLink()
+    ? "a symbolic link"
+    : stat.isDirectory()
+    ? "a directory"
+    : "a device, FIFO or socket";
+  throw Object.assign(
+    new Error(
+      `Cannot write "${path}": it is ${what}, and only a regular file is replaced; pick another path or remove it first`,
+    ),
+    { code: stat.isDirectory() ? "EISDIR" : "EEXIST" },
+  );
+}
+
 /** Options for {@linkcode writeFileAtomically}. */
 export interface WriteFileAtomicallyOptions {
   /** Mode of the new file, before the umask. Default: `0o666`. */
@@ -330,7 +350,8 @@ export interface WriteFileAtomicallyOptions {
  * a temp file in the same directory, written in 1 MiB batches, which is
  * fsynced, renamed over `path` once `write` resolves, and its directory
  * fsynced. If anything fails, the temp file is removed and `path` is left as
- * it was.
+ * it was. Only a regular file is ever replaced: a symbolic link, a directory,
+ * a FIFO or a device at `path` is an error, and is left alone.
  *
  * @param path Destination path.
  * @param write Produces the contents through `chunk`.
@@ -369,6 +390,7 @@ export async function writeFileAtomically(
   write: (chunk: (part: string | Uint8Array) => Promise<void>) => Promise<void>,
   options: WriteFileAtomicallyOptions = {},
 ): Promise<void> {
+  await assertReplaceable(path);
   const temp = tempPath(dirname(path), basename(path));
   const handle = await fs.open(
     temp,

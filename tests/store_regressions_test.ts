@@ -88,3 +88,33 @@ test("ManifestLog replay scans 16 MiB of appended garbage in linear time", async
   assert.equal(read.length, 2, `seed ${seed}`);
   assert.equal(read.tornTail?.offset, good.length, `seed ${seed}`);
 });
+
+test("writeFileAtomically() refuses to replace a symbolic link or a device", async () => {
+  const { writeFileAtomically } = await import("../store/files.ts");
+  const { mkdtemp, readlink, rm, writeFile, readFile, symlink } = await import(
+    "node:fs/promises"
+  );
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = await mkdtemp(join(tmpdir(), "cairn-atomic-"));
+  try {
+    const target = join(dir, "target");
+    await writeFile(target, "keep");
+    const link = join(dir, "link");
+    await symlink(target, link);
+    await assert.rejects(
+      writeFileAtomically(link, (chunk) => chunk("x")),
+      /symbolic link/,
+    );
+    assert.equal(await readlink(link), target);
+    assert.equal(await readFile(target, "utf8"), "keep");
+    await assert.rejects(
+      writeFileAtomically("/dev/null", (chunk) => chunk("x")),
+      /device/,
+    );
+    await writeFileAtomically(target, (chunk) => chunk("new"));
+    assert.equal(await readFile(target, "utf8"), "new");
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
