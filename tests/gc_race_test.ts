@@ -13,9 +13,10 @@ import { verifyStore } from "../lib/verify.ts";
 import { openFsStore } from "../store/fs.ts";
 import { collectOutput, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { LONG } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/dedup_child.ts", import.meta.url);
-const STEPS = 400;
+const STEPS = LONG ? 2000 : 400;
 
 async function ageChunks(root: string, ms: number): Promise<number> {
   const then = new Date(Date.now() - ms);
