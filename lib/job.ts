@@ -482,7 +482,6 @@ export class Job {
       }
     } else {
       this.run = newRunId(this.#previousRun);
-      this.#log = await this.store.createLog(this.name, this.run);
       const header: RunRecord = {
         type: "run",
         job: this.name,
@@ -499,7 +498,8 @@ export class Job {
           : { memo: this.#options.memo }),
         ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
       };
-      await this.#log.append([header]);
+      // Published with the log in one step: a log never exists without its header.
+      this.#log = await this.store.createLog(this.name, this.run, header);
     }
     await this.#beginAttempt();
     this.#emit({
