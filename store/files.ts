@@ -98,10 +98,85 @@ export function explainFsError(
 export async function syncDir(dir: string): Promise<void> {
   const handle = await fs.open(dir, constants.O_RDONLY | O_DIRECTORY);
   try {
-    await handle.sync();
+    await syncHandle(handle, dir);
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Watches every fsync cairn makes, after it returns: the power-cut
+ * simulator (scripts/_power_cut.ts) snapshots what is durable from it, and
+ * throws from it to stop the process's durable history at a chosen sync.
+ */
+export type SyncObserver = (
+  path: string,
+  handle: fs.FileHandle,
+) => Promise<void>;
+
+let syncObserver: SyncObserver | undefined;
+
+/**
+ * Install (or, with `undefined`, remove) the {@linkcode SyncObserver}. For
+ * fault injection only; with none installed a sync costs one extra check.
+ *
+ * @param observer Called after each fsync/fdatasync with the synced path.
+ * @returns The observer it replaced.
+ *
+ * @example Count syncs
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { setSyncObserver, syncDir } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * const seen: string[] = [];
+ * setSyncObserver(async (path) => void seen.push(path));
+ * await syncDir(dir);
+ * setSyncObserver(undefined);
+ * assert.deepEqual(seen, [dir]);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export function setSyncObserver(
+  observer: SyncObserver | undefined,
+): SyncObserver | undefined {
+  const previous = syncObserver;
+  syncObserver = observer;
+  return previous;
+}
+
+/**
+ * fsync (or, with `data`, fdatasync) an open file or directory: every sync
+ * in cairn goes through here, so a fault hook sees all of them.
+ *
+ * @param handle The open file or directory.
+ * @param path Its path, for the hook.
+ * @param data fdatasync instead of fsync. Default: false.
+ * @returns Resolves once synced.
+ *
+ * @example Sync a file
+ * ```ts
+ * import { mkdtemp, open, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { syncHandle } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * const handle = await open(join(dir, "a"), "w");
+ * await handle.writeFile("x");
+ * await syncHandle(handle, join(dir, "a"));
+ * await handle.close();
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function syncHandle(
+  handle: fs.FileHandle,
+  path: string,
+  data = false,
+): Promise<void> {
+  await (data ? handle.datasync() : handle.sync());
+  if (syncObserver !== undefined) await syncObserver(path, handle);
 }
 
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
@@ -170,7 +245,7 @@ export async function writeNewFile(
   );
   try {
     await handle.writeFile(bytes);
-    if (options.sync !== false) await handle.sync();
+    if (options.sync !== false) await syncHandle(handle, path);
     await handle.close();
   } catch (error) {
     await handle.close().catch(() => {});
@@ -251,6 +326,35 @@ export async function ensureDir(dir: string): Promise<void> {
     if (!isErrno(error, "EEXIST")) throw error;
   }
   await assertRealDir(dir);
+}
+
+/**
+ * Make `dir` and any missing parents, fsyncing the parent of each directory
+ * made, so the new names survive a power cut.
+ *
+ * @param dir The directory.
+ * @returns Resolves once it exists and its new names are durable.
+ *
+ * @example Make nested directories
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm, stat } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { makeDirs } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * await makeDirs(join(dir, "a", "b"));
+ * assert.ok((await stat(join(dir, "a", "b"))).isDirectory());
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let made = dir;; made = dirname(made)) {
+    await syncDir(dirname(made));
+    if (made === first || dirname(made) === made) break;
+  }
 }
 
 /**
@@ -435,7 +539,7 @@ export async function writeFileAtomically(
         if (pendingBytes >= 1 << 20) await flush();
       });
       await flush();
-      await handle.sync();
+      await syncHandle(handle, temp);
     } finally {
       await handle.close();
     }

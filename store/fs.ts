@@ -33,9 +33,11 @@ import {
   ensureDir,
   explainFsError,
   isErrno,
+  makeDirs,
   O_NOFOLLOW,
   publishFile,
   syncDir,
+  syncHandle,
   tempPath,
   writeNewFile,
 } from "./files.ts";
@@ -320,7 +322,7 @@ function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
           size + written,
         )).bytesWritten;
       }
-      await h.datasync().catch((error) => {
+      await syncHandle(h, path, true).catch((error) => {
         throw explainFsError(error, "Cannot append to manifest log", path);
       });
     },
@@ -331,7 +333,7 @@ function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
         );
       }
       await handle.truncate(size);
-      await handle.sync();
+      await syncHandle(handle, path);
     },
     async close() {
       await handle?.close();
@@ -419,7 +421,7 @@ export async function openFsStore(
       throw new Error(`Cannot open store "${root}": it is not a cairn store`);
     }
     try {
-      await fs.mkdir(root, { recursive: true });
+      await makeDirs(root);
       for (const sub of SUBDIRS) await ensureDir(join(root, sub));
       const temp = await writeTemp(
         join(root, "tmp"),
@@ -521,7 +523,7 @@ function fsStore(root: string): Store {
     );
     try {
       await handle.writeFile(bytes);
-      await handle.sync();
+      await syncHandle(handle, temp);
       if (!(await publishFile(temp, path, exclusive))) {
         await handle.close();
         return undefined;
@@ -553,10 +555,14 @@ function fsStore(root: string): Store {
           `Cannot create run "${run}" of job "${job}": "${path}" exists`,
         );
       }
+      // A failed open must not leave the handle to the garbage collector.
       return await openFramedLog(fsLogFile(path, handle), {
         write: true,
         bytes,
         ...fenceOption(fence(job)),
+      }).catch(async (error) => {
+        await handle.close();
+        throw error;
       });
     },
     async openLog(job, run) {

@@ -8,11 +8,12 @@
  */
 
 import { createBLAKE3 } from "npm:hash-wasm@^4.12.0";
-import { mkdir, open, readdir, rename, unlink } from "node:fs/promises";
+import { open, readdir, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { encodeNpyHeader, type NpyWritable } from "../io/npy.ts";
+import { makeDirs, syncDir, syncHandle } from "../../store/files.ts";
 
 /** Size and BLAKE3 of an output file. */
 export interface OutputFileInfo {
@@ -161,7 +162,7 @@ export class OutputSink {
       );
     }
     if (this.#handle !== undefined) {
-      await this.#handle.sync();
+      await syncHandle(this.#handle, this.#temp!);
       await this.#handle.close();
       this.#handle = undefined;
     }
@@ -235,6 +236,8 @@ export class OutputSet {
         await rename(sink.temp, path);
         written.push(path);
       }
+      // The renames are durable only once the directory is synced.
+      if (written.length > 0) await syncDir(this.#dir!);
       return { infos, written };
     } catch (error) {
       await this.abort();
@@ -262,7 +265,7 @@ export async function openOutputs(
 ): Promise<OutputSet> {
   const { dir, only } = options;
   if (dir !== undefined) {
-    await mkdir(dir, { recursive: true }).catch((error: { code?: string }) => {
+    await makeDirs(dir).catch((error: { code?: string }) => {
       if (error.code === "EEXIST" || error.code === "ENOTDIR") {
         throw new Error(
           `Cannot write outputs to "${dir}": it or a parent is a file, not a directory; choose another output directory`,
