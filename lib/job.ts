@@ -335,6 +335,7 @@ export async function openJob(
     command: options.kind ?? "job",
     ...options.lock,
   });
+  let job: Job | undefined;
   try {
     const latestId = latestRun(await store.listRuns(name));
     const latest = latestId === undefined
@@ -364,7 +365,7 @@ export async function openJob(
         );
       }
     }
-    const job = new Job({
+    job = new Job({
       store,
       name,
       lock,
@@ -378,6 +379,8 @@ export async function openJob(
     await job.start(warnings);
     return job;
   } catch (error) {
+    // A start that failed after creating the log still closes it.
+    await job?.close().catch(() => {});
     await lock.release();
     throw error;
   }
