@@ -153,7 +153,7 @@ export const LoggingHooks: {
             errorType(error)
           }: ${errorText(error)}`,
         ),
-      afterPipeline: (_config, result, info) => {
+      afterPipeline: (config, result, info) => {
         const start = started.get(info.runId);
         started.delete(info.runId);
         const took = start === undefined
@@ -166,7 +166,9 @@ export const LoggingHooks: {
               result.failedAt === undefined
                 ? ""
                 : ` at ${result.failedAt.label}`
-            }: run ${result.runId}; resume it with \`cairn pipeline resume CONFIG --run ${result.runId}\``,
+            }: run ${result.runId}; resume it with \`cairn pipeline resume ${
+              config.file ?? "CONFIG"
+            } --run ${result.runId}\``,
         );
       },
     };

@@ -17,7 +17,7 @@ import { describeChanges, type Job, openJob, runJob } from "../job.ts";
 import { resolveStore } from "../open_store.ts";
 import { readValueChunks } from "../output.ts";
 import type { OutputRef } from "../records.ts";
-import { replayRun } from "../replay.ts";
+import { readRunHeader, replayRun } from "../replay.ts";
 import {
   type ComponentContext,
   resolveComponents,
@@ -536,7 +536,8 @@ async function execute(
 
 /**
  * cleanup-on-success: record a small completed run holding only the final
- * output and the run's record, then forget the run with the component records.
+ * output and the run's record, then forget the run with the component records
+ * and the failed runs it continued.
  * Killed in between, both stay, and nothing is lost.
  */
 async function cleanUp(
@@ -569,6 +570,13 @@ async function cleanUp(
     await compact.close();
   }
   await store.deleteRun(job, result.runId);
+  // The failed runs this one continued are superseded: forget them too.
+  const runs = new Set(await store.listRuns(job));
+  for (let id = result.resumedFrom; id !== undefined && runs.has(id);) {
+    const previous = (await readRunHeader(store, job, id)).resumedFrom;
+    await store.deleteRun(job, id);
+    id = previous;
+  }
   return pipelineRunOf(await replayRun(store, job, compact.run));
 }
 
