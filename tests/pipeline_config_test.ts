@@ -37,8 +37,12 @@ pipeline {
 
 test("parseHocon() reads the seed's config with includes, substitutions and comments", async () => {
   const dir = await tempDir();
-  await writeFile(join(dir, "shared.conf"), "root = /data\nlimits.rows = 100\n");
+  await writeFile(
+    join(dir, "shared.conf"),
+    "root = /data\nlimits.rows = 100\n",
+  );
   const file = join(dir, "etl.conf");
+  // deno-lint-ignore no-explicit-any
   const value = parseHocon(SEED, { file }) as Record<string, any>;
   assert.equal(value.spark.config["spark.sql.shuffle.partitions"], "200");
   const p = value.pipeline;
@@ -127,7 +131,7 @@ test("loadPipelineConfig() reads .conf, .json and .yaml with the same keys and t
   const yaml = await writeConfig(
     dir,
     "p.yaml",
-    'pipeline:\n  pipeline-name: P\n  pipeline-components:\n    - instance-type: t\n      instance-name: A\n      instance-config: { k: 1 }\n',
+    "pipeline:\n  pipeline-name: P\n  pipeline-components:\n    - instance-type: t\n      instance-name: A\n      instance-config: { k: 1 }\n",
   );
   const configs = await Promise.all([conf, json, yaml].map(loadPipelineConfig));
   for (const config of configs) {
@@ -216,13 +220,28 @@ test("resolveComponents() makes classes and factories, and names unknown types, 
   const dir = await tempDir();
   await mkdir(join(dir, "sub"));
   const module = join(FIXTURES, "pipeline_components.ts");
-  registerComponent("config-test-double", () => ({ run: (x: number) => x * 2 }));
+  registerComponent(
+    "config-test-double",
+    () => ({ run: (x: number) => x * 2 }),
+  );
   const made = await resolveComponents([
-    { instanceType: `${module}#Source`, instanceName: "S", instanceConfig: { n: 3 } },
+    {
+      instanceType: `${module}#Source`,
+      instanceName: "S",
+      instanceConfig: { n: 3 },
+    },
     { instanceType: `${module}#Scale`, instanceName: "F", instanceConfig: {} },
-    { instanceType: "config-test-double", instanceName: "D", instanceConfig: {} },
+    {
+      instanceType: "config-test-double",
+      instanceName: "D",
+      instanceConfig: {},
+    },
   ], { baseDir: dir });
-  assert.deepEqual(await made[0]!.component.run(undefined, {} as never), [1, 2, 3]);
+  assert.deepEqual(await made[0]!.component.run(undefined, {} as never), [
+    1,
+    2,
+    3,
+  ]);
   assert.deepEqual(await made[1]!.component.run([1], {} as never), [2]);
   assert.equal(await made[2]!.component.run(4, {} as never), 8);
   await writeFile(
@@ -239,11 +258,18 @@ test("resolveComponents() makes classes and factories, and names unknown types, 
     [`${module}#NotAComponent`, /neither a class nor a factory function/],
     [`${module}#BadFactory`, /neither a class nor a factory of components/],
     ["./nowhere.ts#X", /cannot be loaded/],
-    ["../comp.js#Nope", /module "..\/comp.js" does not have \(it exports: Up\)/],
+    [
+      "../comp.js#Nope",
+      /module "..\/comp.js" does not have \(it exports: Up\)/,
+    ],
   ];
   for (const [type, pattern] of cases) {
     await assert.rejects(
-      resolveComponents([{ instanceType: type, instanceName: "X", instanceConfig: {} }], {
+      resolveComponents([{
+        instanceType: type,
+        instanceName: "X",
+        instanceConfig: {},
+      }], {
         baseDir: join(dir, "sub"),
         file: "/etc/p.conf",
       }),
