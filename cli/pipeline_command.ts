@@ -339,13 +339,12 @@ const showCommand: Command = {
   examples: ["cairn pipeline show 20261124T020000.000Z-1a2b3c4d --json"],
   async run(ctx, args) {
     const runId = runIdArg(args, showCommand.usage);
-    const found = await loadPipelineRun(runId, { store: await ctx.store() });
-    if (found === undefined) {
+    const run = await loadPipelineRun(runId, { store: await ctx.store() });
+    if (run === undefined) {
       throw new UsageError(
         `No pipeline run "${runId}" in store "${ctx.storeLocation}"; list runs with "cairn pipeline ls NAME" or "cairn ls"`,
       );
     }
-    const run = found.run;
     ctx.result(run, () => {
       ctx.out(`Run:       ${run.runId}`);
       ctx.out(`Pipeline:  ${run.pipelineName} (job ${run.job})`);

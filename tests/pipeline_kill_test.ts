@@ -118,3 +118,53 @@ test("cairn pipeline resume after a SIGKILL in the middle of a component reuses 
   );
   assert.equal(JSON.parse(output.stdout), expected);
 });
+
+test("cairn pipeline run stops on SIGTERM with exit 143, and the interrupted run resumes", async () => {
+  const dir = await tempDir();
+  const store = join(dir, "store");
+  const log = join(dir, "log.txt");
+  const config = join(dir, "term.conf");
+  await writeFile(
+    config,
+    `pipeline {
+  pipeline-name = "Term test"
+  checkpoint { enabled = true, location = "${store}" }
+  pipeline-components = [
+    { instance-type = "${COMPONENTS}#Source", instance-name = Source, instance-config { log = "${log}", n = 12 } }
+    { instance-type = "${COMPONENTS}#Slow", instance-name = Slow, instance-config { log = "${log}", parts = 12, delayMs = 30 } }
+  ]
+}
+`,
+  );
+  const child = startCairn(["pipeline", "run", config]);
+  const exited = collect(child);
+  while ((await lines(log)).filter((l) => l.startsWith("Slow ")).length < 3) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  // Not child.kill(): Deno's ChildProcess then reports the signal, not the exit code.
+  process.kill(child.pid!, "SIGTERM");
+  const result = await exited;
+  assert.equal(result.code, 143, result.stderr);
+  assert.match(result.stderr, /interrupted by SIGTERM/);
+  const ls = await runCairn(["pipeline", "ls", config, "--json"]);
+  const [run] = JSON.parse(ls.stdout);
+  assert.equal(run.status, "failed");
+  assert.equal(run.failedAt.label, "component 2/2");
+  const resumed = await runCairn([
+    "--json",
+    "pipeline",
+    "resume",
+    config,
+    "--run",
+    run.runId,
+  ]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(
+    (await lines(log)).filter((l) => l === "Source"),
+    ["Source"],
+  );
+  const parts = new Set(
+    (await lines(log)).filter((l) => l.startsWith("Slow ")),
+  );
+  assert.equal(parts.size, 12, "every part ran");
+});

@@ -55,6 +55,8 @@ export class PipelineConfigError extends TypeError {
   /** The key, as a path like `pipeline.pipeline-components[1].instance-type`. */
   readonly key: string;
   /**
+   * Make the error.
+   *
    * @param file The config file.
    * @param key The key path.
    * @param problem What is wrong and how to fix it.

@@ -81,6 +81,8 @@ export class PipelineConfigChangedError extends Error {
   /** What changed, one description each. */
   readonly changes: string[];
   /**
+   * Make the error.
+   *
    * @param pipelineName The pipeline.
    * @param runId The failed run.
    * @param changes What changed.
@@ -293,8 +295,8 @@ export async function resumePipeline(
     const elsewhere = await loadPipelineRun(runId, { store: prepared.store });
     if (elsewhere !== undefined) {
       refuse(
-        `it is a run of pipeline "${elsewhere.run.pipelineName}"${
-          elsewhere.run.cleanedUp ? ", completed and cleaned up" : ""
+        `it is a run of pipeline "${elsewhere.pipelineName}"${
+          elsewhere.cleanedUp ? ", completed and cleaned up" : ""
         }`,
       );
     }
@@ -606,18 +608,18 @@ export async function pipelineOutput(
   options: { store?: Store | string } = {},
 ): Promise<unknown> {
   const store = await resolveStore(options.store);
-  const found = await loadPipelineRun(runId, { store });
-  if (found === undefined) {
+  const run = await loadPipelineRun(runId, { store });
+  if (run === undefined) {
     throw new RangeError(
       `Cannot read the output of run "${runId}": no such pipeline run in store "${store.location}"`,
     );
   }
-  const last = found.run.completedComponents.find((c) =>
-    c.index === found.run.totalComponents - 1
+  const last = run.completedComponents.find((c) =>
+    c.index === run.totalComponents - 1
   );
   if (last?.outputChunks === undefined) {
     throw new RangeError(
-      `Cannot read the output of run "${runId}": its last component did not finish (status ${found.run.status})`,
+      `Cannot read the output of run "${runId}": its last component did not finish (status ${run.status})`,
     );
   }
   return await readValueChunks(store.chunks, last.outputChunks);

@@ -324,7 +324,7 @@ export function resumableOf(runs: PipelineRun[]): PipelineRun[] {
  *
  * @param runId The run id.
  * @param options The store.
- * @returns The record and the job run that holds it, or undefined.
+ * @returns The run's record, or undefined.
  *
  * @example
  * ```ts
@@ -336,8 +336,16 @@ export function resumableOf(runs: PipelineRun[]): PipelineRun[] {
 export async function loadPipelineRun(
   runId: string,
   options: PipelineStoreOptions = {},
+): Promise<PipelineRun | undefined> {
+  return (await findPipelineRun(await resolveStore(options.store), runId))
+    ?.run;
+}
+
+/** {@linkcode loadPipelineRun} with the job run that holds the record. */
+export async function findPipelineRun(
+  store: Store,
+  runId: string,
 ): Promise<{ run: PipelineRun; state: RunState } | undefined> {
-  const store = await resolveStore(options.store);
   const jobs = (await store.listJobs()).filter((j) =>
     j.startsWith("pipeline-")
   );
