@@ -150,6 +150,14 @@ test("cairn pipeline run exits 1 on failure, resume --run continues it, ls/show/
   ]);
   assert.match(shown.stdout, /Status:\s+completed \(cleaned up\)/);
   assert.match(shown.stdout, /1\. Source\s+reused/);
+
+  // The generic commands understand pipeline runs: a job run of kind "pipeline".
+  const ls2 = await runCairn(["--store", store, "ls", "--json"]);
+  assert.equal(ls2.code, 0, ls2.stderr);
+  const kinds = JSON.stringify(JSON.parse(ls2.stdout));
+  assert.match(kinds, /"kind":"pipeline"/);
+  const verify = await runCairn(["--store", store, "verify", "--read-data"]);
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
 });
 
 test("cairn pipeline run --auto-resume, --no-checkpoint and --allow-config-change", async () => {

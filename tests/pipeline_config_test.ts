@@ -259,6 +259,10 @@ test("resolveComponents() makes classes and factories, and names unknown types, 
     [`${module}#BadFactory`, /neither a class nor a factory of components/],
     ["./nowhere.ts#X", /cannot be loaded/],
     [
+      "node:path#Nope",
+      /module "node:path" does not have \(it exports: .*basename/,
+    ],
+    [
       "../comp.js#Nope",
       /module "..\/comp.js" does not have \(it exports: Up\)/,
     ],
