@@ -5,10 +5,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openStore } from "../lib/open_store.ts";
 import { pipelineJobName } from "../lib/pipeline/mod.ts";
-import { seededRandom } from "../lib/random.ts";
 import { replayRun } from "../lib/replay.ts";
 import { collect, runCairn, startCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
+import { testRandom } from "./test_seed.ts";
 
 const COMPONENTS = fileURLToPath(
   new URL("./fixtures/pipeline_components.ts", import.meta.url),
