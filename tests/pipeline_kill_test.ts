@@ -22,12 +22,9 @@ async function lines(path: string): Promise<string[]> {
 }
 
 test("cairn pipeline resume after a SIGKILL in the middle of a component reuses what was stored", async () => {
-  const seed = Number(process.env.CAIRN_KILL_SEED ?? Date.now() % 1_000_000);
-  console.log(
-    `pipeline kill seed ${seed} (rerun with CAIRN_KILL_SEED=${seed})`,
-  );
+  const { seed, between } = testRandom("pipeline SIGKILL");
   // Part 0's done record is durable once part 1 has started, so kill at >= 2.
-  const killAfter = 2 + Math.floor(seededRandom(seed)() * (PARTS - 3));
+  const killAfter = between(2, PARTS - 2);
   const dir = await tempDir();
   const store = join(dir, "store");
   const log = join(dir, "log.txt");
