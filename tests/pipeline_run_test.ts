@@ -424,3 +424,24 @@ test("LoggingHooks, AuditHooks and MetricsHooks write output that parses", async
     ),
   );
 });
+
+test("resumePipeline() recomputes a finished component whose stored output was lost", async () => {
+  const p = counted();
+  const store = await openStore(await tempDir());
+  p.failing.add("sum");
+  const failed = await runPipeline(p.config, { store });
+  const source = failed.completedComponents.find((c) => c.name === "Source")!;
+  for (const chunk of source.outputChunks!) {
+    await store.chunks.delete(chunk.hash);
+  }
+  p.failing.clear();
+  p.calls.length = 0;
+  const resumed = await resumePipeline(p.config, failed.runId, { store });
+  assert.equal(resumed.status, "completed");
+  assert.deepEqual(
+    p.calls,
+    ["source", "sum"],
+    "Scale's output was still stored",
+  );
+  assert.equal(await pipelineOutput(resumed.runId, { store }), 100);
+});
