@@ -418,7 +418,7 @@ const outputCommand: Command = {
 /**
  * `cairn pipeline` and its subcommands.
  *
- * @example
+ * @example The subcommands
  * ```ts
  * import assert from "node:assert/strict";
  * import { pipelineCommand } from "./pipeline_command.ts";

@@ -30,7 +30,7 @@ function mask(value: unknown, secret: RegExp): unknown {
 /**
  * Append-only JSONL audit trail.
  *
- * @example
+ * @example Each event is one JSON line
  * ```ts
  * import assert from "node:assert/strict";
  * import { mkdtemp, readFile } from "node:fs/promises";

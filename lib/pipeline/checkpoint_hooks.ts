@@ -36,7 +36,7 @@ export interface CheckpointStore {
  * @param store The checkpoint store.
  * @returns The hooks.
  *
- * @example
+ * @example The state saved at the start has index -1
  * ```ts
  * import assert from "node:assert/strict";
  * import { CheckpointHooks, createMemoryCheckpointStore } from "./checkpoint_hooks.ts";
@@ -77,7 +77,7 @@ export function CheckpointHooks(store: CheckpointStore): PipelineHooks {
  *
  * @returns The store.
  *
- * @example
+ * @example An empty store has nothing to resume
  * ```ts
  * import assert from "node:assert/strict";
  * import { createMemoryCheckpointStore } from "./checkpoint_hooks.ts";

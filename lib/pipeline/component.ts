@@ -64,7 +64,7 @@ const registry = new Map<string, ComponentType>();
  * @param name The type name (no `#`).
  * @param type A class or factory.
  *
- * @example
+ * @example Register a factory and make a component of it
  * ```ts
  * import assert from "node:assert/strict";
  * import { registerComponent, resolveComponents } from "./component.ts";

@@ -305,7 +305,7 @@ function resolveLocation(
  * @throws {SyntaxError} When the file cannot be parsed (naming file, line and column).
  * @throws {PipelineConfigError} When a key is missing or wrong.
  *
- * @example
+ * @example Load a HOCON file
  * ```ts
  * import assert from "node:assert/strict";
  * import { mkdtemp, writeFile } from "node:fs/promises";

@@ -71,7 +71,7 @@ const METHODS = [
  * @param hooks The hooks, in calling order.
  * @returns One set of hooks.
  *
- * @example
+ * @example A failing hook does not stop the next one
  * ```ts
  * import assert from "node:assert/strict";
  * import { composeHooks } from "./hooks.ts";

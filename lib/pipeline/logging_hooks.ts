@@ -24,7 +24,7 @@ function seconds(ms: number): string {
 /**
  * Structured (JSON lines) and human-readable logging hooks.
  *
- * @example
+ * @example Structured lines parse as JSON
  * ```ts
  * import assert from "node:assert/strict";
  * import { LoggingHooks } from "./logging_hooks.ts";

@@ -34,7 +34,7 @@ export interface MetricsHooksResult extends PipelineHooks {
  * @param options Files to write and the name prefix.
  * @returns The hooks, with `prometheus()` and `json()`.
  *
- * @example
+ * @example A component's duration in the Prometheus text format
  * ```ts
  * import assert from "node:assert/strict";
  * import { MetricsHooks } from "./metrics_hooks.ts";

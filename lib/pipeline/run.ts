@@ -26,20 +26,22 @@ import {
 import { loadPipelineConfig, type PipelineConfig } from "./config.ts";
 import type { HookInfo, PipelineHooks } from "./hooks.ts";
 import {
-  type CompletedComponent,
   completedFrom,
-  type ComponentFailure,
   componentKey,
   lastCheckpointed,
-  loadPipelineRun,
   PIPELINE_KIND,
-  pipelineJobName,
-  type PipelineRun,
   pipelineRunOf,
   pipelineRuns,
-  type PipelineStatus,
   resumableOf,
   type StoredPipelineConfig,
+} from "./_records.ts";
+import {
+  type CompletedComponent,
+  type ComponentFailure,
+  loadPipelineRun,
+  pipelineJobName,
+  type PipelineRun,
+  type PipelineStatus,
 } from "./state.ts";
 
 /** A message a component logged through `ctx.logger`. */
@@ -197,7 +199,7 @@ function checkUnchanged(
  * @throws {PipelineConfigChangedError} When auto-resume finds changed components.
  * @throws {InterruptedError} When `signal` aborted (from the runtime); the run stays resumable.
  *
- * @example
+ * @example Run a pipeline of registered components
  * ```ts
  * import assert from "node:assert/strict";
  * import { parsePipelineConfig, registerComponent, runPipeline } from "./mod.ts";
@@ -251,7 +253,7 @@ export async function runPipeline(
  * @throws {RangeError} When the run does not exist, is not this pipeline's, or cannot be resumed.
  * @throws {PipelineConfigChangedError} When the components changed and `allowConfigChange` is not set.
  *
- * @example
+ * @example Resume a failed run by id
  * ```ts
  * import assert from "node:assert/strict";
  * import { parsePipelineConfig, registerComponent, resumePipeline, runPipeline } from "./mod.ts";
@@ -590,7 +592,7 @@ async function cleanUp(
  * @returns The value the last component returned.
  * @throws {RangeError} When the run does not exist or its last component did not finish.
  *
- * @example
+ * @example Read a run's final output
  * ```ts
  * import assert from "node:assert/strict";
  * import { parsePipelineConfig, pipelineOutput, registerComponent, runPipeline } from "./mod.ts";

@@ -7,16 +7,9 @@
  */
 import type { ChunkRef } from "../../store/chunk_store.ts";
 import { fingerprint } from "../../store/cbor.ts";
-import { lockStaleReason } from "../../store/lock.ts";
 import type { Store } from "../../store/store.ts";
 import { resolveStore } from "../open_store.ts";
-import type { StepRecord } from "../records.ts";
-import {
-  readRunHeader,
-  replayJob,
-  replayRun,
-  type RunState,
-} from "../replay.ts";
+import { findPipelineRun, pipelineRuns, resumableOf } from "./_records.ts";
 
 /** A component that finished in a run. */
 export interface CompletedComponent {
@@ -88,25 +81,6 @@ export interface PipelineRun {
 /** The seed's name for a run's record. */
 export type CheckpointState = PipelineRun;
 
-/** What a pipeline run stores in its job run's header `config`. */
-export interface StoredPipelineConfig {
-  pipelineName: string;
-  components: {
-    "instance-type": string;
-    "instance-name": string;
-    "instance-config": Record<string, unknown>;
-  }[];
-  /** Shared by a run and every run resuming it (memo keys include it). */
-  lineage: string;
-  checkpoint: boolean;
-  failFast: boolean;
-  /** Set on the small record kept after cleanup: the run it stands for. */
-  compactOf?: string;
-}
-
-/** The job kind pipeline runs are recorded with. */
-export const PIPELINE_KIND = "pipeline";
-
 /**
  * The cairn job that holds a pipeline's runs: `pipeline-` plus a readable
  * slug of the name plus 8 hex characters of its fingerprint.
@@ -114,7 +88,7 @@ export const PIPELINE_KIND = "pipeline";
  * @param pipelineName The `pipeline-name`.
  * @returns The job name.
  *
- * @example
+ * @example A readable, collision-free job name
  * ```ts
  * import assert from "node:assert/strict";
  * import { pipelineJobName } from "./state.ts";
@@ -127,159 +101,10 @@ export async function pipelineJobName(pipelineName: string): Promise<string> {
   return `pipeline-${slug}-${(await fingerprint(pipelineName)).slice(0, 8)}`;
 }
 
-/** The step key of component `index`; sub-steps are keyed `${index}/${key}`. */
-export function componentKey(index: number, name: string): string {
-  return `${index}:${name}`;
-}
-
-/** One completed-component entry from its step record. */
-export function completedFrom(
-  index: number,
-  spec: StoredPipelineConfig["components"][number],
-  step: StepRecord,
-): CompletedComponent {
-  const chunks = step.output.kind === "value"
-    ? step.output.chunks
-    : step.output.items.flat();
-  return {
-    index,
-    name: spec["instance-name"],
-    instanceType: spec["instance-type"],
-    completedAt: step.at,
-    durationMs: step.durationMs,
-    outputBytes: chunks.reduce((sum, c) => sum + c.size, 0),
-    outputChunks: chunks,
-    reused: step.memoHit === true,
-  };
-}
-
-/** The highest index with every component up to it finished. */
-export function lastCheckpointed(done: CompletedComponent[]): number {
-  const indices = new Set(done.map((c) => c.index));
-  let i = -1;
-  while (indices.has(i + 1)) i++;
-  return i;
-}
-
-/** Whether the process that started a `running` run still holds the pipeline's lock. */
-async function isLive(store: Store, state: RunState): Promise<boolean> {
-  const lock = await store.readLock(state.job).catch(() => undefined);
-  return lock !== undefined && lock.pid === state.header.pid &&
-    lock.host === state.header.host && lockStaleReason(lock) === undefined;
-}
-
-/**
- * A pipeline run's record from its replayed job run.
- *
- * @param state The replayed run.
- * @param live Whether a `running` run's process is alive; when not, the run counts as failed.
- * @returns The record.
- */
-export function pipelineRunOf(state: RunState, live = false): PipelineRun {
-  const config = state.header.config as StoredPipelineConfig;
-  if (config.compactOf !== undefined) {
-    const summary = state.end?.summary as PipelineRun | undefined;
-    const output = state.steps.get("output");
-    const base: PipelineRun = summary ?? {
-      runId: config.compactOf,
-      pipelineName: config.pipelineName,
-      job: state.job,
-      startedAt: state.startedAt,
-      completedComponents: [],
-      lastCheckpointedIndex: config.components.length - 1,
-      totalComponents: config.components.length,
-      status: "completed",
-      errors: [],
-      checkpoint: config.checkpoint,
-      cleanedUp: true,
-    };
-    const last = base.completedComponents.at(-1);
-    if (last !== undefined && output?.output.kind === "value") {
-      last.outputChunks = output.output.chunks;
-    }
-    return base;
-  }
-  const total = config.components.length;
-  const completed: CompletedComponent[] = [];
-  config.components.forEach((spec, i) => {
-    const step = state.steps.get(componentKey(i, spec["instance-name"]));
-    if (step !== undefined) completed.push(completedFrom(i, spec, step));
-  });
-  const doneKeys = new Set(
-    completed.map((c) => componentKey(c.index, c.name)),
-  );
-  const errors: ComponentFailure[] = [];
-  for (const f of state.failures) {
-    const m = /^(\d+):/.exec(f.key);
-    if (m === null || f.willRetry || doneKeys.has(f.key)) continue;
-    const index = Number(m[1]);
-    errors.push({
-      index,
-      name: config.components[index]?.["instance-name"] ?? f.key,
-      error: f.error,
-    });
-  }
-  const lastIndex = lastCheckpointed(completed);
-  let status: PipelineStatus;
-  let error = state.end?.error;
-  if (state.status === "completed") status = "completed";
-  else if (state.status === "running" && live) status = "running";
-  else {
-    status = "failed";
-    if (state.status === "running") {
-      error =
-        `The process (pid ${state.header.pid} on host "${state.header.host}") stopped without recording an end: killed or lost power`;
-    }
-  }
-  const run: PipelineRun = {
-    runId: state.run,
-    pipelineName: config.pipelineName,
-    job: state.job,
-    startedAt: state.startedAt,
-    ...(state.endedAt === undefined || status === "running"
-      ? {}
-      : { endedAt: state.endedAt }),
-    completedComponents: completed,
-    lastCheckpointedIndex: lastIndex,
-    totalComponents: total,
-    status,
-    ...(error === undefined || status !== "failed" ? {} : { error }),
-    errors,
-    ...(state.header.resumedFrom === undefined
-      ? {}
-      : { resumedFrom: state.header.resumedFrom }),
-    checkpoint: config.checkpoint,
-    cleanedUp: false,
-  };
-  if (status === "failed" && lastIndex + 1 < total) {
-    const index = lastIndex + 1;
-    run.failedAt = {
-      index,
-      name: config.components[index]!["instance-name"],
-      label: `component ${index + 1}/${total}`,
-    };
-  }
-  return run;
-}
-
 /** Options for {@linkcode listResumable} and {@linkcode loadPipelineRun}. */
 export interface PipelineStoreOptions {
   /** The store, or its location. Default: `$CAIRN_STORE`, else `./.cairn`. */
   store?: Store | string;
-}
-
-/** Every run of a pipeline job, replayed, with liveness applied. */
-export async function pipelineRuns(
-  store: Store,
-  job: string,
-): Promise<{ state: RunState; run: PipelineRun }[]> {
-  const out = [];
-  for (const state of await replayJob(store, job)) {
-    if (state.header.kind !== PIPELINE_KIND) continue;
-    const live = state.status === "running" && await isLive(store, state);
-    out.push({ state, run: pipelineRunOf(state, live) });
-  }
-  return out;
 }
 
 /**
@@ -291,7 +116,7 @@ export async function pipelineRuns(
  * @param options The store.
  * @returns Their records; `failedAt.label` reads "component 2/3".
  *
- * @example
+ * @example A pipeline that never ran has nothing to resume
  * ```ts
  * import assert from "node:assert/strict";
  * import { listResumable } from "./state.ts";
@@ -307,17 +132,6 @@ export async function listResumable(
   return resumableOf(runs.map((r) => r.run));
 }
 
-/** The resumable ones among a job's runs, newest first. */
-export function resumableOf(runs: PipelineRun[]): PipelineRun[] {
-  const superseded = new Set(
-    runs.flatMap((r) => r.resumedFrom === undefined ? [] : [r.resumedFrom]),
-  );
-  return runs.filter((r) =>
-    r.status === "failed" && r.checkpoint && !r.cleanedUp &&
-    !superseded.has(r.runId)
-  ).reverse();
-}
-
 /**
  * Find a pipeline run by id in any pipeline job of the store; a run cleaned
  * up after success is found through the small record that replaced it.
@@ -326,7 +140,7 @@ export function resumableOf(runs: PipelineRun[]): PipelineRun[] {
  * @param options The store.
  * @returns The run's record, or undefined.
  *
- * @example
+ * @example An unknown run id gives undefined
  * ```ts
  * import assert from "node:assert/strict";
  * import { loadPipelineRun } from "./state.ts";
@@ -339,36 +153,4 @@ export async function loadPipelineRun(
 ): Promise<PipelineRun | undefined> {
   return (await findPipelineRun(await resolveStore(options.store), runId))
     ?.run;
-}
-
-/** {@linkcode loadPipelineRun} with the job run that holds the record. */
-export async function findPipelineRun(
-  store: Store,
-  runId: string,
-): Promise<{ run: PipelineRun; state: RunState } | undefined> {
-  const jobs = (await store.listJobs()).filter((j) =>
-    j.startsWith("pipeline-")
-  );
-  for (const job of jobs) {
-    const runs = await store.listRuns(job);
-    if (runs.includes(runId)) {
-      const state = await replayRun(store, job, runId);
-      if (state.header.kind !== PIPELINE_KIND) continue;
-      const live = state.status === "running" && await isLive(store, state);
-      return { run: pipelineRunOf(state, live), state };
-    }
-  }
-  for (const job of jobs) {
-    for (const run of (await store.listRuns(job)).reverse()) {
-      const header = await readRunHeader(store, job, run).catch(() =>
-        undefined
-      );
-      const config = header?.config as StoredPipelineConfig | undefined;
-      if (header?.kind === PIPELINE_KIND && config?.compactOf === runId) {
-        const state = await replayRun(store, job, run);
-        return { run: pipelineRunOf(state), state };
-      }
-    }
-  }
-  return undefined;
 }
