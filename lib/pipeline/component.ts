@@ -43,7 +43,7 @@ export interface ComponentContext {
 
 /** A pipeline component. Its return value is stored as chunks and passed to the next one. */
 export interface Component<In = unknown, Out = unknown> {
-  /** Shown in logs; default the `instance-name`. */
+  /** A name for your own use; records and logs use the `instance-name`. */
   name?: string;
   /** Do the work; `input` is the previous component's output (`undefined` for the first). */
   run(input: In, ctx: ComponentContext): Out | Promise<Out>;
