@@ -297,6 +297,10 @@ test("examples/pipeline: the README's failure and resume, through the CLI", asyn
   assert.doesNotMatch(resumed.stderr, /"Extract\(orders\)" started/);
   assert.match(
     resumed.stderr,
+    /component 1\/4 "Extract\(orders\)" reused its stored output/,
+  );
+  assert.match(
+    resumed.stderr,
     /component 3\/4 "Aggregate\(daily, EUR\)" finished/,
   );
   assert.equal(

@@ -46,6 +46,16 @@ export interface PipelineHooks {
     durationMs: number,
     info: HookInfo,
   ): void | Promise<void>;
+  /**
+   * A component was not run because its stored output was reused (a resumed
+   * run); cairn's addition to the seed's hooks.
+   */
+  onComponentReused?(
+    config: PipelineConfig,
+    index: number,
+    total: number,
+    info: HookInfo,
+  ): void | Promise<void>;
   /** A component threw. */
   onComponentFailure?(
     config: PipelineConfig,
@@ -60,6 +70,7 @@ const METHODS = [
   "afterPipeline",
   "beforeComponent",
   "afterComponent",
+  "onComponentReused",
   "onComponentFailure",
 ] as const;
 

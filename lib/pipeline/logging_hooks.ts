@@ -145,6 +145,12 @@ export const LoggingHooks: {
             seconds(durationMs)
           }`,
         ),
+      onComponentReused: (_config, index, total, info) =>
+        write(
+          `component ${
+            index + 1
+          }/${total} "${info.componentName}" reused its stored output`,
+        ),
       onComponentFailure: (_config, index, error, info) =>
         write(
           `component ${

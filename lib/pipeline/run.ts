@@ -487,6 +487,14 @@ async function execute(
               durationMs,
               info(index, { outputBytes: entry.outputBytes }),
             );
+          } else {
+            await callHook(
+              "onComponentReused",
+              config,
+              index,
+              total,
+              info(index, { outputBytes: entry.outputBytes }),
+            );
           }
           input = value;
           inputRef = record.output;
