@@ -11,6 +11,7 @@
 import { existsSync } from "node:fs";
 import { extname } from "node:path";
 import { InterruptedError } from "../lib/job.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import {
   AuditHooks,
   composeHooks,
@@ -141,17 +142,7 @@ async function execute(
       ...(promJson === undefined ? {} : { jsonFile: promJson }),
     }));
   }
-  const stop = new AbortController();
-  let received: string | undefined;
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-    const handler = () => {
-      if (received !== undefined) process.exit(sig === "SIGINT" ? 130 : 143);
-      received = sig;
-      stop.abort();
-    };
-    process.on(sig, handler);
-    return [sig, handler] as const;
-  });
+  const stop = abortOnSignals({ exitOnSecondSignal: true });
   const store = await explicitStore(ctx, args);
   try {
     const run = await go(configPath, {
@@ -174,16 +165,15 @@ async function execute(
     return run.status === "completed" ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof InterruptedError || stop.signal.aborted) {
+      const by = stop.exitCode === EXIT.sigterm ? "SIGTERM" : "SIGINT";
       ctx.warn(
-        `Pipeline interrupted by ${
-          received ?? "a stop"
-        }; resume it with "cairn pipeline resume ${configPath} --run RUN_ID" (see "cairn pipeline ls")`,
+        `Pipeline interrupted by ${by}; resume it with "cairn pipeline resume ${configPath} --run RUN_ID" (see "cairn pipeline ls")`,
       );
-      return received === "SIGTERM" ? EXIT.sigterm : EXIT.sigint;
+      return stop.exitCode ?? EXIT.sigint;
     }
     throw asUsage(error);
   } finally {
-    for (const [sig, handler] of handlers) process.off(sig, handler);
+    stop.dispose();
   }
 }
 

@@ -436,7 +436,6 @@ async function execute(
       config: header,
       newRun: true,
       total,
-      handleSignals: false,
       ...(checkpoint ? { memo: `pipeline/${job}` } : {}),
       ...(source === undefined ? {} : { resumedFrom: source.run.runId }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
