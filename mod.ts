@@ -45,3 +45,26 @@ export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
+export {
+  AuditHooks,
+  CheckpointHooks,
+  type CheckpointState,
+  type CheckpointStore,
+  type Component,
+  type ComponentContext,
+  composeHooks,
+  listResumable,
+  loadPipelineConfig,
+  LoggingHooks,
+  MetricsHooks,
+  type PipelineConfig,
+  PipelineConfigChangedError,
+  PipelineConfigError,
+  type PipelineHooks,
+  pipelineOutput,
+  type PipelineRun,
+  registerComponent,
+  resumePipeline,
+  runPipeline,
+  type RunPipelineOptions,
+} from "./lib/pipeline/mod.ts";
