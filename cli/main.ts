@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { parseDuration } from "../lib/duration.ts";
-import { InterruptedError } from "../lib/job.ts";
+import { ConfigChangedError, InterruptedError } from "../lib/job.ts";
 import { defaultStoreLocation, openStore } from "../lib/open_store.ts";
 import { LockedError } from "../store/lock.ts";
 import type { Store } from "../store/store.ts";
@@ -428,6 +428,14 @@ function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof LockedError) return EXIT.locked;
   if (error instanceof InterruptedError) return error.exitCode;
+  // Bad input (a wrong type, a value out of range, an unparsable file) and
+  // a refused config change are the caller's to fix: usage, not a failure.
+  if (
+    error instanceof TypeError || error instanceof RangeError ||
+    error instanceof SyntaxError || error instanceof ConfigChangedError
+  ) {
+    return EXIT.usage;
+  }
   return EXIT.failed;
 }
 
