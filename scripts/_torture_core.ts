@@ -168,6 +168,8 @@ export interface Family {
   inFlight: number;
   /** Job name in the store (for unlock, export). */
   job: string;
+  /** Run through a library fixture rather than the CLI. */
+  library?: boolean;
 }
 
 /** The store of a family's episode directory. */
@@ -278,6 +280,7 @@ export function families(): Family[] {
   };
   const plainLib: Family = {
     name: "plain (runJob)",
+    library: true,
     job: "killme",
     prepare: async () => {},
     command: (dir) =>
@@ -300,6 +303,7 @@ export function families(): Family[] {
   };
   const map: Family = {
     name: "map",
+    library: true,
     job: "kill-square",
     prepare: async () => {},
     command: (dir) =>
@@ -321,6 +325,7 @@ export function families(): Family[] {
   };
   const knn: Family = {
     name: "kNN",
+    library: true,
     job: "knn-kill",
     prepare: (dir) => writeFile(join(dir, "ref.npy"), npyBytes(600, 16)),
     command: (dir) =>
