@@ -5,7 +5,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,7 +18,10 @@ export function repoPath(...parts: string[]): string {
 }
 
 /** The command that runs a TypeScript file under the runtime running this script. */
-export function scriptCommand(path: string, args: string[]): [string, string[]] {
+export function scriptCommand(
+  path: string,
+  args: string[],
+): [string, string[]] {
   return [
     process.execPath,
     isDeno ? ["run", "-A", "--quiet", path, ...args] : ["run", path, ...args],
@@ -210,7 +213,9 @@ async function filesOf(dir: string): Promise<string> {
     const s = await stat(join(dir, name));
     if (!s.isFile()) continue;
     parts.push(
-      `${name}:${Buffer.from(await readFile(join(dir, name))).toString("base64")}`,
+      `${name}:${
+        Buffer.from(await readFile(join(dir, name))).toString("base64")
+      }`,
     );
   }
   return parts.join("\n");
@@ -229,7 +234,9 @@ export async function exportJob(dir: string, job: string): Promise<string> {
     "-",
   ]));
   if (exit.code !== 0) {
-    throw new Error(`Cannot export "${job}": exit ${exit.code}: ${exit.stderr}`);
+    throw new Error(
+      `Cannot export "${job}": exit ${exit.code}: ${exit.stderr}`,
+    );
   }
   return exit.stdout;
 }
@@ -240,7 +247,8 @@ const PARTS = 16;
 
 /** A float32 .npy of `rows` x `cols` values. */
 export function npyBytes(rows: number, cols: number, seed = 1): Uint8Array {
-  const header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
+  const header =
+    `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
   const total = 10 + header.length + 1;
   const pad = (64 - (total % 64)) % 64;
   const head = `${header}${" ".repeat(pad)}\n`;
@@ -346,13 +354,19 @@ export function families(): Family[] {
     name: "pipeline",
     job: "",
     prepare: async (dir) => {
-      const components = repoPath("tests", "fixtures", "pipeline_components.ts");
+      const components = repoPath(
+        "tests",
+        "fixtures",
+        "pipeline_components.ts",
+      );
       const log = join(dir, "side.txt");
       await writeFile(
         join(dir, "p.conf"),
         `pipeline {
   pipeline-name = "Torture"
-  checkpoint { enabled = true, location = "${storeOf(dir)}", auto-resume = true, cleanup-on-success = false }
+  checkpoint { enabled = true, location = "${
+          storeOf(dir)
+        }", auto-resume = true, cleanup-on-success = false }
   pipeline-components = [
     { instance-type = "${components}#Source", instance-name = Source, instance-config { log = "${log}", n = 48 } }
     { instance-type = "${components}#Slow", instance-name = Slow, instance-config { log = "${log}", parts = ${PARTS}, delayMs = 20 } }

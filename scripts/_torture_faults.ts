@@ -125,7 +125,12 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
       const exit = await runChild(
         fam.command(dir),
         byLine
-          ? { killAt: { pattern: fam.progress, count: between(ctx, 0, fam.lines - 1) } }
+          ? {
+            killAt: {
+              pattern: fam.progress,
+              count: between(ctx, 0, fam.lines - 1),
+            },
+          }
           : { killAfterMs: between(ctx, 0, Math.max(50, ref.ms)) },
       );
       if (exit.signal === "SIGKILL" && !exit.hung) {
@@ -136,7 +141,9 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
         tally.find(
           kind,
           fam.name,
-          `a run after ${here} kill(s) exited ${exit.code}: ${exit.stderr.slice(-400)}`,
+          `a run after ${here} kill(s) exited ${exit.code}: ${
+            exit.stderr.slice(-400)
+          }`,
         );
       }
     }
@@ -156,13 +163,22 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
     }
     if (done.output !== ref.output) {
       tally.add(kind, fam.name, "corrupt outputs");
-      tally.find(kind, fam.name, `output differs after ${here} kill(s) in ${dir}`);
+      tally.find(
+        kind,
+        fam.name,
+        `output differs after ${here} kill(s) in ${dir}`,
+      );
     } else tally.add(kind, fam.name, "corrupt outputs", 0);
     if (fam.sideEffects !== undefined) {
       const { repeated, missing } = await fam.sideEffects(dir);
       tally.add(kind, fam.name, "lost items", missing);
       const beyond = Math.max(0, repeated - here * fam.inFlight);
-      tally.add(kind, fam.name, "side effects repeated beyond in-flight", beyond);
+      tally.add(
+        kind,
+        fam.name,
+        "side effects repeated beyond in-flight",
+        beyond,
+      );
       if (missing > 0 || beyond > 0) {
         tally.find(
           kind,
@@ -174,7 +190,11 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
     const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
     tally.add(kind, fam.name, "verify failures", verify.code === 0 ? 0 : 1);
     if (verify.code !== 0) {
-      tally.find(kind, fam.name, `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+      tally.find(
+        kind,
+        fam.name,
+        `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+      );
     }
   }
 }
@@ -213,12 +233,16 @@ async function rerunAfterDamage(
       return "clear";
     }
   }
-  ctx.tally.add(kind, fam.name, "bad data used");
+  if (done.output === undefined) {
+    ctx.tally.add(kind, fam.name, "reruns failed instead of recomputing");
+  } else ctx.tally.add(kind, fam.name, "bad data used");
   ctx.tally.find(
     kind,
     fam.name,
     `after damage in ${dir}: exit ${done.exit.code}, ${
-      done.output === undefined ? `no output: ${done.exit.stderr.slice(-600)}${done.error ?? ""}` : "a different output"
+      done.output === undefined
+        ? `no output: ${done.exit.stderr.slice(-600)}${done.error ?? ""}`
+        : "a different output"
     }`,
   );
   return "bad";
@@ -251,8 +275,19 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
         exit = await runChild(
           fam.command(dir),
           fam.lines > 1
-            ? { killAt: { pattern: fam.progress, count: between(ctx, 1, fam.lines - 1) } }
-            : { killAfterMs: between(ctx, 200, 200 + ctx.reference.get(fam.name)!.ms / 2) },
+            ? {
+              killAt: {
+                pattern: fam.progress,
+                count: between(ctx, 1, fam.lines - 1),
+              },
+            }
+            : {
+              killAfterMs: between(
+                ctx,
+                200,
+                200 + ctx.reference.get(fam.name)!.ms / 2,
+              ),
+            },
         );
         if (exit.signal === "SIGKILL") break;
         await rm(dir, { recursive: true, force: true });
@@ -288,7 +323,9 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
         same,
         kind,
         fam.name,
-        `rerun after a flipped lock: exit ${done.exit.code} ${done.exit.stderr.slice(-400)}`,
+        `rerun after a flipped lock: exit ${done.exit.code} ${
+          done.exit.stderr.slice(-400)
+        }`,
       );
       continue;
     }
@@ -311,7 +348,12 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
       const found = verify.code === 4 &&
         (verify.stdout + verify.stderr).includes(hash);
       tally.add(kind, fam.name, "found by verify --read-data", found ? 1 : 0);
-      tally.expect(found, kind, fam.name, `verify did not name flipped chunk ${hash}: exit ${verify.code}`);
+      tally.expect(
+        found,
+        kind,
+        fam.name,
+        `verify did not name flipped chunk ${hash}: exit ${verify.code}`,
+      );
       // A job that needs a corrupt chunk recomputes it: failing is a finding.
       await rerunAfterDamage(ctx, fam, dir, kind, false);
     } else if (kind === "bit flip in a log record") {
@@ -325,7 +367,12 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
         noted ||= (JSON.parse(verify.stdout).notes ?? []).length > 0;
       } catch { /* not JSON: judged by the exit code */ }
       tally.add(kind, fam.name, "found by verify", noted ? 1 : 0);
-      tally.expect(noted, kind, fam.name, `verify saw nothing after a flip in ${newest}`);
+      tally.expect(
+        noted,
+        kind,
+        fam.name,
+        `verify saw nothing after a flip in ${newest}`,
+      );
       await rerunAfterDamage(ctx, fam, dir, kind);
     } else if (kind === "log truncated" || kind === "garbage appended to log") {
       if (kind === "log truncated") {
@@ -333,22 +380,40 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
         await truncate(newest, between(ctx, 0, size - 1));
       } else {
         const garbage = new Uint8Array(between(ctx, 1, 4096));
-        for (let b = 0; b < garbage.length; b++) garbage[b] = between(ctx, 0, 255);
+        for (let b = 0; b < garbage.length; b++) {
+          garbage[b] = between(ctx, 0, 255);
+        }
         await appendFile(newest, garbage);
       }
       tally.add(kind, fam.name, "tears");
       await rerunAfterDamage(ctx, fam, dir, kind);
       const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-      tally.add(kind, fam.name, "verify failures after the rerun", verify.code === 0 ? 0 : 1);
-      tally.expect(verify.code === 0, kind, fam.name, `verify after rerun exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+      tally.add(
+        kind,
+        fam.name,
+        "verify failures after the rerun",
+        verify.code === 0 ? 0 : 1,
+      );
+      tally.expect(
+        verify.code === 0,
+        kind,
+        fam.name,
+        `verify after rerun exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+      );
     } else if (kind === "half-written temp files") {
       const temps = [
         join(store, "tmp", `${between(ctx, 2, 99999)}-0123456789ab.tmp`),
-        join(store, "locks", `.x.lock.${between(ctx, 2, 99999)}-0123456789ab.tmp`),
+        join(
+          store,
+          "locks",
+          `.x.lock.${between(ctx, 2, 99999)}-0123456789ab.tmp`,
+        ),
       ];
       const outDir = join(dir, "out");
       if ((await lstat(outDir).catch(() => undefined))?.isDirectory()) {
-        temps.push(join(outDir, `.index.npy.${between(ctx, 2, 99999)}-0123456789ab.tmp`));
+        temps.push(
+          join(outDir, `.index.npy.${between(ctx, 2, 99999)}-0123456789ab.tmp`),
+        );
       }
       for (const t of temps) {
         await writeFile(t, new Uint8Array(between(ctx, 1, 5000)).fill(7));
@@ -358,9 +423,16 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
       tally.add(kind, fam.name, "temp files", temps.length);
       await rerunAfterDamage(ctx, fam, dir, kind);
       const gc = await cairn(dir, ["gc", "--quiet"]);
-      const left = (await readdir(join(store, "tmp"))).filter((n) => n.endsWith(".tmp"));
+      const left = (await readdir(join(store, "tmp"))).filter((n) =>
+        n.endsWith(".tmp")
+      );
       tally.add(kind, fam.name, "temp files gc left in tmp/", left.length);
-      tally.expect(gc.code === 0 && left.length === 0, kind, fam.name, `gc exit ${gc.code} left ${left.join(", ")}`);
+      tally.expect(
+        gc.code === 0 && left.length === 0,
+        kind,
+        fam.name,
+        `gc exit ${gc.code} left ${left.join(", ")}`,
+      );
     }
   }
 }
@@ -397,7 +469,16 @@ export async function races(ctx: Ctx, rounds: number) {
       const ok = codes.filter((c) => c === 0).length === 1 &&
         codes.filter((c) => c === 3).length === n - 1;
       tally.add(kind, fam, "races with one winner", ok ? 1 : 0);
-      tally.expect(ok, kind, fam, `exit codes ${codes.join(",")}: ${exits.map((e) => e.stderr.split("\n").filter((l) => !l.startsWith("{")).join(" ")).join(" | ")}`);
+      tally.expect(
+        ok,
+        kind,
+        fam,
+        `exit codes ${codes.join(",")}: ${
+          exits.map((e) =>
+            e.stderr.split("\n").filter((l) => !l.startsWith("{")).join(" ")
+          ).join(" | ")
+        }`,
+      );
     }
     // gc and forget beside a job that writes (and re-puts chunks it dedups).
     {
@@ -414,26 +495,62 @@ export async function races(ctx: Ctx, rounds: number) {
           : ["gc", "--grace", "0s", "--quiet"];
         const e = await cairn(dir, which);
         if (e.code !== 0) {
-          tally.find(kind, fam, `${which[0]} beside a writer exit ${e.code}: ${e.stderr}`);
+          tally.find(
+            kind,
+            fam,
+            `${which[0]} beside a writer exit ${e.code}: ${e.stderr}`,
+          );
         }
         gcs++;
       }
       const exit = await job;
       tally.add(kind, fam, "gc/forget runs", gcs);
-      tally.expect(exit.code === 0, kind, fam, `the writer exit ${exit.code}: ${exit.stderr.slice(-300)}`);
+      tally.expect(
+        exit.code === 0,
+        kind,
+        fam,
+        `the writer exit ${exit.code}: ${exit.stderr.slice(-300)}`,
+      );
       const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-      tally.add(kind, fam, "chunks swept from under a run", verify.code === 0 ? 0 : 1);
-      tally.expect(verify.code === 0, kind, fam, `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+      tally.add(
+        kind,
+        fam,
+        "chunks swept from under a run",
+        verify.code === 0 ? 0 : 1,
+      );
+      tally.expect(
+        verify.code === 0,
+        kind,
+        fam,
+        `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+      );
     }
     // Two gcs at once, after a forget.
     {
       const kind = "two gcs at once";
       const dir = await ctx.dir("race-2gc");
       for (const rows of ["1000", "2000", "3000"]) {
-        await runChild(cairnCommand(["--store", storeOf(dir), "demo", "--rows", rows, "--steps", "4", "--delay", "0ms", "--new-run", "--quiet"]));
+        await runChild(
+          cairnCommand([
+            "--store",
+            storeOf(dir),
+            "demo",
+            "--rows",
+            rows,
+            "--steps",
+            "4",
+            "--delay",
+            "0ms",
+            "--new-run",
+            "--quiet",
+          ]),
+        );
       }
       await cairn(dir, ["forget", "--keep-last", "1", "--quiet"]);
-      const [a, b] = await Promise.all([cairn(dir, ["gc"]), cairn(dir, ["gc"])]);
+      const [a, b] = await Promise.all([
+        cairn(dir, ["gc"]),
+        cairn(dir, ["gc"]),
+      ]);
       tally.add(kind, fam, "gc pairs");
       tally.expect(
         [a!, b!].every((e) => e.code === 0 || clearFailure(e)),
@@ -443,7 +560,12 @@ export async function races(ctx: Ctx, rounds: number) {
       );
       const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
       tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-      tally.expect(verify.code === 0, kind, fam, `verify exit ${verify.code}: ${verify.stdout}`);
+      tally.expect(
+        verify.code === 0,
+        kind,
+        fam,
+        `verify exit ${verify.code}: ${verify.stdout}`,
+      );
     }
     // A writer whose lock is removed by hand is fenced; unlock of a live holder is refused.
     {
@@ -459,11 +581,20 @@ export async function races(ctx: Ctx, rounds: number) {
       }
       await new Promise((r) => setTimeout(r, between(ctx, 100, 400)));
       const unlockLive = await cairn(dir, ["unlock", "demo"]);
-      const stillThere = (await lstat(lockFile).catch(() => undefined)) !== undefined;
+      const stillThere = (await lstat(lockFile).catch(() =>
+        undefined
+      )) !== undefined;
       tally.add("unlock of a live holder", fam, "attempts");
       const refused = unlockLive.code !== 0 && stillThere;
       tally.add("unlock of a live holder", fam, "refused", refused ? 1 : 0);
-      tally.expect(refused, "unlock of a live holder", fam, `unlock exit ${unlockLive.code}, lock ${stillThere ? "kept" : "removed"}`);
+      tally.expect(
+        refused,
+        "unlock of a live holder",
+        fam,
+        `unlock exit ${unlockLive.code}, lock ${
+          stillThere ? "kept" : "removed"
+        }`,
+      );
       await rm(lockFile, { force: true });
       const b = await runChild(demo(dir));
       const aExit = await a;
@@ -472,10 +603,20 @@ export async function races(ctx: Ctx, rounds: number) {
       const fenced = aExit.code !== 0 && /lock/i.test(first);
       tally.add(kind, fam, "fenced", fenced ? 1 : 0);
       // A may also have finished before B needed the log; only B must succeed.
-      tally.expect(b.code === 0, kind, fam, `the second writer exit ${b.code}: ${b.stderr.slice(-300)}`);
+      tally.expect(
+        b.code === 0,
+        kind,
+        fam,
+        `the second writer exit ${b.code}: ${b.stderr.slice(-300)}`,
+      );
       const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
       tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-      tally.expect(verify.code === 0, kind, fam, `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+      tally.expect(
+        verify.code === 0,
+        kind,
+        fam,
+        `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+      );
     }
   }
 }
@@ -484,8 +625,29 @@ export async function races(ctx: Ctx, rounds: number) {
 export async function maintenanceKills(ctx: Ctx, count: number) {
   const { tally } = ctx;
   const base = await ctx.dir("maint-base");
-  for (const [job, rows] of [["a", "3000"], ["a", "5000"], ["b", "4000"], ["b", "6000"], ["a", "7000"]]) {
-    await runChild(cairnCommand(["--store", storeOf(base), "demo", "--job", job!, "--rows", rows!, "--steps", "8", "--delay", "0ms", "--new-run", "--quiet"]));
+  for (
+    const [job, rows] of [["a", "3000"], ["a", "5000"], ["b", "4000"], [
+      "b",
+      "6000",
+    ], ["a", "7000"]]
+  ) {
+    await runChild(
+      cairnCommand([
+        "--store",
+        storeOf(base),
+        "demo",
+        "--job",
+        job!,
+        "--rows",
+        rows!,
+        "--steps",
+        "8",
+        "--delay",
+        "0ms",
+        "--new-run",
+        "--quiet",
+      ]),
+    );
   }
   for (let i = 0; i < count; i++) {
     const which = i % 2 === 0 ? "gc" : "forget";
@@ -493,25 +655,50 @@ export async function maintenanceKills(ctx: Ctx, count: number) {
     const kind = "maintenance SIGKILLed";
     const dir = await ctx.dir("maint");
     await cp(storeOf(base), storeOf(dir), { recursive: true });
-    if (which === "gc") await cairn(dir, ["forget", "--keep-last", "1", "--quiet"]);
+    if (which === "gc") {
+      await cairn(dir, ["forget", "--keep-last", "1", "--quiet"]);
+    }
     const args = which === "gc"
       ? ["--store", storeOf(dir), "gc", "--grace", "0s"]
       : ["--store", storeOf(dir), "forget", "--keep-last", "1"];
     const exit = await runChild(cairnCommand(args), {
       killAfterMs: between(ctx, 300, 900),
     });
-    tally.add(kind, fam, exit.signal === "SIGKILL" ? "kills" : "ended before the kill");
+    tally.add(
+      kind,
+      fam,
+      exit.signal === "SIGKILL" ? "kills" : "ended before the kill",
+    );
     const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
     tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-    tally.expect(verify.code === 0, kind, fam, `verify after a killed ${which} exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+    tally.expect(
+      verify.code === 0,
+      kind,
+      fam,
+      `verify after a killed ${which} exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+    );
     const again = await runChild(cairnCommand(args));
-    tally.expect(again.code === 0, kind, fam, `${which} after its kill exit ${again.code}: ${again.stderr}`);
+    tally.expect(
+      again.code === 0,
+      kind,
+      fam,
+      `${which} after its kill exit ${again.code}: ${again.stderr}`,
+    );
   }
 }
 
 function mountTmpfs(dir: string, size: string): string | undefined {
-  const r = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
-  return r.status === 0 ? undefined : (String(r.stderr).trim() || `mount exit ${r.status}`);
+  const r = spawnSync("mount", [
+    "-t",
+    "tmpfs",
+    "-o",
+    `size=${size}`,
+    "tmpfs",
+    dir,
+  ]);
+  return r.status === 0
+    ? undefined
+    : (String(r.stderr).trim() || `mount exit ${r.status}`);
 }
 
 function remount(dir: string, options: string): boolean {
@@ -530,7 +717,9 @@ export async function resources(ctx: Ctx) {
   const dir = await ctx.dir("res-full");
   const why = mountTmpfs(dir, "2m");
   if (why !== undefined) {
-    tally.skipped.push(`resource faults skipped: cannot mount a tmpfs (${why})`);
+    tally.skipped.push(
+      `resource faults skipped: cannot mount a tmpfs (${why})`,
+    );
     return;
   }
   try {
@@ -540,14 +729,32 @@ export async function resources(ctx: Ctx) {
     const clear = clearFailure(exit) && /disk is full/.test(exit.stderr) &&
       exit.stderr.includes(dir);
     tally.add(kind, fam, "clear errors naming the path", clear ? 1 : 0);
-    tally.expect(clear, kind, fam, `exit ${exit.code}: ${exit.stderr.slice(-500)}`);
+    tally.expect(
+      clear,
+      kind,
+      fam,
+      `exit ${exit.code}: ${exit.stderr.slice(-500)}`,
+    );
     let verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-    tally.expect(verify.code === 0, kind, fam, `verify on the full disk exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+    tally.expect(
+      verify.code === 0,
+      kind,
+      fam,
+      `verify on the full disk exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+    );
     remount(dir, "size=64m");
     const rerun = await cairn(dir, [...big, "--quiet"]);
-    const same = rerun.code === 0 && (await exportJob(dir, "demo")) === expected;
+    const same = rerun.code === 0 &&
+      (await exportJob(dir, "demo")) === expected;
     tally.add(kind, fam, "completed after space was freed", same ? 1 : 0);
-    tally.expect(same, kind, fam, `rerun after freeing space exit ${rerun.code}: ${rerun.stderr.slice(-300)}`);
+    tally.expect(
+      same,
+      kind,
+      fam,
+      `rerun after freeing space exit ${rerun.code}: ${
+        rerun.stderr.slice(-300)
+      }`,
+    );
     verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
     tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
 
@@ -555,12 +762,23 @@ export async function resources(ctx: Ctx) {
     remount(dir, "ro");
     const ro = await cairn(dir, [...big, "--new-run"]);
     tally.add(kind, fam, "runs");
-    const roClear = clearFailure(ro) && /read-only/.test(ro.stderr) && ro.stderr.includes(dir);
+    const roClear = clearFailure(ro) && /read-only/.test(ro.stderr) &&
+      ro.stderr.includes(dir);
     tally.add(kind, fam, "clear errors naming the path", roClear ? 1 : 0);
-    tally.expect(roClear, kind, fam, `exit ${ro.code}: ${ro.stderr.slice(-500)}`);
+    tally.expect(
+      roClear,
+      kind,
+      fam,
+      `exit ${ro.code}: ${ro.stderr.slice(-500)}`,
+    );
     verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
     tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-    tally.expect(verify.code === 0, kind, fam, `verify of a read-only store exit ${verify.code}: ${verify.stdout}${verify.stderr}`);
+    tally.expect(
+      verify.code === 0,
+      kind,
+      fam,
+      `verify of a read-only store exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+    );
   } finally {
     spawnSync("umount", [dir]);
   }
@@ -580,24 +798,74 @@ export async function paths(ctx: Ctx) {
       for (const e of await readdir(d, { withFileTypes: true })) {
         const p = join(d, e.name);
         if (p === storeOf(dir)) continue;
-        names.push(`${p}:${e.isFile() ? (await readFile(p)).toString("base64") : "d"}`);
+        names.push(
+          `${p}:${e.isFile() ? (await readFile(p)).toString("base64") : "d"}`,
+        );
         if (e.isDirectory()) await walk(p);
       }
     };
     await walk(dir);
     return names.sort().join("\n");
   };
-  await runChild(cairnCommand(["--store", storeOf(dir), "demo", "--rows", "500", "--steps", "3", "--delay", "0ms", "--quiet"]));
+  await runChild(
+    cairnCommand([
+      "--store",
+      storeOf(dir),
+      "demo",
+      "--rows",
+      "500",
+      "--steps",
+      "3",
+      "--delay",
+      "0ms",
+      "--quiet",
+    ]),
+  );
   const before = await snapshot();
   let kind = "hostile job names";
-  for (const name of ["../escape", "/abs/x", "a/b", "..", ".", "x".repeat(100_000), "bad\nname"]) {
-    const exit = await cairn(dir, ["demo", "--job", name, "--rows", "100", "--steps", "1", "--delay", "0ms"]);
+  for (
+    const name of [
+      "../escape",
+      "/abs/x",
+      "a/b",
+      "..",
+      ".",
+      "x".repeat(100_000),
+      "bad\nname",
+    ]
+  ) {
+    const exit = await cairn(dir, [
+      "demo",
+      "--job",
+      name,
+      "--rows",
+      "100",
+      "--steps",
+      "1",
+      "--delay",
+      "0ms",
+    ]);
     tally.add(kind, fam, "names");
-    const ok = exit.code === 2 && !hasStackTrace(exit.stderr) && exit.stderr.length < 2000;
+    const ok = exit.code === 2 && !hasStackTrace(exit.stderr) &&
+      exit.stderr.length < 2000;
     tally.add(kind, fam, "refused with exit 2, short message", ok ? 1 : 0);
-    tally.expect(ok, kind, fam, `--job ${JSON.stringify(name.slice(0, 20))}: exit ${exit.code}, ${exit.stderr.length} chars: ${exit.stderr.slice(0, 200)}`);
+    tally.expect(
+      ok,
+      kind,
+      fam,
+      `--job ${
+        JSON.stringify(name.slice(0, 20))
+      }: exit ${exit.code}, ${exit.stderr.length} chars: ${
+        exit.stderr.slice(0, 200)
+      }`,
+    );
   }
-  tally.expect((await snapshot()) === before, kind, fam, "a hostile job name changed files outside the store");
+  tally.expect(
+    (await snapshot()) === before,
+    kind,
+    fam,
+    "a hostile job name changed files outside the store",
+  );
   kind = "links inside the store";
   const store = storeOf(dir);
   const chunks = await filesUnder(join(store, "chunks"), /\/[0-9a-f]{64}$/);
@@ -612,32 +880,73 @@ export async function paths(ctx: Ctx) {
   await writeFile(join(outside, "jobdir", "r.log"), "not a log\n");
   await symlink(join(outside, "jobdir"), join(store, "jobs", "evil"));
   const before2 = await snapshot();
-  for (const args of [
-    ["verify", "--read-data"],
-    ["gc", "--grace", "0s"],
-    ["cat", hash],
-    ["ls"],
-    ["forget", "--keep-last", "1"],
-    ["demo", "--job", "evil", "--rows", "100", "--steps", "1", "--delay", "0ms"],
-    ["demo", "--rows", "500", "--steps", "3", "--delay", "0ms", "--new-run"],
-    ["export", "demo", "--format", "jsonl", "--out", join(outside, "keep.txt")],
-  ]) {
+  for (
+    const args of [
+      ["verify", "--read-data"],
+      ["gc", "--grace", "0s"],
+      ["cat", hash],
+      ["ls"],
+      ["forget", "--keep-last", "1"],
+      [
+        "demo",
+        "--job",
+        "evil",
+        "--rows",
+        "100",
+        "--steps",
+        "1",
+        "--delay",
+        "0ms",
+      ],
+      ["demo", "--rows", "500", "--steps", "3", "--delay", "0ms", "--new-run"],
+      [
+        "export",
+        "demo",
+        "--format",
+        "jsonl",
+        "--out",
+        join(outside, "keep.txt"),
+      ],
+    ]
+  ) {
     const exit = await cairn(dir, args, 30_000);
     tally.add(kind, fam, "commands");
     const ok = !exit.hung && !hasStackTrace(exit.stderr);
     tally.add(kind, fam, "hangs or stack traces", ok ? 0 : 1);
-    tally.expect(ok, kind, fam, `cairn ${args[0]} with links in the store: exit ${exit.code}${exit.hung ? " (hung)" : ""}: ${exit.stderr.slice(0, 300)}`);
+    tally.expect(
+      ok,
+      kind,
+      fam,
+      `cairn ${args[0]} with links in the store: exit ${exit.code}${
+        exit.hung ? " (hung)" : ""
+      }: ${exit.stderr.slice(0, 300)}`,
+    );
   }
   const after = await snapshot();
   // export --out may replace keep.txt (a regular file the user named); nothing else may change.
-  const strip = (s: string) => s.split("\n").filter((l) => !l.includes("keep.txt")).join("\n");
+  const strip = (s: string) =>
+    s.split("\n").filter((l) => !l.includes("keep.txt")).join("\n");
   const same = strip(after) === strip(before2);
   tally.add(kind, fam, "files outside the store changed", same ? 0 : 1);
   tally.expect(same, kind, fam, "a command followed a link out of the store");
   const link = join(dir, "link-out");
   await symlink(join(outside, "keep.txt"), link);
-  const exp = await cairn(dir, ["export", "demo", "--format", "jsonl", "--out", link]);
+  const exp = await cairn(dir, [
+    "export",
+    "demo",
+    "--format",
+    "jsonl",
+    "--out",
+    link,
+  ]);
   const target = await readFile(join(outside, "keep.txt"), "utf8");
   tally.add(kind, fam, "commands");
-  tally.expect(exp.code !== 0 && (await lstat(link)).isSymbolicLink(), kind, fam, `export --out replaced a link: exit ${exp.code}; target now ${target.slice(0, 40)}`);
+  tally.expect(
+    exp.code !== 0 && (await lstat(link)).isSymbolicLink(),
+    kind,
+    fam,
+    `export --out replaced a link: exit ${exp.code}; target now ${
+      target.slice(0, 40)
+    }`,
+  );
 }

@@ -147,7 +147,10 @@ export class PowerCutModel {
         else if (entry.kind === "file") {
           if (/(^|\/)locks\/[^/]*$/.test(relPath)) continue;
           // A name whose inode's data was never synced survives empty.
-          await fs.writeFile(path, this.#files.get(entry.ino) ?? new Uint8Array());
+          await fs.writeFile(
+            path,
+            this.#files.get(entry.ino) ?? new Uint8Array(),
+          );
           counts.files++;
         }
       }

@@ -105,7 +105,9 @@ export async function runCampaign(
   );
   const command = `deno task torture --seed ${seed} --kills ${killCount}${
     options.long ? " --long" : ""
-  }${options.only ? ` --only ${[...only].join(",")}` : ""}`;
+  }${options.only ? ` --only ${[...only].join(",")}` : ""}${
+    options.families ? ` --families "${options.families.join(",")}"` : ""
+  }`;
   try {
     if (only.has("kills") || only.has("flips")) {
       log("reference runs");
@@ -165,25 +167,31 @@ async function powerCuts(
   const inputs = await ctx.dir("power-inputs");
   const ref = join(inputs, "ref.npy");
   await writeFile(ref, npyBytes(60, 4));
-  const done = (report: (key: string, cached: boolean) => void) =>
-  (e: { type: string; key?: string; cached?: boolean }) => {
-    if (e.type === "step-done") report(e.key!, e.cached!);
-  };
+  const done =
+    (report: (key: string, cached: boolean) => void) =>
+    (e: { type: string; key?: string; cached?: boolean }) => {
+      if (e.type === "step-done") report(e.key!, e.cached!);
+    };
   const jobs: [string, PowerCutJob, ((dir: string) => Promise<Uint8Array>)?][] =
     [
-      ["plain (runJob)", async (dir, report) =>
-        new TextEncoder().encode(JSON.stringify(
-          await runJob("p", {
-            store: join(dir, "store"),
-            onEvent: done(report),
-          }, async (job) => {
-            const out = [];
-            for (let i = 0; i < 8; i++) {
-              out.push(await job.step(`s${i}`, () => ({ i, v: "x".repeat(i * 9) })));
-            }
-            return out;
-          }),
-        ))],
+      [
+        "plain (runJob)",
+        async (dir, report) =>
+          new TextEncoder().encode(JSON.stringify(
+            await runJob("p", {
+              store: join(dir, "store"),
+              onEvent: done(report),
+            }, async (job) => {
+              const out = [];
+              for (let i = 0; i < 8; i++) {
+                out.push(
+                  await job.step(`s${i}`, () => ({ i, v: "x".repeat(i * 9) })),
+                );
+              }
+              return out;
+            }),
+          )),
+      ],
       ["map", async (dir) =>
         new TextEncoder().encode(JSON.stringify(
           await map(
@@ -234,7 +242,12 @@ async function powerCuts(
       ctx.tally.add(kind, family, "cuts");
       ctx.tally.add(kind, family, "acknowledged steps lost", o.lost.length);
       ctx.tally.add(kind, family, "corrupt outputs", o.sameOutput ? 0 : 1);
-      ctx.tally.add(kind, family, "verify failures", o.problems.length > 0 ? 1 : 0);
+      ctx.tally.add(
+        kind,
+        family,
+        "verify failures",
+        o.problems.length > 0 ? 1 : 0,
+      );
       if (o.outputDurable === false) {
         ctx.tally.add(kind, family, "output files lost after return");
       }
@@ -245,9 +258,9 @@ async function powerCuts(
         family,
         `cut at sync ${cutAt} of ${syncs}: ${
           o.error?.slice(0, 300) ?? ""
-        } lost ${o.lost.join(",")} problems ${o.problems.join("; ").slice(0, 300)}${
-          o.outputDurable === false ? " output files lost" : ""
-        }`,
+        } lost ${o.lost.join(",")} problems ${
+          o.problems.join("; ").slice(0, 300)
+        }${o.outputDurable === false ? " output files lost" : ""}`,
       );
     }
   }
@@ -312,14 +325,17 @@ export function formatTable(result: CampaignResult): string {
     );
     const cell = (pairs: [string, number][]) =>
       pairs.map(([name, count]) => `${count} ${name}`).join(", ") || "-";
-    lines.push(`| ${kind} | ${family} | ${cell(injected)} | ${cell(outcome)} |`);
+    lines.push(
+      `| ${kind} | ${family} | ${cell(injected)} | ${cell(outcome)} |`,
+    );
   }
   for (const skip of result.tally.skipped) lines.push("", `Skipped: ${skip}.`);
   lines.push("", TABLE_END);
   return lines.join("\n");
 }
 
-const ROW = /^\| [^|]+ \| [^|]+ \| (-|\d+ [^|,]+(, \d+ [^|,]+)*) \| (-|\d+ [^|,]+(, \d+ [^|,]+)*) \|$/;
+const ROW =
+  /^\| [^|]+ \| [^|]+ \| (-|\d+ [^|,]+(, \d+ [^|,]+)*) \| (-|\d+ [^|,]+(, \d+ [^|,]+)*) \|$/;
 
 /**
  * Whether `text` is a table {@linkcode formatTable} writes (what the docs
@@ -333,13 +349,18 @@ export function checkTable(text: string): string[] {
   const lines = text.split("\n");
   if (lines[0] !== TABLE_BEGIN) problems.push("no begin mark");
   if (lines.at(-1) !== TABLE_END) problems.push("no end mark");
-  if (!/^Seed \d+: `deno task torture --seed \d+ --kills \d+.*--write-docs`; \d+ findings\.$/.test(lines[2] ?? "")) {
+  if (
+    !/^Seed \d+: `deno task torture --seed \d+ --kills \d+.*--write-docs`; \d+ findings\.$/
+      .test(lines[2] ?? "")
+  ) {
     problems.push(`not a seed line: ${lines[2]}`);
   }
   if (lines[4] !== TABLE_HEADER) problems.push("not the table header");
   let rows = 0;
   for (const line of lines.slice(6)) {
-    if (line === "" || line === TABLE_END || line.startsWith("Skipped: ")) continue;
+    if (line === "" || line === TABLE_END || line.startsWith("Skipped: ")) {
+      continue;
+    }
     if (!ROW.test(line)) problems.push(`not a table row: ${line}`);
     rows++;
   }
@@ -388,21 +409,35 @@ if (import.meta.main) {
     return Number(text);
   };
   const only = values.only?.split(",");
-  const unknown = only?.filter((k) => !(KINDS as readonly string[]).includes(k));
+  const unknown = only?.filter((k) =>
+    !(KINDS as readonly string[]).includes(k)
+  );
   if (unknown?.length) {
-    console.error(`torture: unknown --only "${unknown.join(",")}"; expected some of ${KINDS.join(",")}`);
+    console.error(
+      `torture: unknown --only "${unknown.join(",")}"; expected some of ${
+        KINDS.join(",")
+      }`,
+    );
     process.exit(2);
   }
-  const seed = number("seed", values.seed) ?? Math.floor(Math.random() * 2 ** 31);
+  const seed = number("seed", values.seed) ??
+    Math.floor(Math.random() * 2 ** 31);
   console.error(`torture: seed ${seed} (replay with --seed ${seed})`);
   const started = Date.now();
   const result = await runCampaign({
     seed,
-    ...(values.kills === undefined ? {} : { kills: number("kills", values.kills)! }),
+    ...(values.kills === undefined
+      ? {}
+      : { kills: number("kills", values.kills)! }),
     long: values.long,
     ...(only === undefined ? {} : { only }),
-    ...(values.families === undefined ? {} : { families: values.families.split(",") }),
-    log: (line) => console.error(`torture: ${line} (${((Date.now() - started) / 1000).toFixed(0)} s)`),
+    ...(values.families === undefined
+      ? {}
+      : { families: values.families.split(",") }),
+    log: (line) =>
+      console.error(
+        `torture: ${line} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      ),
   });
   const table = formatTable(result);
   console.log(table);
@@ -410,6 +445,8 @@ if (import.meta.main) {
     console.error(`FINDING [${f.kind} / ${f.family}] ${f.what}`);
   }
   if (values["write-docs"]) await writeDocs(table);
-  console.error(`torture: seed ${seed}, ${result.tally.findings.length} findings`);
+  console.error(
+    `torture: seed ${seed}, ${result.tally.findings.length} findings`,
+  );
   process.exit(result.tally.findings.length === 0 ? 0 : 1);
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { constants, type Dirent } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
@@ -98,6 +99,16 @@ async function readRegular(path: string): Promise<Uint8Array> {
   }
 }
 
+/** Whether the file at `path` holds exactly `bytes` (false when it is gone). */
+async function holds(path: string, bytes: Uint8Array): Promise<boolean> {
+  try {
+    return Buffer.compare(await readRegular(path), bytes) === 0;
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return false;
+    throw explainFsError(error, "Cannot read chunk", path);
+  }
+}
+
 function fsChunks(root: string): ChunkStore {
   const chunkDir = join(root, "chunks");
   const tmpDir = join(root, "tmp");
@@ -151,7 +162,13 @@ function fsChunks(root: string): ChunkStore {
         : await blake3Hex(bytes);
       const path = pathOf(hash);
       const existing = await statOf(hash);
-      if (existing !== undefined && existing.size === bytes.length) {
+      // A dedup hit must hold these very bytes: a damaged copy of the same
+      // size would otherwise be kept, and every run producing this output
+      // would reference bad data. It is replaced below.
+      if (
+        existing !== undefined && existing.size === bytes.length &&
+        await holds(path, bytes)
+      ) {
         // A dedup hit counts only once its refresh of the age lands: GC moves
         // a chunk aside before deleting it and keeps it if it was refreshed,
         // so either GC sees the new age or the refresh fails and we write.

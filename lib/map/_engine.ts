@@ -2,7 +2,10 @@
 // ordered window of batches in flight, per-item retries and per-item memo hits.
 import { setImmediate } from "node:timers";
 import { encodeValue, fingerprint } from "../../store/cbor.ts";
-import { MissingChunkError } from "../../store/chunk_store.ts";
+import {
+  CorruptChunkError,
+  MissingChunkError,
+} from "../../store/chunk_store.ts";
 import type { Store } from "../../store/store.ts";
 import type { JobEvent } from "../events.ts";
 import {
@@ -652,10 +655,14 @@ export async function* runMap(
       value = await readValueChunks<unknown>(store.chunks, chunks.results);
     } catch (error) {
       if (
-        fallback && error instanceof MissingChunkError &&
-        job.status !== "completed"
+        fallback &&
+        (error instanceof MissingChunkError ||
+          error instanceof CorruptChunkError)
       ) {
-        // The step's output is gone: the job forgets it and it is recomputed.
+        // The step's output is gone or damaged: checkStep forgets the step
+        // (deleting a corrupt copy), and it is recomputed, also in a
+        // completed run (a write reopens it).
+        await job.checkStep(b.key, { readData: true });
         return await computeBatch(b);
       }
       throw error;
