@@ -119,8 +119,9 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
     const dir = await ctx.dir(`kill-${fam.name}`);
     await fam.prepare(dir);
     let here = 0;
+    let completed: Exit | undefined;
     const tries = Math.min(between(ctx, 1, 3), count - landed);
-    for (let i = 0; i < tries; i++) {
+    for (let i = 0; i < tries && completed === undefined; i++) {
       const byLine = fam.lines > 0 && ctx.random() < 0.7;
       const exit = await runChild(
         fam.command(dir),
@@ -145,9 +146,20 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
             exit.stderr.slice(-400)
           }`,
         );
-      }
+      } else completed = exit; // it ended before the kill: that is the rerun
     }
-    const done = await finish(fam, dir);
+    // A completed pipeline run is not reused (a new run starts), so a job
+    // that ended before its kill is not run again.
+    const done = completed === undefined
+      ? await finish(fam, dir)
+      : await fam.output(dir, completed).then(
+        (output) => ({ exit: completed!, output, error: undefined }),
+        (error) => ({
+          exit: completed!,
+          output: undefined,
+          error: String(error),
+        }),
+      );
     if (
       !tally.expect(
         done.output !== undefined,
@@ -284,8 +296,8 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
             : {
               killAfterMs: between(
                 ctx,
-                200,
-                200 + ctx.reference.get(fam.name)!.ms / 2,
+                ctx.reference.get(fam.name)!.ms / 3,
+                ctx.reference.get(fam.name)!.ms * 0.9,
               ),
             },
         );
@@ -662,7 +674,7 @@ export async function maintenanceKills(ctx: Ctx, count: number) {
       ? ["--store", storeOf(dir), "gc", "--grace", "0s"]
       : ["--store", storeOf(dir), "forget", "--keep-last", "1"];
     const exit = await runChild(cairnCommand(args), {
-      killAfterMs: between(ctx, 300, 900),
+      killAfterMs: between(ctx, 150, 700),
     });
     tally.add(
       kind,
