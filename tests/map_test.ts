@@ -72,7 +72,7 @@ test("map() reports progress in items and batch steps with kind, total and stats
   await map(range(250), (x) => x, {
     store,
     batchSize: 100,
-    progress: (e) => events.push(e),
+    onEvent: (e) => events.push(e),
   });
   const progress = events.filter((e) => e.type === "progress");
   assert.deepEqual(
@@ -180,7 +180,7 @@ test('map() with onError "skip" records per-item errors, keeps going, and expose
     onError: "skip",
     retries: 1,
     retryDelayMs: 1,
-    progress: (e) => events.push(e),
+    onEvent: (e) => events.push(e),
   });
   const expectedFailed = items.filter((x) => x % 7 === 3);
   const failed = failuresOf(out);
@@ -214,10 +214,12 @@ test('map() with onError "skip" records per-item errors, keeps going, and expose
   );
   assert.deepEqual(errors.map((e) => e.index), expectedFailed);
   assert.equal(runs[0]!.status, "completed");
-  // Rerunning the finished job reads the failures back without calls.
+  // Failures are not results: an identical call retries only the failed items.
   let calls = 0;
+  const called: number[] = [];
   const counted = (x: number) => {
     calls++;
+    called.push(x);
     return fn(x);
   };
   const skipOptions = {
@@ -229,11 +231,24 @@ test('map() with onError "skip" records per-item errors, keeps going, and expose
     retryDelayMs: 1,
   } as const;
   const again = await map(items, counted, skipOptions);
-  assert.equal(calls, 0);
+  assert.equal(
+    calls,
+    expectedFailed.length * 2,
+    "two attempts per failed item",
+  );
+  assert.deepEqual([...new Set(called)].sort((a, b) => a - b), expectedFailed);
   assert.deepEqual(failuresOf(again).map((f) => f.index), expectedFailed);
-  // A new run retries only the failures: successes are memo hits, failures never are.
-  await map(items, counted, { ...skipOptions, newRun: true });
-  assert.equal(calls, expectedFailed.length * 2);
+  // Once the function is fixed, the next identical call fills the failed slots.
+  calls = 0;
+  called.length = 0;
+  const fixed = await map(
+    items,
+    (x: number) => (calls++, called.push(x), -x),
+    skipOptions,
+  );
+  assert.equal(calls, expectedFailed.length);
+  assert.deepEqual(called.sort((a, b) => a - b), expectedFailed);
+  assert.deepEqual(fixed, items.map((x) => -x));
 });
 
 test('map() with onError "stop" rejects with the item\'s error after recording it, and a rerun resumes', async () => {
@@ -491,7 +506,7 @@ test("map() reuses items across jobs: 1,000 items, then the same plus 100 new co
   calls = 0;
   const grown = [...base, ...range(100, 5000)];
   const events: JobEvent[] = [];
-  const out = await map(grown, fn, { store, progress: (e) => events.push(e) });
+  const out = await map(grown, fn, { store, onEvent: (e) => events.push(e) });
   assert.equal(calls, 100);
   assert.deepEqual(out, grown.map((x) => ({ x, sq: x * x })));
   assert.equal((await store.listJobs()).length, 2, "a new job");
@@ -531,7 +546,7 @@ test("map() warns when a named function's source changes but its version does no
   const out = await map(items, (x: number) => x * 20, {
     store,
     name: "scale",
-    progress: (e) => events.push(e),
+    onEvent: (e) => events.push(e),
   });
   assert.deepEqual(out, items.map((x) => x * 2), "version is the contract");
   assert.ok(
@@ -544,7 +559,7 @@ test("map() warns when a named function's source changes but its version does no
   await map([...items, 99], (x: number) => x * 20, {
     store,
     name: "scale",
-    progress: (e) => events2.push(e),
+    onEvent: (e) => events2.push(e),
   });
   assert.ok(
     events2.some((e) =>
@@ -570,7 +585,7 @@ test("map() recomputes items whose memo chunk was deleted, without crashing", as
   assert.equal(calls, 101, "the lost batch's 100 items and the new one");
 });
 
-test("map() starts a new run when a finished run of the same job lost a chunk", async () => {
+test("map() recomputes in place the batch a finished run lost", async () => {
   const store = createMemoryStore();
   let calls = 0;
   const fn = (x: number) => (calls++, x * 10);
@@ -584,9 +599,12 @@ test("map() starts a new run when a finished run of the same job lost a chunk", 
   assert.deepEqual(await map(items, fn, { store }), items.map((x) => x * 10));
   assert.equal(calls, 100, "only the lost batch is computed again");
   const reruns = await replayJob(store, name);
-  assert.equal(reruns.length, 2);
-  assert.equal(reruns[1]!.status, "completed");
-  assert.equal(reruns[1]!.steps.size, 5);
+  assert.equal(reruns.length, 1, "the finished run heals, no new run");
+  assert.equal(reruns[0]!.status, "completed");
+  assert.equal(reruns[0]!.steps.size, 5);
+  calls = 0;
+  assert.deepEqual(await map(items, fn, { store }), items.map((x) => x * 10));
+  assert.equal(calls, 0, "the healed run is whole");
 });
 
 test("map() stops on an aborted signal with InterruptedError and resumes on the next call", async () => {
