@@ -22,6 +22,7 @@ import { createMemoryStore } from "../store/memory.ts";
 import { openFsStore } from "../store/fs.ts";
 import { tempDir } from "./temp.ts";
 import { join } from "node:path";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { collatzSteps, failOdd } from "./fixtures/map_fns.ts";
 
 const FNS = new URL("./fixtures/map_fns.ts", import.meta.url);
@@ -769,4 +770,157 @@ test("quietly() captures console output and restores the console", async () => {
   const [a, b] = await Promise.all([slow("a"), slow("b")]);
   assert.ok(a!.output.includes("b-start") && b!.output.includes("a-end"));
   assert.equal(console.log, log);
+});
+
+test("map() retry waits free the lane: other items start while a failed item waits", async () => {
+  const store = createMemoryStore();
+  const order: string[] = [];
+  let firstFailed = false;
+  let retried = false;
+  const fn = (x: number) => {
+    order.push(`${x}`);
+    if (x === 0 && !firstFailed) {
+      firstFailed = true;
+      throw new Error("flaky");
+    }
+    if (x === 0) retried = true;
+    // With one lane, item 1 could only start before item 0's retry if the wait freed the lane.
+    if (x === 1) {
+      order.push(retried ? "1 after the retry" : "1 during the wait");
+    }
+    return x;
+  };
+  const out = await map(range(6), fn, {
+    store,
+    concurrency: 1,
+    retries: 2,
+    retryDelayMs: 20,
+    batchSize: 6,
+  });
+  assert.deepEqual(out, range(6));
+  assert.ok(order.includes("1 during the wait"), order.join(","));
+  assert.equal(order.filter((x) => x === "0").length, 2, "item 0: 2 calls");
+  assert.equal(order[0], "0");
+  assert.notEqual(order[1], "0", "the retry queues behind waiting items");
+  const { runs } = await jobOf(store);
+  assert.equal(runs[0]!.steps.size, 1, "the batch is recorded once");
+});
+
+test("map() retry waits free lanes across batches: 5% failures at concurrency 2 wait in parallel", async () => {
+  const store = createMemoryStore();
+  const attempts = new Map<number, number>();
+  let waiting = 0;
+  let maxWaiting = 0;
+  const fn = (x: number) => {
+    const n = (attempts.get(x) ?? 0) + 1;
+    attempts.set(x, n);
+    if (n > 1) waiting--;
+    if (x % 20 === 7 && n === 1) {
+      waiting++;
+      maxWaiting = Math.max(maxWaiting, waiting);
+      throw new Error("transient");
+    }
+    return x * 3;
+  };
+  const out = await map(range(300), fn, {
+    store,
+    concurrency: 2,
+    batchSize: 50,
+    retryDelayMs: 30,
+  });
+  assert.deepEqual(out, range(300).map((x) => x * 3));
+  assert.equal(attempts.size, 300);
+  assert.ok(
+    maxWaiting > 2,
+    `more items waited for a retry at once (${maxWaiting}) than there are lanes (2)`,
+  );
+});
+
+test("map() progress option writes SafeMapper-style lines to a function or a writable", async () => {
+  const store = createMemoryStore();
+  const lines: string[] = [];
+  const controller = new AbortController();
+  const fn = (x: number) => {
+    if (x === 150) controller.abort();
+    return x;
+  };
+  await assert.rejects(
+    map(range(400), fn, {
+      store,
+      name: "progress",
+      signal: controller.signal,
+      progress: (line) => lines.push(line),
+    }),
+    InterruptedError,
+  );
+  assert.deepEqual(lines, [
+    "[25%] items 1–100 of 400",
+  ]);
+  let text = "";
+  const writer = { write: (s: string) => (text += s) };
+  assert.deepEqual(
+    await map(range(400), fn, { store, name: "progress", progress: writer }),
+    range(400),
+  );
+  assert.deepEqual(text.split("\n"), [
+    "Resuming from item 101/400",
+    // Batches still to compute come first; the done one is read back last.
+    "[25%] items 101–200 of 400",
+    "[50%] items 201–300 of 400",
+    "[75%] items 301–400 of 400",
+    "[100%] items 1–100 of 400",
+    "",
+  ]);
+  await assert.rejects(
+    map([1], (x) => x, { store, progress: 1 as never }),
+    /progress must be a function or a writable/,
+  );
+});
+
+test("map() recomputes a batch whose chunk has a flipped bit on an fs store", async () => {
+  const root = join(await tempDir(), "store");
+  let calls = 0;
+  const fn = (x: number) => (calls++, { square: x * x, label: `n${x}` });
+  const items = range(300);
+  const expected = items.map((x) => ({ square: x * x, label: `n${x}` }));
+  const store = await openFsStore(root);
+  await map(items, fn, { store, name: "flip" });
+  const [job] = await store.listJobs();
+  const [run] = await replayJob(store, job!);
+  const victim = [...run!.steps.values()][1]!;
+  assert.ok(victim.output.kind === "value");
+  const hash = victim.output.chunks[0]!.hash;
+  const file = join(root, "chunks", hash.slice(0, 2), hash);
+  const bytes = await readFile(file);
+  bytes[Math.floor(bytes.length / 2)]! ^= 0x10;
+  await chmod(file, 0o644);
+  await writeFile(file, bytes);
+  calls = 0;
+  assert.deepEqual(await map(items, fn, { store, name: "flip" }), expected);
+  assert.equal(calls, 100, "only the damaged batch is computed again");
+  calls = 0;
+  assert.deepEqual(await map(items, fn, { store, name: "flip" }), expected);
+  assert.equal(calls, 0, "the healed chunk is read back");
+});
+
+test("map() results have the same key order after a resume as on a fresh run", async () => {
+  const store = createMemoryStore();
+  const fn = (x: number) => ({ zeta: x, alpha: -x, mid: { b: 1, a: 2 } });
+  const fresh = await map(range(150), fn, { store: createMemoryStore() });
+  const controller = new AbortController();
+  await assert.rejects(
+    map(range(150), (x: number) => {
+      if (x === 120) controller.abort();
+      return fn(x);
+    }, { store, name: "order", signal: controller.signal }),
+    InterruptedError,
+  );
+  const resumed = await map(range(150), fn, { store, name: "order" });
+  const keysOf = (rows: unknown[]) =>
+    rows.map((r) =>
+      JSON.stringify(Object.keys(r as object)) +
+      JSON.stringify(Object.keys((r as { mid: object }).mid))
+    );
+  assert.deepEqual(keysOf(resumed), keysOf(fresh));
+  assert.deepEqual(resumed, fresh);
 });
