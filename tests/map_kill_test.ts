@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { seededRandom } from "../lib/random.ts";
 import { replayJob } from "../lib/replay.ts";
 import { openFsStore } from "../store/fs.ts";
 import { runScript, startScript } from "./child_process.ts";
@@ -11,6 +12,9 @@ const CHILD = new URL("./fixtures/map_kill_child.ts", import.meta.url);
 const ITEMS = 5000;
 const BATCH = 100;
 const CONCURRENCY = 2;
+// Kill points come from this seed, printed so a failure can be replayed with
+// CAIRN_KILL_SEED=<seed>.
+const SEED = Number(process.env.CAIRN_KILL_SEED ?? Date.now() % 2 ** 32);
 
 function sideEffects(path: string): number[] {
   if (!existsSync(path)) return [];
@@ -30,10 +34,12 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   const resultFile = join(dir, "results.json");
   const args = [root, side, resultFile];
   let kills = 0;
-  const log: string[] = [];
+  const log: string[] = [`seed ${SEED} (replay: CAIRN_KILL_SEED=${SEED})`];
+  console.log(`map kill test: ${log[0]}`);
+  const random = seededRandom(SEED);
   for (let round = 0; round < 5; round++) {
     const before = sideEffects(side).length;
-    const target = before + 150 + Math.floor(Math.random() * 900);
+    const target = before + 150 + Math.floor(random() * 900);
     const child = startScript(CHILD, args);
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
@@ -72,14 +78,16 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   );
   assert.ok(
     counts.every((c) => c <= 1 + kills),
-    "no item ran more than once per kill",
+    `no item ran more than once per kill (${log.join("; ")})`,
   );
   const repeatedBatches = new Set(
     counts.flatMap((c, i) => (c > 1 ? [Math.floor(i / BATCH)] : [])),
   );
   assert.ok(
     repeatedBatches.size <= kills * CONCURRENCY,
-    `repeats fall in ${repeatedBatches.size} batches, at most ${CONCURRENCY} per kill`,
+    `repeats fall in ${repeatedBatches.size} batches, at most ${CONCURRENCY} per kill (${
+      log.join("; ")
+    })`,
   );
   const store = await openFsStore(root);
   const [job] = await store.listJobs();
