@@ -41,6 +41,8 @@ export interface BatchEnv {
   lookup: MemoLookup | undefined;
   /** Lets earlier batches' writes through between CPU-bound items. */
   pause: () => Promise<void> | undefined;
+  /** Batches whose items are settled and whose output is being written. */
+  writing: { count: number };
   warn: (message: string) => void;
 }
 
