@@ -127,6 +127,8 @@ export class MapItemError extends Error {
   /** The job that recorded the failure. */
   readonly job: string;
   /**
+   * Make the error of one failed item.
+   *
    * @param index Global index of the item.
    * @param error The failure's message.
    * @param attempts Attempts made.
