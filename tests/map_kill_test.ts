@@ -2,19 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { seededRandom } from "../lib/random.ts";
 import { replayJob } from "../lib/replay.ts";
 import { openFsStore } from "../store/fs.ts";
 import { runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { testRandom } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/map_kill_child.ts", import.meta.url);
 const ITEMS = 5000;
 const BATCH = 100;
 const CONCURRENCY = 2;
-// Kill points come from this seed, printed so a failure can be replayed with
-// CAIRN_KILL_SEED=<seed>.
-const SEED = Number(process.env.CAIRN_KILL_SEED ?? Date.now() % 2 ** 32);
 
 function sideEffects(path: string): number[] {
   if (!existsSync(path)) return [];
@@ -34,9 +31,9 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   const resultFile = join(dir, "results.json");
   const args = [root, side, resultFile];
   let kills = 0;
-  const log: string[] = [`seed ${SEED} (replay: CAIRN_KILL_SEED=${SEED})`];
-  console.log(`map kill test: ${log[0]}`);
-  const random = seededRandom(SEED);
+  // Kill points come from a printed seed: CAIRN_SEED=<seed> replays them.
+  const { seed, random } = testRandom("map() kill points");
+  const log: string[] = [`seed ${seed} (replay with CAIRN_SEED=${seed})`];
   for (let round = 0; round < 5; round++) {
     const before = sideEffects(side).length;
     const target = before + 150 + Math.floor(random() * 900);
