@@ -924,3 +924,28 @@ test("map() results have the same key order after a resume as on a fresh run", a
   assert.deepEqual(keysOf(resumed), keysOf(fresh));
   assert.deepEqual(resumed, fresh);
 });
+
+test("mapIter() progress lines on a resumed stream count done items without a total", async () => {
+  const store = createMemoryStore();
+  const options = { store, batchSize: 10, name: "stream-progress" };
+  async function* gen() {
+    for (let i = 0; i < 60; i++) yield i;
+  }
+  let seen = 0;
+  for await (const _ of mapIter(gen(), (x: number) => x, options)) {
+    if (++seen === 25) break;
+  }
+  const lines: string[] = [];
+  const out: number[] = [];
+  for await (
+    const y of mapIter(gen(), (x: number) => x, {
+      ...options,
+      progress: (line) => lines.push(line),
+    })
+  ) out.push(y);
+  assert.deepEqual(out, range(60));
+  const done = Number(/^Resuming from item (\d+)$/.exec(lines[0]!)?.[1]) - 1;
+  assert.ok(done >= 20 && done % 10 === 0, lines[0]);
+  assert.deepEqual(lines.slice(1, 3), ["items 1–10", "items 11–20"]);
+  assert.equal(lines.at(-1), "items 51–60");
+});

@@ -108,11 +108,14 @@ export async function* runMap(
     return record !== undefined && batchOf(record) !== undefined;
   };
   const lines = progressLines(options.progress, total);
+  // A stream's done batches are full ones: a finished stream starts a new run.
   lines.resuming(
-    (keys ?? []).filter(isDone).reduce(
-      (n, k) => n + (job.stepRecord(k)!.stats!.items as number),
-      0,
-    ),
+    keys === undefined
+      ? job.doneCount * s.batchSize
+      : keys.filter(isDone).reduce(
+        (n, k) => n + (job.stepRecord(k)!.stats!.items as number),
+        0,
+      ),
   );
   const concurrency = Math.max(s.concurrency, pool?.threads ?? 0);
   const env = createBatchEnv({
