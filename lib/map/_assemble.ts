@@ -58,12 +58,12 @@ export function batchRunner(
   job: Job,
   env: BatchEnv,
   summary: MapSummary,
-): (b: BatchPlan) => Promise<BatchOut> {
-  return async (b) => {
+): (b: BatchPlan, attempted: () => void) => Promise<BatchOut> {
+  return async (b, attempted) => {
     let out: BatchOut | undefined;
     try {
       const { chunk } = await batchStep(job, b, async (signal, stats) => {
-        const result = await computeBatch(env, b, signal);
+        const result = await computeBatch(env, b, signal, attempted);
         stats(result.stats);
         summary.computed += result.stats.computed;
         summary.memoHits += result.stats.memoHits;

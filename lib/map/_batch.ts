@@ -95,11 +95,16 @@ function storable(
   return encodeValue(stored);
 }
 
-/** Compute batch `b`; rejects with a MapItemError (onError "stop") or InterruptedError. */
+/**
+ * Compute batch `b`; rejects with a MapItemError (onError "stop") or
+ * InterruptedError. `attempted()` is called once every item has had its first
+ * attempt and some wait for a retry, so the next batch may start meanwhile.
+ */
 export async function computeBatch(
   env: BatchEnv,
   b: BatchPlan,
   signal: AbortSignal,
+  attempted: () => void,
 ): Promise<BatchResult> {
   const started = performance.now();
   const n = b.args.length;
@@ -114,6 +119,12 @@ export async function computeBatch(
   let interrupted = false;
   let computed = 0;
   const items: Promise<void>[] = [];
+  let unattempted = n - memoHits;
+  let retrying = false;
+  const firstDone = (retry: boolean) => {
+    retrying ||= retry;
+    if (--unattempted === 0 && retrying) attempted();
+  };
   for (let j = 0; j < n; j++) {
     if (have[j] !== 0) continue;
     const args = b.args[j]!;
@@ -128,6 +139,7 @@ export async function computeBatch(
         env.retry,
         signal,
         () => stopped || interrupted,
+        firstDone,
       ).then((o) => {
         if (o.kind === "ok") values[j] = o.value;
         else if (o.kind === "interrupted") interrupted = true;

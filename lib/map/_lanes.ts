@@ -24,6 +24,7 @@ export type RunItem = (
   policy: ItemRetry,
   signal: AbortSignal,
   skip: () => boolean,
+  firstDone: (retrying: boolean) => void,
 ) => Promise<ItemOutcome>;
 
 function isAbort(error: unknown): boolean {
@@ -34,7 +35,8 @@ function isAbort(error: unknown): boolean {
 /**
  * Lanes shared by every batch of a call. Each lane pulls the next queued
  * attempt when its current one ends, so a queued item costs no promise of its
- * own. `skip()` is asked before each attempt (a stopped batch skips the rest).
+ * own. `skip()` is asked before each attempt (a stopped batch skips the rest);
+ * `firstDone(retrying)` is called once the item's first attempt is over.
  */
 export function createLanes(size: number): RunItem {
   const queue: (() => Promise<void>)[] = [];
@@ -62,8 +64,13 @@ export function createLanes(size: number): RunItem {
       void lane();
     }
   };
-  return (call, policy, signal, skip) =>
-    new Promise<ItemOutcome>((resolve) => {
+  return (call, policy, signal, skip, firstDone) =>
+    new Promise<ItemOutcome>((settle) => {
+      let first = true;
+      const resolve = (outcome: ItemOutcome) => {
+        settle(outcome);
+        if (first) (first = false, firstDone(false));
+      };
       const attempt = (n: number) =>
         schedule(async () => {
           if (signal.aborted) return resolve({ kind: "interrupted" });
@@ -87,6 +94,7 @@ export function createLanes(size: number): RunItem {
             }
             if (!again) return resolve({ kind: "failed", error, attempts: n });
             // Wait off the lane: it takes the next item meanwhile.
+            if (first) (first = false, firstDone(true));
             sleep(backoffDelay(n, policy), signal).then(
               () => attempt(n + 1),
               () => resolve({ kind: "interrupted" }),

@@ -56,8 +56,9 @@ export interface MapOptions {
   concurrency?: number;
   /**
    * Retries of a failing item after its first attempt. While an item waits
-   * for its retry, its concurrency slot runs other items; the retry queues
-   * behind them, and the batch is recorded once all its items are settled.
+   * for its retry, its concurrency slot runs other items (of its batch or the
+   * next); the retry queues behind them, and the batch is recorded once all
+   * its items are settled.
    * Default: 3.
    */
   retries?: number;
