@@ -875,6 +875,14 @@ test("map() progress option writes SafeMapper-style lines to a function or a wri
     "[100%] items 1–100 of 400",
     "",
   ]);
+  const complete: string[] = [];
+  await map(range(400), fn, {
+    store,
+    name: "progress",
+    progress: (line) => complete.push(line),
+  });
+  assert.equal(complete.length, 4, "a finished run is read back, not resumed");
+  assert.equal(complete[0], "[25%] items 1–100 of 400");
   await assert.rejects(
     map([1], (x) => x, { store, progress: 1 as never }),
     /progress must be a function or a writable/,

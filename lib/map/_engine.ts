@@ -109,14 +109,16 @@ export async function* runMap(
   };
   const lines = progressLines(options.progress, total);
   // A stream's done batches are full ones: a finished stream starts a new run.
-  lines.resuming(
-    keys === undefined
-      ? job.doneCount * s.batchSize
-      : keys.filter(isDone).reduce(
-        (n, k) => n + (job.stepRecord(k)!.stats!.items as number),
-        0,
-      ),
-  );
+  if (job.status !== "completed") {
+    lines.resuming(
+      keys === undefined
+        ? job.doneCount * s.batchSize
+        : keys.filter(isDone).reduce(
+          (n, k) => n + ((job.stepRecord(k)!.stats?.items as number) ?? 0),
+          0,
+        ),
+    );
+  }
   const concurrency = Math.max(s.concurrency, pool?.threads ?? 0);
   const env = createBatchEnv({
     settings: s,
