@@ -39,8 +39,6 @@ export interface BatchEnv {
   call: (args: unknown[]) => unknown;
   /** Memo hits, or undefined when `memo` is off. */
   lookup: MemoLookup | undefined;
-  /** Lets earlier batches' writes through between CPU-bound items. */
-  pause: () => Promise<void> | undefined;
   /** Batches whose items are settled and whose output is being written. */
   writing: { count: number };
   warn: (message: string) => void;
@@ -147,7 +145,6 @@ export async function computeBatch(
           errors.set(j, [errorMessage(o.error), o.attempts]);
           if (env.onError === "stop") stopped = true;
         }
-        return env.pause();
       }),
     );
   }

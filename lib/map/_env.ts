@@ -38,6 +38,13 @@ export function createBatchEnv(spec: EnvSpec): BatchEnv {
   const warned = new Set<string>();
   const writing = { count: 0 };
   let lastTick = performance.now();
+  const pause = () => {
+    const now = performance.now();
+    const every = writing.count > 0 ? TICK_WRITING_MS : TICK_IDLE_MS;
+    if (now - lastTick <= every) return undefined;
+    lastTick = now;
+    return new Promise<void>((resolve) => setImmediate(resolve));
+  };
   return {
     job: spec.job.name,
     onError: s.onError,
@@ -47,7 +54,7 @@ export function createBatchEnv(spec: EnvSpec): BatchEnv {
       initialDelayMs: s.retryDelayMs,
       ...(options.retryOn === undefined ? {} : { retryOn: options.retryOn }),
     },
-    runItem: createLanes(spec.concurrency),
+    runItem: createLanes(spec.concurrency, pause),
     call: pool === undefined
       ? (args) => fn(...args)
       : (args) => pool.call(args),
@@ -65,13 +72,6 @@ export function createBatchEnv(spec: EnvSpec): BatchEnv {
         `The code of map function "${s.name}" changed since run "${src.run}" of job "${src.job}" but version "${s.version}" did not; its stored results are reused. Change the version to recompute`,
       );
     }),
-    pause: () => {
-      const now = performance.now();
-      const every = writing.count > 0 ? TICK_WRITING_MS : TICK_IDLE_MS;
-      if (now - lastTick <= every) return undefined;
-      lastTick = now;
-      return new Promise<void>((resolve) => setImmediate(resolve));
-    },
     writing,
     warn,
   };

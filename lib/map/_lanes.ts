@@ -37,8 +37,12 @@ function isAbort(error: unknown): boolean {
  * attempt when its current one ends, so a queued item costs no promise of its
  * own. `skip()` is asked before each attempt (a stopped batch skips the rest);
  * `firstDone(retrying)` is called once the item's first attempt is over.
+ * `pause()` may hold a lane between attempts to let I/O through.
  */
-export function createLanes(size: number): RunItem {
+export function createLanes(
+  size: number,
+  pause: () => Promise<void> | undefined = () => undefined,
+): RunItem {
   const queue: (() => Promise<void>)[] = [];
   let head = 0;
   let lanes = 0;
@@ -52,6 +56,8 @@ export function createLanes(size: number): RunItem {
           head = 0;
         }
         await task();
+        // Let I/O (earlier batches' writes) through between CPU-bound items.
+        await pause();
       }
     } finally {
       lanes--;
