@@ -116,39 +116,42 @@ export async function computeBatch(
   let stopped = false;
   let interrupted = false;
   let computed = 0;
-  const items: Promise<void>[] = [];
   let unattempted = n - memoHits;
+  let unsettled = unattempted;
   let retrying = false;
   const firstDone = (retry: boolean) => {
     retrying ||= retry;
     if (--unattempted === 0 && retrying) attempted();
   };
+  let settled!: () => void;
+  const all = new Promise<void>((resolve) => (settled = resolve));
+  if (unsettled === 0) settled();
   for (let j = 0; j < n; j++) {
     if (have[j] !== 0) continue;
     const args = b.args[j]!;
     let tried = false;
-    items.push(
-      env.runItem(
-        () => {
-          if (!tried) computed++;
-          tried = true;
-          return env.call(args);
-        },
-        env.retry,
-        signal,
-        () => stopped || interrupted,
-        firstDone,
-      ).then((o) => {
+    env.runItem(
+      () => {
+        if (!tried) computed++;
+        tried = true;
+        return env.call(args);
+      },
+      env.retry,
+      signal,
+      () => stopped || interrupted,
+      firstDone,
+      (o) => {
         if (o.kind === "ok") values[j] = o.value;
         else if (o.kind === "interrupted") interrupted = true;
         else if (o.kind === "failed") {
           errors.set(j, [errorMessage(o.error), o.attempts]);
           if (env.onError === "stop") stopped = true;
         }
-      }),
+        if (--unsettled === 0) settled();
+      },
     );
   }
-  await Promise.all(items);
+  await all;
   if (interrupted) throw signal.reason ?? new InterruptedError(env.job);
   const first = [...errors.keys()].sort((x, y) => x - y)[0];
   if (env.onError === "stop" && first !== undefined) {

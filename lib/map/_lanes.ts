@@ -25,7 +25,8 @@ export type RunItem = (
   signal: AbortSignal,
   skip: () => boolean,
   firstDone: (retrying: boolean) => void,
-) => Promise<ItemOutcome>;
+  done: (outcome: ItemOutcome) => void,
+) => void;
 
 function isAbort(error: unknown): boolean {
   return error instanceof InterruptedError ||
@@ -70,43 +71,42 @@ export function createLanes(
       void lane();
     }
   };
-  return (call, policy, signal, skip, firstDone) =>
-    new Promise<ItemOutcome>((settle) => {
-      let first = true;
-      const resolve = (outcome: ItemOutcome) => {
-        settle(outcome);
-        if (first) (first = false, firstDone(false));
-      };
-      const attempt = (n: number) =>
-        schedule(async () => {
-          if (signal.aborted) return resolve({ kind: "interrupted" });
-          if (skip()) return resolve({ kind: "skipped" });
-          try {
-            resolve({ kind: "ok", value: await call() });
-          } catch (error) {
-            if (signal.aborted || isAbort(error)) {
-              return resolve({ kind: "interrupted" });
-            }
-            const retryOn = policy.retryOn ?? (() => true);
-            let again = false;
-            try {
-              again = n <= policy.retries && retryOn(error, n);
-            } catch (retryOnError) {
-              return resolve({
-                kind: "failed",
-                error: retryOnError,
-                attempts: n,
-              });
-            }
-            if (!again) return resolve({ kind: "failed", error, attempts: n });
-            // Wait off the lane: it takes the next item meanwhile.
-            if (first) (first = false, firstDone(true));
-            sleep(backoffDelay(n, policy), signal).then(
-              () => attempt(n + 1),
-              () => resolve({ kind: "interrupted" }),
-            );
+  return (call, policy, signal, skip, firstDone, done) => {
+    let first = true;
+    const resolve = (outcome: ItemOutcome) => {
+      done(outcome);
+      if (first) (first = false, firstDone(false));
+    };
+    const attempt = (n: number) =>
+      schedule(async () => {
+        if (signal.aborted) return resolve({ kind: "interrupted" });
+        if (skip()) return resolve({ kind: "skipped" });
+        try {
+          resolve({ kind: "ok", value: await call() });
+        } catch (error) {
+          if (signal.aborted || isAbort(error)) {
+            return resolve({ kind: "interrupted" });
           }
-        });
-      attempt(1);
-    });
+          const retryOn = policy.retryOn ?? (() => true);
+          let again = false;
+          try {
+            again = n <= policy.retries && retryOn(error, n);
+          } catch (retryOnError) {
+            return resolve({
+              kind: "failed",
+              error: retryOnError,
+              attempts: n,
+            });
+          }
+          if (!again) return resolve({ kind: "failed", error, attempts: n });
+          // Wait off the lane: it takes the next item meanwhile.
+          if (first) (first = false, firstDone(true));
+          sleep(backoffDelay(n, policy), signal).then(
+            () => attempt(n + 1),
+            () => resolve({ kind: "interrupted" }),
+          );
+        }
+      });
+    attempt(1);
+  };
 }
