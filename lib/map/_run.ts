@@ -1,13 +1,8 @@
 // The map engine's only contact with the job runtime: opening and ending its
-// run, and reading or computing one batch step. When lib/job.ts gains one
-// lifecycle (runJob with a signal) and one public read-or-recompute method,
-// these three functions switch to them and nothing else in lib/map changes.
-import {
-  InterruptedError,
-  type Job,
-  openJob,
-  type OpenJobOptions,
-} from "../job.ts";
+// run (Job.settle, runJob's lifecycle) and reading or computing one batch step
+// (Job.step, the runtime's one read-or-recompute path for missing or corrupt
+// chunks).
+import { type Job, openJob, type OpenJobOptions } from "../job.ts";
 import { batchOf, isResultsChunk, type ResultsChunk } from "./_batch_record.ts";
 import type { BatchPlan } from "./_batch.ts";
 
@@ -67,23 +62,17 @@ export async function batchStep(
 }
 
 /**
- * End the run: completed with `summary`, or, after `error`, interrupted (when
- * the job is stopping) or failed. Always closes the job. Rethrows the error.
+ * End the run through the runtime's lifecycle: completed with `summary`, or,
+ * after `error`, interrupted (InterruptedError when the job was stopping) or
+ * failed (the error is rethrown). Always closes the job.
  */
 export async function endMapRun(
   job: Job,
   outcome: { summary: unknown } | { error: unknown },
 ): Promise<void> {
-  try {
-    if ("summary" in outcome) return await job.complete(outcome.summary);
-    if (job.stopping) {
-      throw job.signal.reason instanceof InterruptedError
-        ? job.signal.reason
-        : new InterruptedError(job.name);
-    }
-    await job.fail(outcome.error);
-    throw outcome.error;
-  } finally {
-    await job.close();
+  if ("summary" in outcome) {
+    return await job.settle({ ok: true, summary: outcome.summary });
   }
+  await job.settle({ ok: false, error: outcome.error });
+  throw outcome.error;
 }
