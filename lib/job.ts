@@ -62,6 +62,8 @@ export interface OpenJobOptions {
   retry?: RetryOptions;
   /** Largest chunk a step output is cut into. Default: 4 MiB. */
   maxChunkBytes?: number;
+  /** Tags recorded in a new run's header, for retention (`keepTags`). Default: none. */
+  tags?: string[];
 }
 
 /** What a step function receives. */
@@ -405,6 +407,9 @@ export class Job {
           ? {}
           : { memo: this.#options.memo }),
         ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
+        ...(this.#options.tags === undefined
+          ? {}
+          : { tags: this.#options.tags }),
       };
       await this.#log.append([header]);
     }
