@@ -843,6 +843,32 @@ export class Job {
   }
 
   /**
+   * Read a done step's output if its chunks are intact. When they are missing
+   * or corrupt, the step is forgotten (so `step()` recomputes it), a damaged
+   * chunk is removed, and a `warning` event says so.
+   *
+   * @param key The step key.
+   * @returns The output, or undefined when the step is not done or lost its output.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openJob } from "./job.ts";
+   * const job = await openJob("intact", { store: "memory:intact-example" });
+   * await job.step("a", () => 1);
+   * assert.deepEqual(await job.readIntact("a"), { value: 1 });
+   * assert.equal(await job.readIntact("b"), undefined);
+   * await job.complete();
+   * ```
+   */
+  async readIntact<T>(key: string): Promise<{ value: T } | undefined> {
+    const done = this.#steps.get(key);
+    if (done === undefined || done.output.kind !== "value") return undefined;
+    const read = await this.#readOrForget<T>(key, done.output);
+    return read.ok ? { value: read.value } : undefined;
+  }
+
+  /**
    * Read a done step's output.
    *
    * @param key The step key.

@@ -1,0 +1,174 @@
+/**
+ * How a processor run lays its checkpoints into the job runtime: one job per
+ * dataset, one step per checkpoint. A checkpoint step's output holds the
+ * records and ids of the items processed since the previous checkpoint plus
+ * the seed state; its record's `stats.processor` holds the same state and the
+ * link to the previous checkpoint, so status is a replay of the log alone.
+ *
+ * @module
+ */
+import { assertName } from "../../store/store.ts";
+import type { StepRecord } from "../records.ts";
+import type { CheckpointState, ItemError } from "./types.ts";
+
+/** Job kind of processor runs. */
+export const PROCESSOR_KIND = "processor";
+
+/** Checkpoints kept as restore points per dataset by default. */
+export const DEFAULT_MAX_CHECKPOINTS = 10;
+
+/** Errors kept with each checkpoint for `status`. */
+export const RECENT_ERRORS = 20;
+
+/** The seed's checkpoint format version. */
+export const STATE_VERSION = "1.0";
+
+const JOB_PREFIX = "processor-";
+
+/** What a processor run's config holds; `resume` needs nothing else. */
+export interface ProcessorRunConfig {
+  processor: string;
+  /** `MODULE#EXPORT` when the processor was loaded from a module. */
+  module?: string;
+  input: string;
+  out: string;
+  params: Record<string, unknown>;
+}
+
+/** What a checkpoint record carries in `stats.processor`. */
+export interface CheckpointMeta {
+  seq: number;
+  /** Key of the checkpoint this one continues, or null for the first. */
+  prev: string | null;
+  state: CheckpointState;
+  /** Per-prefix id counters for `nextId`. */
+  counters: Record<string, number>;
+  /** The newest item errors (at most 20). */
+  recentErrors: ItemError[];
+  /** Items in this checkpoint. */
+  items: number;
+  /** The dataset's `maxCheckpoints` when this checkpoint was written. */
+  maxCheckpoints: number;
+}
+
+/** A checkpoint step's output. */
+export interface CheckpointData {
+  state: CheckpointState;
+  ids: string[];
+  /** The output records as JSON text, so their key order survives the store's sorted CBOR maps. */
+  lines: string[];
+}
+
+/**
+ * The job that holds a dataset's runs.
+ *
+ * @param dataset The dataset name.
+ * @returns The job name.
+ */
+export function datasetJob(dataset: string): string {
+  if (typeof dataset !== "string" || dataset.length > 118) {
+    throw new TypeError(
+      `Cannot use dataset name "${
+        String(dataset)
+      }": use 1 to 118 characters from A-Z, a-z, 0-9, ".", "_" and "-"`,
+    );
+  }
+  assertName("dataset", dataset);
+  return `${JOB_PREFIX}${dataset}`;
+}
+
+/**
+ * The dataset of a processor job, or undefined for other jobs.
+ *
+ * @param job A job name.
+ * @returns The dataset name.
+ */
+export function datasetOf(job: string): string | undefined {
+  return job.startsWith(JOB_PREFIX) ? job.slice(JOB_PREFIX.length) : undefined;
+}
+
+/**
+ * The step key of checkpoint `seq`.
+ *
+ * @param seq 1-based sequence number within the run.
+ * @returns The key.
+ */
+export function checkpointKey(seq: number): string {
+  return `checkpoint-${String(seq).padStart(6, "0")}`;
+}
+
+/**
+ * The seed's checkpoint id: `{dataset}_{YYYYMMDDHHMMSS}_{seq}`.
+ *
+ * @param dataset The dataset.
+ * @param at When it was written.
+ * @param seq Its sequence number.
+ * @returns The id.
+ */
+export function checkpointId(dataset: string, at: Date, seq: number): string {
+  const stamp = at.toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  return `${dataset}_${stamp}_${seq}`;
+}
+
+/**
+ * The checkpoint metadata of a step record, if it is a checkpoint.
+ *
+ * @param record A step record.
+ * @returns Its metadata.
+ */
+export function metaOf(
+  record: StepRecord | undefined,
+): CheckpointMeta | undefined {
+  const meta = record?.stats?.processor as CheckpointMeta | undefined;
+  return meta !== undefined && typeof meta === "object" &&
+      typeof meta.seq === "number"
+    ? meta
+    : undefined;
+}
+
+/** A checkpoint of a run, as the log records it. */
+export interface CheckpointEntry {
+  key: string;
+  meta: CheckpointMeta;
+  at: string;
+}
+
+/**
+ * Every checkpoint record of a run, by sequence number.
+ *
+ * @param steps The run's done steps.
+ * @returns The checkpoints, oldest first.
+ */
+export function checkpointsOf(
+  steps: ReadonlyMap<string, StepRecord>,
+): CheckpointEntry[] {
+  const out: CheckpointEntry[] = [];
+  for (const [key, record] of steps) {
+    const meta = metaOf(record);
+    if (meta !== undefined) out.push({ key, meta, at: record.at });
+  }
+  return out.sort((a, b) => a.meta.seq - b.meta.seq);
+}
+
+/**
+ * The chain of checkpoints the newest one continues, oldest first.
+ *
+ * @param entries The run's checkpoints.
+ * @param from Key to start from. Default: the newest checkpoint.
+ * @returns The lineage.
+ */
+export function lineageOf(
+  entries: readonly CheckpointEntry[],
+  from?: string,
+): CheckpointEntry[] {
+  const byKey = new Map(entries.map((e) => [e.key, e]));
+  const chain: CheckpointEntry[] = [];
+  let at = from === undefined ? entries.at(-1) : byKey.get(from);
+  const seen = new Set<string>();
+  while (at !== undefined && !seen.has(at.key)) {
+    seen.add(at.key);
+    chain.push(at);
+    at = at.meta.prev === null ? undefined : byKey.get(at.meta.prev);
+  }
+  return chain.reverse();
+}
