@@ -7,6 +7,7 @@
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
+import { processorCommand } from "./processor_command.ts";
 import { STORE_COMMANDS } from "./store_commands.ts";
 
 /** All commands. */
@@ -14,4 +15,5 @@ export const COMMANDS: Command[] = [
   demoCommand,
   ...STORE_COMMANDS,
   ...KNN_COMMANDS,
+  processorCommand,
 ];

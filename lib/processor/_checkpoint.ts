@@ -88,6 +88,42 @@ export function datasetOf(job: string): string | undefined {
 }
 
 /**
+ * A copy of a state with its keys in the seed's order (stored states come
+ * back with sorted keys).
+ *
+ * @param s The state.
+ * @returns The same fields in the seed's order.
+ */
+export function seedOrder(s: CheckpointState): CheckpointState {
+  return {
+    checkpoint_id: s.checkpoint_id,
+    dataset: s.dataset,
+    processor: s.processor,
+    start_time: s.start_time,
+    last_update: s.last_update,
+    processed_count: s.processed_count,
+    last_processed_id: s.last_processed_id,
+    last_generated_id: s.last_generated_id,
+    status: s.status,
+    error: s.error,
+    processor_state: {
+      current_position: s.processor_state.current_position,
+      total_items: s.processor_state.total_items,
+      dataset_specific_state: s.processor_state.dataset_specific_state,
+    },
+    statistics: {
+      success_count: s.statistics.success_count,
+      error_count: s.statistics.error_count,
+      skipped_count: s.statistics.skipped_count,
+      processing_time_seconds: s.statistics.processing_time_seconds,
+      average_processing_time_per_item_ms:
+        s.statistics.average_processing_time_per_item_ms,
+    },
+    version: s.version,
+  };
+}
+
+/**
  * The step key of checkpoint `seq`.
  *
  * @param seq 1-based sequence number within the run.

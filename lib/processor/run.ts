@@ -37,6 +37,7 @@ import {
   PROCESSOR_KIND,
   type ProcessorRunConfig,
   RECENT_ERRORS,
+  seedOrder,
   STATE_VERSION,
 } from "./_checkpoint.ts";
 import { getProcessor, loadProcessor } from "./registry.ts";
@@ -397,7 +398,7 @@ async function attemptRun<I extends ProcessorItem>(
       return {
         dataset,
         run: job.run,
-        state: base.state,
+        state: seedOrder(base.state),
         out: config.out,
         records,
         resumed: true,

@@ -18,6 +18,7 @@ import {
   DEFAULT_MAX_CHECKPOINTS,
   lineageOf,
   PROCESSOR_KIND,
+  seedOrder,
 } from "./_checkpoint.ts";
 import type { CheckpointState, CheckpointStatus, ItemError } from "./types.ts";
 
@@ -92,7 +93,7 @@ function statusOf(dataset: string, runs: RunState[]): ProcessorStatus {
       `Cannot report dataset "${dataset}": it has no checkpoints yet; start it with runProcessor (cairn processor run)`,
     );
   }
-  const state = structuredClone(last.meta.state);
+  const state = seedOrder(structuredClone(last.meta.state));
   if (latest.status === "failed") {
     state.status = "failed";
     state.error = latest.end?.error ?? state.error;
