@@ -318,7 +318,7 @@ export const processorRunCommand: Command = {
  *
  * @example From a shell
  * ```sh
- * cairn processor resume photos --checkpoint photos_20261125120000_4
+ * cairn processor resume photos --checkpoint photos_20261125120000123_4
  * ```
  */
 export const processorResumeCommand: Command = {
@@ -339,7 +339,7 @@ export const processorResumeCommand: Command = {
   },
   examples: [
     "cairn processor resume photos",
-    "cairn processor resume photos --checkpoint photos_20261125120000_4",
+    "cairn processor resume photos --checkpoint photos_20261125120000123_4",
   ],
   async run(ctx, args) {
     const [dataset, ...extra] = args.positionals;

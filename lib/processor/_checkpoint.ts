@@ -134,15 +134,22 @@ export function checkpointKey(seq: number): string {
 }
 
 /**
- * The seed's checkpoint id: `{dataset}_{YYYYMMDDHHMMSS}_{seq}`.
+ * The seed's checkpoint id, `{dataset}_{timestamp}_{seq}`, where the
+ * timestamp is the run's start to the millisecond (`YYYYMMDDHHMMSSmmm`):
+ * unique per dataset, since a dataset's runs never start in the same
+ * millisecond.
  *
  * @param dataset The dataset.
- * @param at When it was written.
- * @param seq Its sequence number.
+ * @param run The run id (`YYYYMMDDTHHMMSS.mmmZ-…`).
+ * @param seq The checkpoint's sequence number in the run.
  * @returns The id.
  */
-export function checkpointId(dataset: string, at: Date, seq: number): string {
-  const stamp = at.toISOString().replace(/[-:T]/g, "").slice(0, 14);
+export function checkpointId(
+  dataset: string,
+  run: string,
+  seq: number,
+): string {
+  const stamp = run.slice(0, run.indexOf("Z")).replace(/[T.]/g, "");
   return `${dataset}_${stamp}_${seq}`;
 }
 

@@ -442,7 +442,7 @@ async function attemptRun<I extends ProcessorItem>(
       const key = checkpointKey(seq);
       const processed = stats.success + stats.error + stats.skipped;
       const state: CheckpointState = {
-        checkpoint_id: checkpointId(dataset, at, seq),
+        checkpoint_id: checkpointId(dataset, job.run, seq),
         dataset,
         processor: processor.name,
         start_time: startedAt,
