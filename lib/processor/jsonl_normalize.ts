@@ -2,7 +2,8 @@
  * The `jsonl-normalize` processor: validates the records of JSONL and CSV
  * files against a JSON Schema (through Ajv) and normalises them: defaults
  * filled in, types coerced, keys in the schema's order. Each record is an
- * item (`file:line`); an invalid one counts as an error with Ajv's reasons, a
+ * item (`file:line`, a CSV row counting its header as line 1, and empty fields
+ * left out so defaults apply); an invalid one counts as an error with Ajv's reasons, a
  * blank line as skipped, and the first errors of each file are kept in the
  * dataset state.
  *
@@ -216,7 +217,12 @@ export const jsonlNormalize: Processor<RecordItem> = {
         );
         throw new SyntaxError(reason);
       }
-    } else value = { ...item.value };
+    } else {
+      // An empty CSV field is an absent value, so schema defaults apply.
+      value = Object.fromEntries(
+        Object.entries(item.value).filter(([, v]) => v !== ""),
+      );
+    }
     const { validate, schema } = validatorFor(ctx);
     if (!validate(value)) {
       const reason = (validate.errors ?? []).map((e) =>
