@@ -44,3 +44,33 @@ export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
+// The dataset processors family (its built-in processors load on first use;
+// import "@cairn/cairn/processor" for fileIndex, jsonlNormalize, speechManifest).
+export { BaseProcessor } from "./lib/processor/base_processor.ts";
+export {
+  type ProcessorRunOptions,
+  type ProcessorRunResult,
+  resumeProcessor,
+  type ResumeProcessorOptions,
+  runProcessor,
+  type RunProcessorOptions,
+} from "./lib/processor/run.ts";
+export {
+  listProcessorDatasets,
+  processedItems,
+  type ProcessorStatus,
+  processorStatus,
+} from "./lib/processor/status.ts";
+export {
+  getProcessor,
+  loadProcessor,
+  processorNames,
+  registerProcessor,
+} from "./lib/processor/registry.ts";
+export type {
+  CheckpointState,
+  ProcessContext,
+  Processor,
+  ProcessorEvent,
+  ProcessorItem,
+} from "./lib/processor/types.ts";
