@@ -30,6 +30,7 @@ import {
 import { replayRun, type RunState, type RunStatus } from "./replay.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
+import { forgetRuns, type RetentionPolicy } from "./forget.ts";
 
 /** Options for {@linkcode openJob}. */
 export interface OpenJobOptions {
@@ -976,6 +977,8 @@ export interface RunJobOptions<T = unknown> extends OpenJobOptions {
   handleSignals?: boolean;
   /** Turn the body's result into the summary recorded with the completed run. Default: none. */
   summarize?: (result: T) => unknown;
+  /** A restic-style retention policy applied to this job's runs after a completed run. Default: none. */
+  retain?: RetentionPolicy;
 }
 
 /**
@@ -1022,6 +1025,9 @@ export async function runJob<T>(
     // A stop that refused no step came after the work was done: the run is complete.
     if (job.refusedSteps > 0) throw job.signal.reason;
     await job.complete(options.summarize?.(result));
+    if (options.retain !== undefined) {
+      await forgetRuns(job.store, { ...options.retain, jobs: [name] });
+    }
     return result;
   } catch (error) {
     if (job.stopping) {

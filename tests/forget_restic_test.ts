@@ -111,3 +111,15 @@ test("forgetRuns keeps runs by tag (keepTags) across a real store", async () => 
   assert.ok(report.keep.every((r) => r.tags?.includes("weekly")));
   assert.equal((await store.listRuns("tagged")).length, 2);
 });
+
+test("runJob with retain applies the policy to the job's runs after completing", async () => {
+  const store = createMemoryStore();
+  for (let i = 0; i < 4; i++) {
+    await runJob(
+      "retained",
+      { store, newRun: true, handleSignals: false, retain: { keepLast: 2 } },
+      (job) => job.step("a", () => i),
+    );
+  }
+  assert.equal((await store.listRuns("retained")).length, 2);
+});
