@@ -5,16 +5,15 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runProcessor } from "../lib/processor/mod.ts";
-import { seededRandom } from "../lib/random.ts";
 import { collectOutput, startScript } from "./child_process.ts";
 import { smallFiles } from "./fixtures/processor_fns.ts";
 import { tempDir } from "./temp.ts";
+import { LONG, testRandom } from "./test_seed.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url);
 const SPEC = `${
   fileURLToPath(new URL("./fixtures/processor_fns.ts", import.meta.url))
 }#smallFiles`;
-const LONG = process.env.CAIRN_LONG === "1";
 
 /** `n` small files; every 97th one makes the processor throw. */
 async function corpus(dir: string, n: number): Promise<number> {
@@ -68,11 +67,7 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
 test("processor run killed with SIGKILL at random points and rerun gives the uninterrupted output: no item lost or repeated, ids never repeat", async () => {
   const files = LONG ? 20_000 : 3000;
   const kills = LONG ? 12 : 4;
-  const seed = Number(process.env.CAIRN_SEED ?? Date.now() % 1_000_000_000);
-  console.log(
-    `processor kill test: seed ${seed} (CAIRN_SEED=${seed} to replay)`,
-  );
-  const random = seededRandom(seed);
+  const { random } = testRandom("processor kill test");
   const dir = await tempDir();
   const input = join(dir, "in");
   const bad = await corpus(input, files);
