@@ -56,10 +56,14 @@ export {
   type RunProcessorOptions,
 } from "./lib/processor/run.ts";
 export {
+  type CheckpointSummary,
   listProcessorDatasets,
   processedItems,
+  type ProcessedItemsOptions,
+  type ProcessorDataset,
   type ProcessorStatus,
   processorStatus,
+  type ProcessorStatusOptions,
 } from "./lib/processor/status.ts";
 export {
   getProcessor,
@@ -69,8 +73,11 @@ export {
 } from "./lib/processor/registry.ts";
 export type {
   CheckpointState,
+  CheckpointStatus,
+  ItemError,
   ProcessContext,
   Processor,
   ProcessorEvent,
   ProcessorItem,
+  SetupContext,
 } from "./lib/processor/types.ts";

@@ -10,9 +10,13 @@ import { replayJob, type RunState } from "./replay.ts";
 
 /** A calendar duration as restic writes it (`1y2m3d3h`): years and months count by the calendar. */
 export interface CalendarDuration {
+  /** Calendar years. */
   years: number;
+  /** Calendar months. */
   months: number;
+  /** Days. */
   days: number;
+  /** Hours. */
   hours: number;
 }
 
@@ -54,9 +58,13 @@ export interface RetentionPolicy {
 
 /** What {@linkcode applyRetention} needs to know about a run. */
 export interface RetentionCandidate {
+  /** The job name. */
   job: string;
+  /** The run id. */
   run: string;
+  /** When the run started (ISO 8601). */
   startedAt: string;
+  /** The run status; `running` runs are always kept. */
   status: string;
   /** The run's tags. Default: none. */
   tags?: string[];
@@ -70,7 +78,9 @@ export interface RunDecision extends RetentionCandidate {
 
 /** What {@linkcode forgetRuns} decided (and did, unless a dry run). */
 export interface ForgetReport {
+  /** Kept runs, newest first, with reasons. */
   keep: RunDecision[];
+  /** Removed (or, in a dry run, removable) runs. */
   remove: RunDecision[];
 }
 

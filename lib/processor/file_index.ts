@@ -15,6 +15,7 @@ import type { Processor } from "./types.ts";
 export interface FileIndexRecord {
   /** Path relative to the input, with "/" separators. */
   path: string;
+  /** Bytes. */
   size: number;
   /** BLAKE3-256 of the bytes, hex. */
   blake3: string;

@@ -21,6 +21,7 @@ import type { ProcessContext, Processor, SetupContext } from "./types.ts";
 export interface RecordItem {
   /** `file:line`, e.g. `part-1.jsonl:17`. */
   id: string;
+  /** The file, relative to the input. */
   file: string;
   /** The line's text (JSONL), or the parsed row (CSV). */
   value: string | Record<string, string>;
@@ -28,7 +29,9 @@ export interface RecordItem {
 
 /** Per-file counts kept in `dataset_specific_state.files` for files with problems. */
 export interface FileReport {
+  /** Records that failed to parse or validate. */
   invalid: number;
+  /** Blank lines. */
   skipped: number;
   /** The first three errors, as `line N: reason`. */
   first_errors: string[];

@@ -73,6 +73,7 @@ export type {
   ProcessorItem,
   SetupContext,
 } from "./types.ts";
+export type { InputFile } from "./_files.ts";
 export { fileIndex, type FileIndexRecord } from "./file_index.ts";
 export {
   type FileReport,
@@ -83,3 +84,6 @@ export {
   speechManifest,
   type SpeechManifestRecord,
 } from "./speech_manifest.ts";
+// Types the family's signatures use, from the runtime and the store.
+export type { JobEvent } from "../events.ts";
+export type { CalendarDuration, RetentionPolicy } from "../forget.ts";

@@ -8,13 +8,10 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Processor, ProcessorItem } from "./types.ts";
 
-// deno-lint-ignore no-explicit-any
-type AnyProcessor = Processor<any>;
-
-const registered = new Map<string, AnyProcessor>();
+const registered = new Map<string, Processor>();
 
 /** Built-ins load on first use, so importing the family pulls in no parser. */
-const BUILT_INS: Record<string, () => Promise<AnyProcessor>> = {
+const BUILT_INS: Record<string, () => Promise<Processor>> = {
   "file-index": async () => (await import("./file_index.ts")).fileIndex,
   "jsonl-normalize": async () =>
     (await import("./jsonl_normalize.ts")).jsonlNormalize,
@@ -48,7 +45,8 @@ export function registerProcessor<I extends ProcessorItem>(
       "Cannot register processor: expected an object with a name, items() and process()",
     );
   }
-  registered.set(processor.name, processor);
+  // Methods are bivariant in their parameters, so any processor is a Processor.
+  registered.set(processor.name, processor as unknown as Processor);
 }
 
 /**
@@ -80,7 +78,7 @@ export function processorNames(): string[] {
  * assert.equal((await getProcessor("file-index")).name, "file-index");
  * ```
  */
-export async function getProcessor(name: string): Promise<AnyProcessor> {
+export async function getProcessor(name: string): Promise<Processor> {
   const found = registered.get(name) ?? await BUILT_INS[name]?.();
   if (found === undefined) {
     throw new RangeError(
@@ -108,7 +106,7 @@ export async function getProcessor(name: string): Promise<AnyProcessor> {
  * assert.equal(p.name, "file-index");
  * ```
  */
-export async function loadProcessor(spec: string): Promise<AnyProcessor> {
+export async function loadProcessor(spec: string): Promise<Processor> {
   const hash = spec.lastIndexOf("#");
   const path = hash < 0 ? spec : spec.slice(0, hash);
   const exportName = hash < 0 ? "default" : spec.slice(hash + 1);
@@ -118,8 +116,8 @@ export async function loadProcessor(spec: string): Promise<AnyProcessor> {
   const module = await import(url) as Record<string, unknown>;
   const value = module[exportName];
   const processor = typeof value === "function"
-    ? new (value as new () => AnyProcessor)()
-    : value as AnyProcessor | undefined;
+    ? new (value as new () => Processor)()
+    : value as Processor | undefined;
   if (
     typeof processor?.name !== "string" ||
     typeof processor.items !== "function" ||

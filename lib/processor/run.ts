@@ -97,6 +97,7 @@ export interface RunProcessorOptions extends ProcessorRunOptions {
 
 /** What a processor run did. */
 export interface ProcessorRunResult {
+  /** The dataset name. */
   dataset: string;
   /** The run id in the dataset's job. */
   run: string;

@@ -26,8 +26,11 @@ export interface SpeechManifestRecord {
   audio_filepath: string;
   /** Seconds. */
   duration: number;
+  /** Samples per second. */
   sample_rate: number;
+  /** Audio channels. */
   channels: number;
+  /** The transcript, trimmed. */
   text: string;
 }
 

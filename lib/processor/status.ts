@@ -30,11 +30,17 @@ export interface ProcessorStatusOptions {
 
 /** A checkpoint as `ls` and `status` list it. */
 export interface CheckpointSummary {
+  /** The checkpoint id. */
   checkpoint_id: string;
+  /** The run it belongs to. */
   run: string;
+  /** Its status. */
   status: CheckpointStatus;
+  /** When it was written. */
   last_update: string;
+  /** Items processed at that point. */
   processed_count: number;
+  /** Input position at that point. */
   current_position: number;
   /** Items processed since the previous checkpoint. */
   items: number;
@@ -150,13 +156,19 @@ export async function processorStatus(
 
 /** A dataset in {@linkcode listProcessorDatasets}. */
 export interface ProcessorDataset {
+  /** The dataset name. */
   dataset: string;
+  /** The processor of the latest run. */
   processor: string;
+  /** Runs kept. */
   runs: number;
   /** The seed status of the latest run. */
   status: CheckpointStatus | "none";
+  /** Items processed by the latest run. */
   processed_count: number;
+  /** Items in its input, when known. */
   total_items: number | null;
+  /** When its latest checkpoint was written. */
   last_update: string | null;
   /** The restore points, newest first. */
   checkpoints: CheckpointSummary[];

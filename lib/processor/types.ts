@@ -73,34 +73,57 @@ export type CheckpointStatus =
 
 /** The seed's checkpoint state, field for field (`processed_files` is paged on request instead). */
 export interface CheckpointState {
+  /** `{dataset}_{run start}_{n}`, unique per dataset. */
   checkpoint_id: string;
+  /** The dataset name. */
   dataset: string;
+  /** The processor name. */
   processor: string;
+  /** When the run started (ISO 8601). */
   start_time: string;
+  /** When this checkpoint was written (ISO 8601). */
   last_update: string;
+  /** Items processed so far: successes, errors and skips. */
   processed_count: number;
+  /** Id of the last item processed, or null before the first. */
   last_processed_id: string | null;
+  /** The last id `ctx.nextId` gave, or null. */
   last_generated_id: string | null;
+  /** Where the run stands. */
   status: CheckpointStatus;
+  /** Why the run failed, or null. */
   error: string | null;
+  /** Position, total and the processor's own state. */
   processor_state: {
+    /** Items of the input consumed (the next item's index). */
     current_position: number;
+    /** Items the input has, when the processor can count them. */
     total_items: number | null;
+    /** What the processor keeps in `ctx.state`. */
     dataset_specific_state: Record<string, unknown>;
   };
+  /** Counts and times. */
   statistics: {
+    /** Items that gave their records. */
     success_count: number;
+    /** Items whose processing threw. */
     error_count: number;
+    /** Items the processor skipped. */
     skipped_count: number;
+    /** Time spent in `process`, over all attempts. */
     processing_time_seconds: number;
+    /** `processing_time_seconds` per processed item, in ms. */
     average_processing_time_per_item_ms: number;
   };
+  /** The state format version, "1.0". */
   version: string;
 }
 
 /** An item that failed, with its reason. */
 export interface ItemError {
+  /** The item id. */
   id: string;
+  /** The reason. */
   error: string;
 }
 
