@@ -44,8 +44,8 @@ export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
-// The dataset processors family (its built-in processors load on first use;
-// import "@cairn/cairn/processor" for fileIndex, jsonlNormalize, speechManifest).
+// The dataset processors family (its built-in processors are in
+// "@cairn/cairn/processor" and, by name, in getProcessor).
 export { BaseProcessor } from "./lib/processor/base_processor.ts";
 export {
   type ProcessorRunOptions,

@@ -6,17 +6,18 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { fileIndex } from "./file_index.ts";
+import { jsonlNormalize } from "./jsonl_normalize.ts";
+import { speechManifest } from "./speech_manifest.ts";
 import type { Processor, ProcessorItem } from "./types.ts";
 
 const registered = new Map<string, Processor>();
 
-/** Built-ins load on first use, so importing the family pulls in no parser. */
-const BUILT_INS: Record<string, () => Promise<Processor>> = {
-  "file-index": async () => (await import("./file_index.ts")).fileIndex,
-  "jsonl-normalize": async () =>
-    (await import("./jsonl_normalize.ts")).jsonlNormalize,
-  "speech-manifest": async () =>
-    (await import("./speech_manifest.ts")).speechManifest,
+/** The built-in processors (static imports: npm packaging needs the whole graph). */
+const BUILT_INS: Record<string, Processor> = {
+  "file-index": fileIndex as unknown as Processor,
+  "jsonl-normalize": jsonlNormalize as unknown as Processor,
+  "speech-manifest": speechManifest as unknown as Processor,
 };
 
 /**
@@ -79,7 +80,7 @@ export function processorNames(): string[] {
  * ```
  */
 export async function getProcessor(name: string): Promise<Processor> {
-  const found = registered.get(name) ?? await BUILT_INS[name]?.();
+  const found = registered.get(name) ?? BUILT_INS[name];
   if (found === undefined) {
     throw new RangeError(
       `Cannot find processor "${name}": known processors are ${
@@ -102,7 +103,7 @@ export async function getProcessor(name: string): Promise<Processor> {
  * ```ts
  * import assert from "node:assert/strict";
  * import { loadProcessor } from "./registry.ts";
- * const p = await loadProcessor(new URL("./file_index.ts", import.meta.url).href + "#fileIndex");
+ * const p = await loadProcessor(`${import.meta.resolve("./file_index.ts")}#fileIndex`);
  * assert.equal(p.name, "file-index");
  * ```
  */
