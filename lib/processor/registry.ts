@@ -79,16 +79,18 @@ export function processorNames(): string[] {
  * assert.equal((await getProcessor("file-index")).name, "file-index");
  * ```
  */
-export async function getProcessor(name: string): Promise<Processor> {
+export function getProcessor(name: string): Promise<Processor> {
   const found = registered.get(name) ?? BUILT_INS[name];
   if (found === undefined) {
-    throw new RangeError(
-      `Cannot find processor "${name}": known processors are ${
-        processorNames().map((n) => `"${n}"`).join(", ")
-      }; register it with registerProcessor or load it as MODULE#EXPORT`,
+    return Promise.reject(
+      new RangeError(
+        `Cannot find processor "${name}": known processors are ${
+          processorNames().map((n) => `"${n}"`).join(", ")
+        }; register it with registerProcessor or load it as MODULE#EXPORT`,
+      ),
     );
   }
-  return found;
+  return Promise.resolve(found);
 }
 
 /**
