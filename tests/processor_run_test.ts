@@ -260,6 +260,17 @@ test("runProcessor falls back to the previous checkpoint when the latest one is 
     40,
     "only the items after the good checkpoint ran",
   );
+  // The manifest log says so too, on the resuming checkpoint.
+  const run = (await store.listRuns("processor-corrupt")).at(-1)!;
+  const notes = [
+    ...(await replayRun(store, "processor-corrupt", run)).steps.values(),
+  ]
+    .map((r) =>
+      (r.stats?.processor as { fallback?: string } | undefined)?.fallback
+    )
+    .filter((n) => n !== undefined);
+  assert.equal(notes.length, 1);
+  assert.match(notes[0]!, /is damaged/);
   assert.equal(await readFile(out, "utf8"), await referenceOutput(80));
 });
 

@@ -49,6 +49,8 @@ export interface CheckpointMeta {
   items: number;
   /** The dataset's `maxCheckpoints` when this checkpoint was written. */
   maxCheckpoints: number;
+  /** On a `resuming` checkpoint: the damaged checkpoint it skipped, and why. */
+  fallback?: string;
 }
 
 /** A checkpoint step's output. */

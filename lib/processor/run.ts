@@ -437,6 +437,7 @@ async function attemptRun<I extends ProcessorItem>(
     const writeCheckpoint = async (
       status: CheckpointStatus,
       error: string | null = null,
+      note?: string,
     ): Promise<CheckpointState> => {
       const at = new Date();
       seq++;
@@ -477,6 +478,7 @@ async function attemptRun<I extends ProcessorItem>(
         recentErrors: [...recentErrors],
         items: ids.length,
         maxCheckpoints,
+        ...(note === undefined ? {} : { fallback: note }),
       };
       const data: CheckpointData = { state, ids, lines };
       await job.step(key, (ctx) => {
@@ -501,7 +503,7 @@ async function attemptRun<I extends ProcessorItem>(
 
     onFailure = (error) => writeCheckpoint("failed", message(error));
     if (base !== undefined || fallback !== undefined) {
-      if (base !== undefined) await writeCheckpoint("resuming");
+      await writeCheckpoint("resuming", null, fallback);
       emit({
         type: "resume",
         dataset,
