@@ -39,6 +39,14 @@ function textMime(sample: Uint8Array): string {
   }
 }
 
+/** The listing `count` made, which `items` then uses instead of walking the input again. */
+const listings = new Map<string, Promise<InputFile[]>>();
+
+type Hasher = Awaited<ReturnType<typeof createBLAKE3>>;
+
+/** Hashers and read buffers for reuse: creating a WASM hasher costs more than hashing a small file. */
+const spares: { hasher: Hasher; buffer: Uint8Array }[] = [];
+
 /**
  * Index one file.
  *
@@ -46,11 +54,12 @@ function textMime(sample: Uint8Array): string {
  * @returns Its record.
  */
 async function indexFile(file: InputFile): Promise<FileIndexRecord> {
+  const spare = spares.pop() ??
+    { hasher: await createBLAKE3(), buffer: new Uint8Array(BLOCK) };
+  const { hasher, buffer } = spare;
   const handle = await open(file.path, "r");
   try {
-    const hasher = await createBLAKE3();
     hasher.init();
-    const buffer = new Uint8Array(BLOCK);
     let sample: Uint8Array | undefined;
     let size = 0;
     let lines = 0;
@@ -72,6 +81,7 @@ async function indexFile(file: InputFile): Promise<FileIndexRecord> {
     return { path: file.rel, size, blake3: hasher.digest("hex"), lines, mime };
   } finally {
     await handle.close();
+    if (spares.length < 4) spares.push(spare);
   }
 }
 
@@ -99,10 +109,14 @@ export const fileIndex: Processor<InputFile & { id: string }> = {
   name: "file-index",
   version: "1",
   async count(input) {
-    return (await listFiles(input)).length;
+    const listing = listFiles(input);
+    listings.set(input, listing);
+    return (await listing).length;
   },
   async *items(input) {
-    for (const file of await listFiles(input)) yield { id: file.rel, ...file };
+    const listing = listings.get(input) ?? listFiles(input);
+    listings.delete(input);
+    for (const file of await listing) yield { id: file.rel, ...file };
   },
   async process(item) {
     return [await indexFile(item)];

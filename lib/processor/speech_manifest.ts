@@ -37,6 +37,9 @@ export interface SpeechManifestRecord {
 const AUDIO = /\.(wav|flac|mp3|ogg|opus|m4a|aac|aiff?)$/i;
 const TABLE_NAMES = ["transcripts.tsv", "transcripts.jsonl"];
 
+/** The listing `count` made, which `items` then uses instead of walking the input again. */
+const listings = new Map<string, Promise<InputFile[]>>();
+
 /** Transcript tables by corpus root, loaded once per run. */
 const tables = new Map<string, Map<string, string>>();
 
@@ -120,10 +123,15 @@ export const speechManifest: Processor<
     tables.set(input, await loadTable(input));
   },
   async count(input) {
-    return (await listFiles(input, (rel) => AUDIO.test(rel))).length;
+    const listing = listFiles(input, (rel) => AUDIO.test(rel));
+    listings.set(input, listing);
+    return (await listing).length;
   },
   async *items(input) {
-    for (const file of await listFiles(input, (rel) => AUDIO.test(rel))) {
+    const listing = listings.get(input) ??
+      listFiles(input, (rel) => AUDIO.test(rel));
+    listings.delete(input);
+    for (const file of await listing) {
       yield { id: file.rel, root: input, ...file };
     }
   },
