@@ -247,7 +247,10 @@ export async function runProcessor<I extends ProcessorItem>(
         error: message(error),
       });
       await sleep(delayMs, options.signal).catch(() => {
-        throw new InterruptedError(datasetJob(options.dataset));
+        throw new InterruptedError(
+          datasetJob(options.dataset),
+          signalName(options.signal),
+        );
       });
       from = undefined;
     }
