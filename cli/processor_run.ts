@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseDuration } from "../lib/duration.ts";
 import { ConfigChangedError } from "../lib/job.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import {
   getProcessor,
   loadProcessor,
@@ -144,30 +145,6 @@ function renderEvent(ctx: CliContext, event: ProcessorEvent): void {
   }
 }
 
-/**
- * Turn SIGINT/SIGTERM into an abort of `signal` (a second one exits at once).
- * The reason is the signal's name, which the library turns into exit 130/143.
- */
-function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-    const handler = () => {
-      if (controller.signal.aborted) {
-        process.exit(sig === "SIGINT" ? EXIT.sigint : EXIT.sigterm);
-      }
-      controller.abort(sig);
-    };
-    process.on(sig, handler);
-    return [sig, handler] as const;
-  });
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      for (const [sig, handler] of handlers) process.off(sig, handler);
-    },
-  };
-}
-
 /** Bad input from the library is a usage error here (exit 2). */
 async function asUsage<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -291,7 +268,7 @@ export const processorRunCommand: Command = {
       });
     }
     const tags = args.values.tag;
-    const abort = abortOnSignals();
+    const abort = abortOnSignals({ exitOnSecondSignal: true });
     try {
       const result = await asUsage(() =>
         runProcessor(processor, {
@@ -348,7 +325,7 @@ export const processorResumeCommand: Command = {
       throw new UsageError(`Unexpected argument "${extra[0]}"`);
     }
     const checkpoint = stringOption(args, "checkpoint");
-    const abort = abortOnSignals();
+    const abort = abortOnSignals({ exitOnSecondSignal: true });
     try {
       const result = await asUsage(() =>
         resumeProcessor(dataset, {

@@ -18,6 +18,7 @@ import {
   ConfigChangedError,
   InterruptedError,
   type Job,
+  MissingStepOutputError,
   openJob,
 } from "../job.ts";
 import { resolveStore } from "../open_store.ts";
@@ -265,11 +266,12 @@ interface AttemptOptions extends ProcessorRunOptions {
   newRun: boolean;
 }
 
-/** The signal name an abort carries, if any. */
+/** The signal name an abort carries, if any (as `abortOnSignals` or a plain name gives it). */
 function signalName(signal: AbortSignal | undefined): string | undefined {
   const reason: unknown = signal?.reason;
   if (reason instanceof InterruptedError) return reason.signal;
-  return reason === "SIGINT" || reason === "SIGTERM" ? reason : undefined;
+  const name = reason instanceof Error ? reason.cause : reason;
+  return name === "SIGINT" || name === "SIGTERM" ? name : undefined;
 }
 
 async function fileExists(path: string): Promise<boolean> {
@@ -378,7 +380,13 @@ async function attemptRun<I extends ProcessorItem>(
     let lineage = lineageOf(entries, startKey);
     let fallback: string | undefined;
     for (const [i, entry] of lineage.entries()) {
-      if ((await job.readIntact(entry.key)) !== undefined) continue;
+      try {
+        await job.read(entry.key);
+        continue;
+      } catch (error) {
+        // read() forgot the step and removed a corrupt chunk; anything else is not ours to handle.
+        if (!(error instanceof MissingStepOutputError)) throw error;
+      }
       const prev = lineage[i - 1];
       fallback =
         `Checkpoint "${entry.meta.state.checkpoint_id}" of dataset "${dataset}" is damaged (its output chunks are missing or corrupt); falling back to ${
