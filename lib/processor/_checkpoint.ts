@@ -9,7 +9,7 @@
  */
 import { assertName } from "../../store/store.ts";
 import type { StepRecord } from "../records.ts";
-import type { CheckpointState, ItemError } from "./types.ts";
+import type { ItemError, ProcessorCheckpointState } from "./types.ts";
 
 /** Job kind of processor runs. */
 export const PROCESSOR_KIND = "processor";
@@ -40,7 +40,7 @@ export interface CheckpointMeta {
   seq: number;
   /** Key of the checkpoint this one continues, or null for the first. */
   prev: string | null;
-  state: CheckpointState;
+  state: ProcessorCheckpointState;
   /** Per-prefix id counters for `nextId`. */
   counters: Record<string, number>;
   /** The newest item errors (at most 20). */
@@ -55,7 +55,7 @@ export interface CheckpointMeta {
 
 /** A checkpoint step's output. */
 export interface CheckpointData {
-  state: CheckpointState;
+  state: ProcessorCheckpointState;
   ids: string[];
   /** The output records as JSON text, so their key order survives the store's sorted CBOR maps. */
   lines: string[];
@@ -96,7 +96,9 @@ export function datasetOf(job: string): string | undefined {
  * @param s The state.
  * @returns The same fields in the seed's order.
  */
-export function seedOrder(s: CheckpointState): CheckpointState {
+export function seedOrder(
+  s: ProcessorCheckpointState,
+): ProcessorCheckpointState {
   return {
     checkpoint_id: s.checkpoint_id,
     dataset: s.dataset,

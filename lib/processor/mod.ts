@@ -64,11 +64,11 @@ export {
   registerProcessor,
 } from "./registry.ts";
 export type {
-  CheckpointState,
   CheckpointStatus,
   ItemError,
   ProcessContext,
   Processor,
+  ProcessorCheckpointState,
   ProcessorEvent,
   ProcessorItem,
   SetupContext,

@@ -43,10 +43,10 @@ import {
 } from "./_checkpoint.ts";
 import { getProcessor, loadProcessor } from "./registry.ts";
 import type {
-  CheckpointState,
   CheckpointStatus,
   ItemError,
   Processor,
+  ProcessorCheckpointState,
   ProcessorEvent,
   ProcessorItem,
   SetupContext,
@@ -103,7 +103,7 @@ export interface ProcessorRunResult {
   /** The run id in the dataset's job. */
   run: string;
   /** The seed state of the final checkpoint. */
-  state: CheckpointState;
+  state: ProcessorCheckpointState;
   /** The output file. */
   out: string;
   /** Records in the output file. */
@@ -449,12 +449,12 @@ async function attemptRun<I extends ProcessorItem>(
       status: CheckpointStatus,
       error: string | null = null,
       note?: string,
-    ): Promise<CheckpointState> => {
+    ): Promise<ProcessorCheckpointState> => {
       const at = new Date();
       seq++;
       const key = checkpointKey(seq);
       const processed = stats.success + stats.error + stats.skipped;
-      const state: CheckpointState = {
+      const state: ProcessorCheckpointState = {
         checkpoint_id: checkpointId(dataset, job.run, seq),
         dataset,
         processor: processor.name,

@@ -20,7 +20,11 @@ import {
   PROCESSOR_KIND,
   seedOrder,
 } from "./_checkpoint.ts";
-import type { CheckpointState, CheckpointStatus, ItemError } from "./types.ts";
+import type {
+  CheckpointStatus,
+  ItemError,
+  ProcessorCheckpointState,
+} from "./types.ts";
 
 /** Options for {@linkcode processorStatus}, {@linkcode listProcessorDatasets} and {@linkcode processedItems}. */
 export interface ProcessorStatusOptions {
@@ -49,7 +53,7 @@ export interface CheckpointSummary {
 /** A dataset's status. */
 export interface ProcessorStatus {
   /** The seed's checkpoint state of the latest run, field for field. */
-  state: CheckpointState;
+  state: ProcessorCheckpointState;
   /** The run id. */
   run: string;
   /** The run's status in the log (`running` when no end record follows the last attempt). */

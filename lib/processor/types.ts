@@ -72,7 +72,7 @@ export type CheckpointStatus =
   | "resuming";
 
 /** The seed's checkpoint state, field for field (`processed_files` is paged on request instead). */
-export interface CheckpointState {
+export interface ProcessorCheckpointState {
   /** `{dataset}_{run start}_{n}`, unique per dataset. */
   checkpoint_id: string;
   /** The dataset name. */
