@@ -229,3 +229,54 @@ test("processor run of a second copy on the same dataset exits 3 while the first
   process.kill(first.pid!, "SIGTERM");
   assert.equal((await firstDone).code, 143);
 });
+
+test("processor run that fails exits 1 after its retries, status says failed, and a rerun resumes to the same output", async () => {
+  const dir = await tempDir();
+  const input = join(dir, "in");
+  await corpus(input, 120);
+  const expected = await reference(input, join(dir, "reference.jsonl"));
+  const store = join(dir, "store");
+  const out = join(dir, "out.jsonl");
+  const args = [
+    "processor",
+    "run",
+    SPEC,
+    "--dataset",
+    "flaky",
+    "--input",
+    input,
+    "--out",
+    out,
+    "--checkpoint-every",
+    "25",
+    "--max-retries",
+    "1",
+    "--retry-delay",
+    "10ms",
+  ];
+  const failed = await collectOutput(
+    cli(store, args, { CAIRN_TEST_SOURCE_FAILS_AT: "60" }),
+  );
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(
+    failed.stderr,
+    /attempt 1 failed \(Corpus went away\); retry 1\/1/,
+  );
+  assert.match(failed.stderr, /Corpus went away/);
+  const status = JSON.parse(
+    (await collectOutput(
+      cli(store, ["processor", "status", "flaky", "--json"]),
+    ))
+      .stdout,
+  );
+  assert.equal(status.status, "failed");
+  assert.equal(status.error, "Corpus went away");
+  assert.equal(status.processed_count, 59);
+  const rerun = await collectOutput(cli(store, args));
+  assert.equal(rerun.code, 0, rerun.stderr);
+  assert.match(
+    rerun.stderr,
+    /resuming from checkpoint flaky_\d+_\d+ at item 59/,
+  );
+  assert.equal(await readFile(out, "utf8"), expected);
+});
