@@ -2,17 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { runScript } from "./child_process.ts";
+import { runCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
-
-const MAIN = new URL("../cli/main.ts", import.meta.url);
 
 test("cairn forget takes restic's flags: --keep-tag, --keep-last -1, --keep-within-daily with calendar months", async () => {
   const dir = await tempDir();
   const store = join(dir, "store");
   await writeFile(join(dir, "a.txt"), "a\n");
   for (const tags of [["--tag", "release"], [], []]) {
-    const run = await runScript(MAIN, [
+    const run = await runCairn([
       "--store",
       store,
       "processor",
@@ -32,7 +30,7 @@ test("cairn forget takes restic's flags: --keep-tag, --keep-last -1, --keep-with
     assert.equal(run.code, 0, run.stderr);
   }
   const forget = (...flags: string[]) =>
-    runScript(MAIN, [
+    runCairn([
       "--store",
       store,
       "forget",

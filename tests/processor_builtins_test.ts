@@ -11,10 +11,8 @@ import {
   speechManifest,
 } from "../lib/processor/mod.ts";
 import { blake3Hex } from "../store/hash.ts";
-import { runScript } from "./child_process.ts";
+import { runCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
-
-const MAIN = new URL("../cli/main.ts", import.meta.url);
 
 function jsonl(text: string): Record<string, unknown>[] {
   return text.trim().split("\n").map((l) => JSON.parse(l));
@@ -293,14 +291,14 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
     "--out",
     out,
   ];
-  const noSchema = await runScript(MAIN, base);
+  const noSchema = await runCairn(base);
   assert.equal(noSchema.code, 2);
   assert.match(noSchema.stderr, /Missing --schema/);
-  const ok = await runScript(MAIN, [...base, "--schema", schemaFile, "--json"]);
+  const ok = await runCairn([...base, "--schema", schemaFile, "--json"]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(JSON.parse(ok.stdout).records, 1);
   assert.equal(await readFile(out, "utf8"), '{"n":1}\n');
-  const status = await runScript(MAIN, [
+  const status = await runCairn([
     "--store",
     store,
     "processor",
@@ -312,7 +310,7 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
     /processed: +2\/2 \(100%\): 1 ok, 1 errors, 0 skipped/,
   );
   assert.match(status.stdout, /in\.jsonl:2: does not match the schema/);
-  const files = await runScript(MAIN, [
+  const files = await runCairn([
     "--store",
     store,
     "processor",
@@ -325,7 +323,7 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
     "in.jsonl:1",
     "in.jsonl:2",
   ]);
-  const ls = await runScript(MAIN, [
+  const ls = await runCairn([
     "--store",
     store,
     "processor",
@@ -333,7 +331,7 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
     "--json",
   ]);
   assert.equal(JSON.parse(ls.stdout)[0].dataset, "cli");
-  const unknown = await runScript(MAIN, [
+  const unknown = await runCairn([
     "--store",
     store,
     "processor",
@@ -348,7 +346,7 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
   ]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Cannot find processor "nope"/);
-  const missing = await runScript(MAIN, [
+  const missing = await runCairn([
     "--store",
     store,
     "processor",
@@ -356,7 +354,7 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
     "none",
   ]);
   assert.equal(missing.code, 2);
-  const changed = await runScript(MAIN, [
+  const changed = await runCairn([
     ...base.slice(0, -2),
     "--out",
     out,

@@ -5,12 +5,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runProcessor } from "../lib/processor/mod.ts";
-import { collectOutput, startScript } from "./child_process.ts";
+import { collectOutput } from "./child_process.ts";
+import { startCairn } from "./cli_command.ts";
 import { smallFiles } from "./fixtures/processor_fns.ts";
 import { tempDir } from "./temp.ts";
 import { LONG, testRandom } from "./test_seed.ts";
 
-const MAIN = new URL("../cli/main.ts", import.meta.url);
 const SPEC = `${
   fileURLToPath(new URL("./fixtures/processor_fns.ts", import.meta.url))
 }#smallFiles`;
@@ -35,8 +35,9 @@ async function corpus(dir: string, n: number): Promise<number> {
   return bad;
 }
 
+/** `cairn --store STORE ARGS`, from source or the binary in `CAIRN_CLI_BIN`. */
 function cli(store: string, args: string[], env: Record<string, string> = {}) {
-  return startScript(MAIN, ["--store", store, ...args], env);
+  return startCairn(["--store", store, ...args], { env });
 }
 
 async function reference(input: string, out: string): Promise<string> {
