@@ -244,6 +244,7 @@ export async function exportJob(dir: string, job: string): Promise<string> {
 const PLAIN_STEPS = 24;
 const MAP_ITEMS = 5000;
 const PARTS = 16;
+const PROCESSOR_ROWS = 4000;
 
 /** A float32 .npy of `rows` x `cols` values. */
 export function npyBytes(rows: number, cols: number, seed = 1): Uint8Array {
@@ -400,5 +401,53 @@ export function families(): Family[] {
     ),
     inFlight: 1,
   };
-  return [plainCli, plainLib, map, knn, pipeline];
+  const processor: Family = {
+    name: "processor",
+    job: "",
+    prepare: async (dir) => {
+      const lines = Array.from(
+        { length: PROCESSOR_ROWS },
+        (_, i) => JSON.stringify({ id: i, text: `row ${i}`, v: i / 2 }),
+      );
+      await writeFile(join(dir, "in.jsonl"), lines.join("\n") + "\n");
+      await writeFile(
+        join(dir, "schema.json"),
+        JSON.stringify({
+          type: "object",
+          properties: {
+            id: { type: "integer" },
+            text: { type: "string" },
+            v: { type: "number" },
+          },
+          required: ["id", "text"],
+        }),
+      );
+    },
+    command: (dir) =>
+      cairnCommand([
+        "--store",
+        storeOf(dir),
+        "--json",
+        "processor",
+        "run",
+        "jsonl-normalize",
+        "--dataset",
+        "torture",
+        "--input",
+        join(dir, "in.jsonl"),
+        "--schema",
+        join(dir, "schema.json"),
+        "--out",
+        join(dir, "out.jsonl"),
+        "--checkpoint-every",
+        "100",
+        "--retry-delay",
+        "0s",
+      ]),
+    progress: /^\{"type":"/,
+    lines: 40,
+    output: (dir) => readFile(join(dir, "out.jsonl"), "utf8"),
+    inFlight: 100,
+  };
+  return [plainCli, plainLib, map, knn, pipeline, processor];
 }

@@ -860,7 +860,7 @@ export async function paths(ctx: Ctx) {
     tally.add(kind, fam, "names");
     const ok = exit.code === 2 && !hasStackTrace(exit.stderr) &&
       exit.stderr.length < 2000;
-    tally.add(kind, fam, "refused with exit 2, short message", ok ? 1 : 0);
+    tally.add(kind, fam, "refused with exit 2 and a short message", ok ? 1 : 0);
     tally.expect(
       ok,
       kind,

@@ -167,7 +167,7 @@ async function expectRefused(
   ctx.tally.add(
     kind,
     fam,
-    "refused cleanly (exit 2, or 1 for a missing file; no trace; store unchanged)",
+    "refused cleanly (exit 2 or 1 for a missing file; no trace; store unchanged)",
     ok ? 1 : 0,
   );
   ctx.tally.expect(
@@ -232,7 +232,7 @@ export async function badInput(ctx: Ctx): Promise<void> {
     tally.add(
       kind,
       "kNN (parsers)",
-      "clear errors, no claimed allocation",
+      "clear errors without claimed allocations",
       parserOk ? 1 : 0,
     );
     tally.expect(
@@ -311,6 +311,63 @@ export async function badInput(ctx: Ctx): Promise<void> {
     ] as [string, string[], number?][]
   ) {
     await expectRefused(ctx, kind, "CLI", label, dir, args, code);
+  }
+  kind = "bad processor inputs";
+  await writeFile(join(dir, "in.jsonl"), '{"id":1}\n');
+  await writeFile(join(dir, "schema.txt"), "{ not json");
+  const processorRun = (extra: string[]) => [
+    "processor",
+    "run",
+    ...extra,
+    "--dataset",
+    "bad",
+    "--out",
+    join(dir, "p.jsonl"),
+  ];
+  for (
+    const [label, args] of [
+      [
+        "unknown processor",
+        processorRun(["no-such", "--input", join(dir, "in.jsonl")]),
+      ],
+      [
+        "schema not JSON",
+        processorRun([
+          "jsonl-normalize",
+          "--input",
+          join(dir, "in.jsonl"),
+          "--schema",
+          join(dir, "schema.txt"),
+        ]),
+      ],
+      [
+        "schema missing",
+        processorRun([
+          "jsonl-normalize",
+          "--input",
+          join(dir, "in.jsonl"),
+          "--schema",
+          join(dir, "nope.json"),
+        ]),
+      ],
+      [
+        "checkpoint every 0",
+        processorRun(["file-index", "--input", dir, "--checkpoint-every", "0"]),
+      ],
+      ["dataset name with a slash", [
+        "processor",
+        "run",
+        "file-index",
+        "--input",
+        dir,
+        "--dataset",
+        "../x",
+        "--out",
+        join(dir, "p.jsonl"),
+      ]],
+    ] as [string, string[]][]
+  ) {
+    await expectRefused(ctx, kind, "processor", label, dir, args);
   }
   kind = "bad pipeline configs";
   const components =
@@ -391,7 +448,7 @@ export function fuzzDecoders(ctx: Ctx, runs: number): void {
     tally.add(
       kind,
       "store decoders",
-      "crashes, hangs or claimed allocations",
+      "crashes or hangs or claimed allocations",
       ok ? 0 : 1,
     );
     if (!ok) {

@@ -323,6 +323,13 @@ export function formatTable(result: CampaignResult): string {
     const outcome = Object.entries(counters).filter(([name]) =>
       !INJECTED.includes(name)
     );
+    for (const name of Object.keys(counters)) {
+      if (/[,|]/.test(name)) {
+        throw new Error(
+          `Cannot format counter "${name}": a comma or bar breaks the table`,
+        );
+      }
+    }
     const cell = (pairs: [string, number][]) =>
       pairs.map(([name, count]) => `${count} ${name}`).join(", ") || "-";
     lines.push(
