@@ -580,7 +580,7 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
     "npy",
     "--out",
     bad,
-  ], 1);
+  ], 2);
   assert.match(
     mixed.stderr,
     /^cairn: Cannot export step "stats-01" as npy: its output is an object/,
