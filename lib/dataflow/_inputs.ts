@@ -39,8 +39,9 @@ export type NormalizedInput =
   | { kind: "delta"; upsert: Map<string, unknown>; delete: string[] };
 
 function isPlain(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null &&
-    Object.getPrototypeOf(value) === Object.prototype;
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 function pairs(

@@ -108,10 +108,13 @@ export class TreeStore {
       this.written.chunks++;
       this.written.bytes += put.size;
     }
-    if (this.#cache.size >= CACHE_LIMIT) {
-      this.#cache.delete(this.#cache.keys().next().value!);
+    // Leaves hold the caller's objects: only decoded copies may be shared.
+    if (node[0] !== 0) {
+      if (this.#cache.size >= CACHE_LIMIT) {
+        this.#cache.delete(this.#cache.keys().next().value!);
+      }
+      this.#cache.set(put.hash, node);
     }
-    this.#cache.set(put.hash, node);
     return { lastKey, hash: put.hash, size: put.size, count };
   }
 
