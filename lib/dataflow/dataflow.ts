@@ -1105,17 +1105,17 @@ export class Dataflow {
     // With a fingerprint projection, an output whose projection is unchanged keeps its stored value.
     const settle = async (edits: TreeEdit[]): Promise<TreeEdit[]> => {
       if (op.project === undefined || prevOut === null) return edits;
-      const kept: TreeEdit[] = [];
-      for (const [key, value] of edits) {
-        if (value !== undefined) {
-          const old = await trees.get(prevOut, key);
-          if (
-            old !== undefined && sameValue(op.project(old), op.project(value))
-          ) continue;
-        }
-        kept.push([key, value]);
+      const out: TreeEdit[] = [];
+      for (const edit of edits) {
+        const [key, value] = edit;
+        const old = value === undefined
+          ? undefined
+          : await trees.get(prevOut, key);
+        const same = old !== undefined &&
+          sameValue(op.project(old), op.project(value));
+        out.push(same ? [key, old] : edit);
       }
-      return kept;
+      return out;
     };
     const apply = async (edits: TreeEdit[]) =>
       full
@@ -1380,17 +1380,43 @@ export class Dataflow {
         op.value === undefined && cached !== undefined &&
         cached.id === (op.prevOut === null ? "empty" : `t:${op.prevOut.hash}`)
       ) {
-        const map = new Map(cached.value as Map<string, unknown>);
-        for await (const change of trees.diff(op.prevOut, op.out)) {
-          if (change.after === undefined) map.delete(change.key);
-          else map.set(change.key, change.after);
-        }
-        value = map;
+        value = await this.#patch(
+          cached.value as Map<string, unknown>,
+          trees.diff(op.prevOut, op.out),
+        );
       } else value = await this.#valueOf(trees, store, op);
       this.#materialized.set(name, { id, value });
       out.set(name, value);
     }
     return out;
+  }
+
+  /** A copy of a key-ordered map with changes applied, still in key order. */
+  async #patch(
+    old: Map<string, unknown>,
+    changes: AsyncIterable<{ key: string; after?: unknown; before?: unknown }>,
+  ): Promise<Map<string, unknown>> {
+    const added: [string, unknown][] = [];
+    const map = new Map(old);
+    for await (const change of changes) {
+      if (change.after === undefined) map.delete(change.key);
+      else if (change.before === undefined) {
+        added.push([change.key, change.after]);
+      } else map.set(change.key, change.after);
+    }
+    if (added.length === 0) return map;
+    // Merge the new keys (in key order, as the diff yields them) into place.
+    const merged = new Map<string, unknown>();
+    let i = 0;
+    for (const [key, value] of map) {
+      while (i < added.length && compare(added[i]![0], key) < 0) {
+        merged.set(added[i]![0], added[i]![1]);
+        i++;
+      }
+      merged.set(key, value);
+    }
+    for (; i < added.length; i++) merged.set(added[i]![0], added[i]![1]);
+    return merged;
   }
 
   /**
