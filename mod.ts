@@ -44,3 +44,20 @@ export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
+export {
+  type Collection,
+  consolidate,
+  Dataflow,
+  type DataflowOptions,
+  type DataflowResult,
+  type Explanation,
+  type InputSource,
+  type NodeStats,
+  type OperatorOptions,
+  planRecompute,
+  type RecomputePlan,
+  type RecomputeRequest,
+  type TimeRange,
+  timeRangeContains,
+  type Update,
+} from "./lib/dataflow/mod.ts";

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Command } from "./command.ts";
+import { dataflowCommand } from "./dataflow_command.ts";
 import { demoCommand } from "./demo.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
 import { STORE_COMMANDS } from "./store_commands.ts";
@@ -14,4 +15,5 @@ export const COMMANDS: Command[] = [
   demoCommand,
   ...STORE_COMMANDS,
   ...KNN_COMMANDS,
+  dataflowCommand,
 ];

@@ -317,9 +317,9 @@ export class TreeStore {
     to?: string,
   ): AsyncGenerator<[string, unknown]> {
     if (tree === null) return;
-    const self = this;
+    const load = (hash: string) => this.#load(hash);
     async function* walk(hash: string): AsyncGenerator<[string, unknown]> {
-      const node = await self.#load(hash);
+      const node = await load(hash);
       if (node[0] === 0) {
         const leaf = node as Leaf;
         for (let i = 0; i < leaf[1].length; i++) {

@@ -17,7 +17,7 @@ import { InterruptedError, type Job, openJob } from "../job.ts";
 import { resolveStore } from "../open_store.ts";
 import { readValueChunks } from "../output.ts";
 import { replayRun } from "../replay.ts";
-import { type Update } from "./consolidate.ts";
+import type { Update } from "./consolidate.ts";
 import { type InputSource, normalizeInput } from "./_inputs.ts";
 import {
   compareTime,
@@ -779,11 +779,10 @@ export class Dataflow {
           trees,
           inputs[op.name],
           plan,
-          time,
           codeHash,
         );
       } else if (op.kind === "node") {
-        state = await this.#runNode(job, op, prev, next, trees, time, codeHash);
+        state = await this.#runNode(job, op, prev, next, trees, codeHash);
       } else {
         state = await this.#runCollection(
           job,
@@ -791,7 +790,6 @@ export class Dataflow {
           prev,
           next,
           trees,
-          time,
           codeHash,
         );
       }
@@ -874,7 +872,6 @@ export class Dataflow {
     trees: TreeStore,
     source: unknown,
     plan: RecomputePlan | undefined,
-    time: number,
     codeHash: string,
   ): Promise<OpState> {
     const old = prev?.out ?? null;
@@ -978,7 +975,6 @@ export class Dataflow {
     prev: OpState | undefined,
     next: Record<string, OpState>,
     trees: TreeStore,
-    time: number,
     codeHash: string,
   ): Promise<OpState> {
     const ins = op.inputs.map((n) => next[n]!);
@@ -1270,10 +1266,8 @@ export class Dataflow {
     prev: OpState | undefined,
     next: Record<string, OpState>,
     trees: TreeStore,
-    time: number,
     codeHash: string,
   ): Promise<OpState> {
-    void time;
     const ins = op.inputs.map((n) => next[n]!);
     const ids = ins.map(identity);
     const why = this.#reason(op, prev);
