@@ -48,10 +48,19 @@ interface Child {
   count: number;
 }
 
+/** A node to store, with what its parent needs. */
+interface Spec {
+  node: Node;
+  lastKey: string;
+  count: number;
+}
+
 /** Mean entries per node is 2^BITS. */
 const BITS = 6;
 const MASK = (1 << BITS) - 1;
 const CACHE_LIMIT = 4096;
+/** Node writes in flight at once. */
+const WRITERS = 32;
 
 /** Counts of what a writer stored. */
 export interface WriteStats {
@@ -118,24 +127,44 @@ export class TreeStore {
     return { lastKey, hash: put.hash, size: put.size, count };
   }
 
+  /** Store nodes, several at once: each write waits on its own fsyncs, which overlap. */
+  async #putAll(
+    nodes: Spec[],
+  ): Promise<Child[]> {
+    const out = new Array<Child>(nodes.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < nodes.length) {
+        const i = next++;
+        const { node, lastKey, count } = nodes[i]!;
+        out[i] = await this.#put(node, lastKey, count);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(WRITERS, nodes.length) }, worker),
+    );
+    return out;
+  }
+
   /** Cut sorted entries into leaves at boundary keys. */
-  async #leaves(keys: string[], values: unknown[]): Promise<Child[]> {
-    const out: Child[] = [];
+  #cut(keys: string[], values: unknown[]): Spec[] {
+    const nodes: Spec[] = [];
     let start = 0;
     for (let i = 0; i < keys.length; i++) {
       if (isBoundary(keys[i]!, 0) || i === keys.length - 1) {
-        const k = keys.slice(start, i + 1);
-        out.push(
-          await this.#put(
-            [0, k, values.slice(start, i + 1)],
-            keys[i]!,
-            k.length,
-          ),
-        );
+        nodes.push({
+          node: [0, keys.slice(start, i + 1), values.slice(start, i + 1)],
+          lastKey: keys[i]!,
+          count: i + 1 - start,
+        });
         start = i + 1;
       }
     }
-    return out;
+    return nodes;
+  }
+
+  async #leaves(keys: string[], values: unknown[]): Promise<Child[]> {
+    return await this.#putAll(this.#cut(keys, values));
   }
 
   /** Build the inner levels over a level's nodes, up to one root. */
@@ -143,31 +172,28 @@ export class TreeStore {
     if (children.length === 0) return null;
     while (children.length > 1) {
       level++;
-      const parents: Child[] = [];
+      const parents: Spec[] = [];
       let start = 0;
       for (let i = 0; i < children.length; i++) {
         if (
           isBoundary(children[i]!.lastKey, level) || i === children.length - 1
         ) {
           const group = children.slice(start, i + 1);
-          const count = group.reduce((n, c) => n + c.count, 0);
-          parents.push(
-            await this.#put(
-              [
-                level,
-                group.map((c) => c.lastKey),
-                group.map((c) => c.hash),
-                group.map((c) => c.size),
-                group.map((c) => c.count),
-              ],
-              group.at(-1)!.lastKey,
-              count,
-            ),
-          );
+          parents.push({
+            node: [
+              level,
+              group.map((c) => c.lastKey),
+              group.map((c) => c.hash),
+              group.map((c) => c.size),
+              group.map((c) => c.count),
+            ],
+            lastKey: group.at(-1)!.lastKey,
+            count: group.reduce((n, c) => n + c.count, 0),
+          });
           start = i + 1;
         }
       }
-      children = parents;
+      children = await this.#putAll(parents);
     }
     const root = children[0]!;
     return { hash: root.hash, size: root.size, level, count: root.count };
@@ -254,11 +280,13 @@ export class TreeStore {
       if (list === undefined) editsAt.set(li, list = []);
       list.push(key);
     }
-    const out: Child[] = [];
+    // Unchanged leaves stay; each edited run of leaves becomes new leaves, all written at once.
+    const parts: (Child | Spec[])[] = [];
+    const fresh: Spec[] = [];
     let i = 0;
     while (i < leaves.length) {
       if (!editsAt.has(i)) {
-        out.push(leaves[i]!);
+        parts.push(leaves[i]!);
         i++;
         continue;
       }
@@ -276,8 +304,18 @@ export class TreeStore {
           (last === undefined || isBoundary(last, 0)) && !editsAt.has(j)
         ) break;
       }
-      out.push(...await this.#leaves(keys, values));
+      const specs = this.#cut(keys, values);
+      parts.push(specs);
+      fresh.push(...specs);
       i = j;
+    }
+    const written = await this.#putAll(fresh);
+    const out: Child[] = [];
+    let w = 0;
+    for (const part of parts) {
+      if (Array.isArray(part)) {
+        for (let k = 0; k < part.length; k++) out.push(written[w++]!);
+      } else out.push(part);
     }
     return await this.#root(out, 0);
   }
