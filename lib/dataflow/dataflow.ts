@@ -209,6 +209,13 @@ interface FlowState {
   ops: Record<string, OpState>;
 }
 
+/** One key's change: the value before and after (undefined when absent). */
+interface TreeChangeLike {
+  key: string;
+  before?: unknown;
+  after?: unknown;
+}
+
 const SEP = "\u0000";
 const SEP_END = "\u0001";
 
@@ -277,7 +284,12 @@ export class Dataflow {
   readonly #options: DataflowOptions;
   readonly #ops: OpDef[] = [];
   readonly #byName = new Map<string, OpDef>();
-  #last: { store: Store; state: FlowState } | undefined;
+  #last: { store: Store; run: string; state: FlowState } | undefined;
+  /** Output changes of the operators computed in this process's last run, for materializing. */
+  #deltas = new Map<
+    string,
+    { from: string; to: string; changes: TreeChangeLike[] }
+  >();
   #materialized = new Map<string, { id: string; value: unknown }>();
   #materializedStore: Store | undefined;
 
@@ -630,7 +642,8 @@ export class Dataflow {
     for (const event of held) this.#options.onEvent?.(event);
     const warnings: string[] = [];
     try {
-      const base = await this.#readLatest(store, job.run);
+      this.#deltas.clear();
+      const base = await this.#previousState(store, job);
       const state = await this.#execute(
         job,
         trees,
@@ -649,7 +662,7 @@ export class Dataflow {
           Object.entries(state.ops).map(([n, s]) => [n, s.stats]),
         ),
       });
-      this.#last = { store, state };
+      this.#last = { store, run: job.run, state };
       const values = options.materialize === false
         ? undefined
         : await this.#materialize(store, trees, state);
@@ -695,6 +708,18 @@ export class Dataflow {
     }
   }
 
+  /** The state this run starts from: the one this process just wrote, or the store's newest. */
+  async #previousState(store: Store, job: Job): Promise<FlowState | undefined> {
+    const last = this.#last;
+    if (last?.store === store && !job.resumed) {
+      const runs = await store.listRuns(this.name);
+      if (runs.at(-1) === job.run && runs.at(-2) === last.run) {
+        return last.state;
+      }
+    }
+    return await this.#readLatest(store, job.run);
+  }
+
   /** The state of the newest completed run (other than `exceptRun`), read without the lock. */
   async #readLatest(
     store: Store,
@@ -717,7 +742,12 @@ export class Dataflow {
     options: ReadOptions,
   ): Promise<{ store: Store; state: FlowState | undefined }> {
     const store = await resolveStore(options.store ?? this.#options.store);
-    if (this.#last?.store === store) return { store, state: this.#last.state };
+    if (this.#last?.store === store) {
+      const runs = await store.listRuns(this.name);
+      if (runs.at(-1) === this.#last.run) {
+        return { store, state: this.#last.state };
+      }
+    }
     return { store, state: await this.#readLatest(store) };
   }
 
@@ -852,17 +882,57 @@ export class Dataflow {
     trees: TreeStore,
     before: TreeRef | null,
     after: TreeRef | null,
+    record?: string,
   ): Promise<
     { added: number; changed: number; removed: number; keys: string[] }
   > {
     const counts = { added: 0, changed: 0, removed: 0, keys: [] as string[] };
     if ((before?.hash ?? null) === (after?.hash ?? null)) return counts;
+    const changes: TreeChangeLike[] = [];
     for await (const change of trees.diff(before, after)) {
       if (change.before === undefined) counts.added++;
       else if (change.after === undefined) counts.removed++;
       else counts.changed++;
       if (counts.keys.length < 10) counts.keys.push(change.key);
+      if (record !== undefined) changes.push(change);
     }
+    if (record !== undefined) {
+      this.#deltas.set(record, {
+        from: before?.hash ?? "",
+        to: after?.hash ?? "",
+        changes,
+      });
+    }
+    return counts;
+  }
+
+  /** Count what applied edits changed (reading old values the update just cached), and keep the changes for materializing. */
+  async #countEdits(
+    name: string,
+    trees: TreeStore,
+    before: TreeRef | null,
+    after: TreeRef | null,
+    edits: TreeEdit[],
+  ): Promise<
+    { added: number; changed: number; removed: number; keys: string[] }
+  > {
+    const counts = { added: 0, changed: 0, removed: 0, keys: [] as string[] };
+    const changes: TreeChangeLike[] = [];
+    for (const [key, value] of edits) {
+      const old = await trees.get(before, key);
+      if (old === undefined && value === undefined) continue;
+      if (old === undefined) counts.added++;
+      else if (value === undefined) counts.removed++;
+      else if (!sameValue(old, value)) counts.changed++;
+      else continue;
+      changes.push({ key, before: old, after: value });
+      if (counts.keys.length < 10) counts.keys.push(key);
+    }
+    this.#deltas.set(name, {
+      from: before?.hash ?? "",
+      to: after?.hash ?? "",
+      changes: changes.sort((a, b) => compare(a.key, b.key)),
+    });
     return counts;
   }
 
@@ -904,7 +974,7 @@ export class Dataflow {
         out = await trees.build(input.entries);
       }
     }
-    const counts = await this.#countChanges(trees, old, out);
+    const counts = await this.#countChanges(trees, old, out, op.name);
     if (op.time !== undefined && (old?.hash ?? null) !== (out?.hash ?? null)) {
       const edits: TreeEdit[] = [];
       for await (const change of trees.diff(old, out)) {
@@ -1039,7 +1109,15 @@ export class Dataflow {
         counter,
         ctx.signal,
       );
-      const counts = await this.#countChanges(trees, oldOut, result.out);
+      const counts = why.full
+        ? await this.#countChanges(trees, oldOut, result.out)
+        : await this.#countEdits(
+          op.name,
+          trees,
+          oldOut,
+          result.out,
+          result.applied,
+        );
       const state: OpState = {
         kind: op.kind,
         version: op.version,
@@ -1083,7 +1161,13 @@ export class Dataflow {
     trees: TreeStore,
     counter: { calls: number },
     signal: AbortSignal,
-  ): Promise<{ out: TreeRef | null; aux: Record<string, TreeRef | null> }> {
+  ): Promise<
+    {
+      out: TreeRef | null;
+      aux: Record<string, TreeRef | null>;
+      applied: TreeEdit[];
+    }
+  > {
     const fn = op.fn!;
     const prevOut = prev?.out ?? null;
     const call = async (...args: unknown[]) => {
@@ -1113,15 +1197,15 @@ export class Dataflow {
       }
       return out;
     };
-    const apply = async (edits: TreeEdit[]) =>
-      full
+    let applied: TreeEdit[] = [];
+    const apply = async (edits: TreeEdit[]) => {
+      applied = await settle(edits);
+      return full
         ? await trees.build(
-          (await settle(edits)).filter((e) => e[1] !== undefined) as [
-            string,
-            unknown,
-          ][],
+          applied.filter((e) => e[1] !== undefined) as [string, unknown][],
         )
-        : await trees.update(prevOut, await settle(edits));
+        : await trees.update(prevOut, applied);
+    };
     const changesOf = async function* (i: number) {
       if (!full) {
         yield* deltas[i]!;
@@ -1146,7 +1230,7 @@ export class Dataflow {
               : checked(c.key, await call(c.after, c.key)),
           ]);
         }
-        return { out: await apply(edits), aux: {} };
+        return { out: await apply(edits), aux: {}, applied };
       }
       case "filter": {
         const edits: TreeEdit[] = [];
@@ -1155,7 +1239,7 @@ export class Dataflow {
             Boolean(await call(c.after, c.key));
           edits.push([c.key, keep ? c.after : undefined]);
         }
-        return { out: await apply(edits), aux: {} };
+        return { out: await apply(edits), aux: {}, applied };
       }
       case "groupReduce": {
         const groupOf = (value: unknown, key: string): string => {
@@ -1223,7 +1307,7 @@ export class Dataflow {
             ]);
           }
         }
-        return { out: await apply(edits), aux: { members } };
+        return { out: await apply(edits), aux: { members }, applied };
       }
       case "join": {
         const [left, right] = [ins[0]!.out, ins[1]!.out];
@@ -1253,7 +1337,7 @@ export class Dataflow {
             ]);
           }
         }
-        return { out: await apply(edits), aux: {} };
+        return { out: await apply(edits), aux: {}, applied };
       }
       default:
         throw new TypeError(`Cannot compute operator kind "${op.kind}"`);
@@ -1374,9 +1458,13 @@ export class Dataflow {
         op.value === undefined && cached !== undefined &&
         cached.id === (op.prevOut === null ? "empty" : `t:${op.prevOut.hash}`)
       ) {
+        const delta = this.#deltas.get(name);
         value = await this.#patch(
           cached.value as Map<string, unknown>,
-          trees.diff(op.prevOut, op.out),
+          delta !== undefined && delta.from === (op.prevOut?.hash ?? "") &&
+            delta.to === (op.out?.hash ?? "")
+            ? delta.changes
+            : trees.diff(op.prevOut, op.out),
         );
       } else value = await this.#valueOf(trees, store, op);
       this.#materialized.set(name, { id, value });
@@ -1388,7 +1476,7 @@ export class Dataflow {
   /** A copy of a key-ordered map with changes applied, still in key order. */
   async #patch(
     old: Map<string, unknown>,
-    changes: AsyncIterable<{ key: string; after?: unknown; before?: unknown }>,
+    changes: AsyncIterable<TreeChangeLike> | Iterable<TreeChangeLike>,
   ): Promise<Map<string, unknown>> {
     const added: [string, unknown][] = [];
     const map = new Map(old);
