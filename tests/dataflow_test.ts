@@ -98,6 +98,9 @@ test("Dataflow.run() computes the issue's example and then only what changed", a
   assert.equal(second.nodes.customers!.status, "hit");
   assert.equal(second.nodes.clean!.changed, 1);
   assert.deepEqual(second.get("top"), ["Bob", "Ann"]);
+  // An earlier result keeps its outputs.
+  assert.equal(first.get<Map<string, Order>>("clean").get("o2")!.qty, 1);
+  assert.equal(second.get<Map<string, Order>>("clean").get("o2")!.qty, 3);
   assert.equal(second.time, 2);
 });
 

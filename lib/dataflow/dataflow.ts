@@ -290,7 +290,7 @@ export class Dataflow {
     string,
     { from: string; to: string; changes: TreeChangeLike[] }
   >();
-  #materialized = new Map<string, { id: string; value: unknown }>();
+  #materialized = new Map<string, Materialized>();
   #materializedStore: Store | undefined;
 
   /**
@@ -691,7 +691,7 @@ export class Dataflow {
               }`,
             );
           }
-          return values.get(name) as T;
+          return force(values.get(name)!) as T;
         },
       };
     } catch (error) {
@@ -1439,66 +1439,48 @@ export class Dataflow {
     return map;
   }
 
+  /** Each output, ready or as a patch of the previous run's (applied when first asked for). */
   async #materialize(
     store: Store,
     trees: TreeStore,
     state: FlowState,
-  ): Promise<Map<string, unknown>> {
+  ): Promise<Map<string, Materialized>> {
     if (this.#materializedStore !== store) {
       this.#materialized.clear();
       this.#materializedStore = store;
     }
-    const out = new Map<string, unknown>();
+    const out = new Map<string, Materialized>();
     for (const [name, op] of Object.entries(state.ops)) {
       const id = identity(op);
       const cached = this.#materialized.get(name);
-      let value: unknown;
-      if (cached?.id === id) value = cached.value;
+      let entry: Materialized;
+      if (cached?.id === id) entry = cached;
       else if (
         op.value === undefined && cached !== undefined &&
         cached.id === (op.prevOut === null ? "empty" : `t:${op.prevOut.hash}`)
       ) {
         const delta = this.#deltas.get(name);
-        value = await this.#patch(
-          cached.value as Map<string, unknown>,
+        let changes: TreeChangeLike[];
+        if (
           delta !== undefined && delta.from === (op.prevOut?.hash ?? "") &&
-            delta.to === (op.out?.hash ?? "")
-            ? delta.changes
-            : trees.diff(op.prevOut, op.out),
-        );
-      } else value = await this.#valueOf(trees, store, op);
-      this.#materialized.set(name, { id, value });
-      out.set(name, value);
+          delta.to === (op.out?.hash ?? "")
+        ) changes = delta.changes;
+        else {
+          changes = [];
+          for await (const c of trees.diff(op.prevOut, op.out)) changes.push(c);
+        }
+        entry = { id, ready: false, value: undefined, base: cached, changes };
+      } else {
+        entry = {
+          id,
+          ready: true,
+          value: await this.#valueOf(trees, store, op),
+        };
+      }
+      this.#materialized.set(name, entry);
+      out.set(name, entry);
     }
     return out;
-  }
-
-  /** A copy of a key-ordered map with changes applied, still in key order. */
-  async #patch(
-    old: Map<string, unknown>,
-    changes: AsyncIterable<TreeChangeLike> | Iterable<TreeChangeLike>,
-  ): Promise<Map<string, unknown>> {
-    const added: [string, unknown][] = [];
-    const map = new Map(old);
-    for await (const change of changes) {
-      if (change.after === undefined) map.delete(change.key);
-      else if (change.before === undefined) {
-        added.push([change.key, change.after]);
-      } else map.set(change.key, change.after);
-    }
-    if (added.length === 0) return map;
-    // Merge the new keys (in key order, as the diff yields them) into place.
-    const merged = new Map<string, unknown>();
-    let i = 0;
-    for (const [key, value] of map) {
-      while (i < added.length && compare(added[i]![0], key) < 0) {
-        merged.set(added[i]![0], added[i]![1]);
-        i++;
-      }
-      merged.set(key, value);
-    }
-    for (; i < added.length; i++) merged.set(added[i]![0], added[i]![1]);
-    return merged;
   }
 
   /**
@@ -1612,6 +1594,56 @@ export class Dataflow {
       }
     }
   }
+}
+
+/** An output kept in memory: a value, or a patch on an earlier output not applied yet. */
+interface Materialized {
+  id: string;
+  ready: boolean;
+  value: unknown;
+  base?: Materialized;
+  changes?: TreeChangeLike[];
+}
+
+/** The value of a materialized output, applying pending patches (each to a copy). */
+function force(entry: Materialized): unknown {
+  if (!entry.ready) {
+    entry.value = patch(
+      force(entry.base!) as Map<string, unknown>,
+      entry.changes!,
+    );
+    entry.ready = true;
+    delete entry.base;
+    delete entry.changes;
+  }
+  return entry.value;
+}
+
+/** A copy of a key-ordered map with changes (in key order) applied, still in key order. */
+function patch(
+  old: Map<string, unknown>,
+  changes: TreeChangeLike[],
+): Map<string, unknown> {
+  const added: [string, unknown][] = [];
+  const map = new Map(old);
+  for (const change of changes) {
+    if (change.after === undefined) map.delete(change.key);
+    else if (change.before === undefined) {
+      added.push([change.key, change.after]);
+    } else map.set(change.key, change.after);
+  }
+  if (added.length === 0) return map;
+  const merged = new Map<string, unknown>();
+  let i = 0;
+  for (const [key, value] of map) {
+    while (i < added.length && compare(added[i]![0], key) < 0) {
+      merged.set(added[i]![0], added[i]![1]);
+      i++;
+    }
+    merged.set(key, value);
+  }
+  for (; i < added.length; i++) merged.set(added[i]![0], added[i]![1]);
+  return merged;
 }
 
 function describe(node: string, op: OpState): string {
