@@ -8,7 +8,9 @@ import { encodeValue } from "../../store/cbor.ts";
 
 /** One change to a keyed collection: `diff` copies of `(key, value)` were added (negative: removed) at `time`. */
 export interface Update<V = unknown> {
+  /** The key. */
   key: string;
+  /** The value inserted or retracted. */
   value: V;
   /** The logical time of the change (the dataflow's run number). */
   time: number;

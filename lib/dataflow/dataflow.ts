@@ -92,9 +92,11 @@ export interface NodeStats {
   status: "ran" | "hit" | "cutoff" | "skipped";
   /** Executions of the operator's function in the run. */
   calls: number;
-  /** Output keys added, changed and removed (a node counts as one key). */
+  /** Output keys added (a node counts as one key). */
   added: number;
+  /** Output keys whose value changed. */
   changed: number;
+  /** Output keys removed. */
   removed: number;
 }
 
@@ -294,6 +296,8 @@ export class Dataflow {
   #materializedStore: Store | undefined;
 
   /**
+   * Declare a dataflow; add its inputs and operators, then `run` it.
+   *
    * @param name The dataflow's name: its job name (`[A-Za-z0-9._-]`).
    * @param options Store, events and lock options.
    */

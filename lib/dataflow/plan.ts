@@ -52,7 +52,7 @@ export interface PlanGraph {
  * @param b Another time.
  * @returns Negative, zero or positive.
  *
- * @example
+ * @example Days as strings, indexes as numbers
  * ```ts
  * import assert from "node:assert/strict";
  * import { compareTime } from "./plan.ts";
