@@ -636,7 +636,10 @@ export class Dataflow {
       ...(this.#options.lock === undefined ? {} : { lock: this.#options.lock }),
       ...(onEvent === undefined ? {} : { onEvent }),
     });
-    let job = await openJob(this.name, jobOptions(false, relay));
+    // When this process completed the newest run, a new run is due: skip the look at it.
+    const known = this.#last?.store === store &&
+      (await store.listRuns(this.name)).at(-1) === this.#last.run;
+    let job = await openJob(this.name, jobOptions(known, relay));
     if (job.status === "completed") {
       await job.close();
       held.length = 0;
