@@ -793,7 +793,9 @@ export class Job {
       if (
         done?.output.kind === "stream" &&
         done.output.items.length === items.length &&
-        done.output.items.every((item, i) => item[0]!.hash === items[i]![0]!.hash)
+        done.output.items.every((item, i) =>
+          item[0]!.hash === items[i]![0]!.hash
+        )
       ) return;
       if (this.#stop.signal.aborted) {
         this.#refused++;
