@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { seededRandom } from "../lib/random.ts";
 import { replayJob } from "../lib/replay.ts";
 import { openFsStore } from "../store/fs.ts";
 import { killAfterLines, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { LONG, testRandom } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/dataflow_kill_child.ts", import.meta.url);
 
@@ -18,17 +18,13 @@ async function finish(store: string, phase: number): Promise<string> {
 }
 
 test("Dataflow.run() killed by SIGKILL mid-run, then rerun, equals an uninterrupted run", async () => {
-  const seed = Number(
-    process.env.CAIRN_SEED ?? Math.floor(Math.random() * 2 ** 31),
-  );
-  console.log(`dataflow kill seed: ${seed} (rerun with CAIRN_SEED=${seed})`);
-  const random = seededRandom(seed);
+  const { seed, random } = testRandom("dataflow kill");
   const dir = await tempDir();
   const reference = join(dir, "reference");
   await finish(reference, 1);
   const expected = await finish(reference, 2);
   // Phase 2 makes 15 map calls, 6 group calls and 1 node call.
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < (LONG ? 15 : 3); attempt++) {
     const store = join(dir, `killed-${attempt}`);
     await finish(store, 1);
     const killAt = 1 + Math.floor(random() * 21);

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "npm:fast-check@^4.3.0";
+import { propertyRuns, testRandom } from "./test_seed.ts";
 import { type Collection, Dataflow, type Node } from "../lib/dataflow/mod.ts";
 
 interface Row {
@@ -154,12 +155,7 @@ function plain(value: unknown): unknown {
 }
 
 test("Dataflow.run() incremental results equal a full recompute after every edit", async () => {
-  const seed = Number(
-    process.env.CAIRN_SEED ?? Math.floor(Math.random() * 2 ** 31),
-  );
-  console.log(
-    `dataflow property seed: ${seed} (rerun with CAIRN_SEED=${seed})`,
-  );
+  const { seed } = testRandom("dataflow property");
   await fc.assert(
     fc.asyncProperty(
       fc.array(opArb, { minLength: 1, maxLength: 6 }),
@@ -200,6 +196,6 @@ test("Dataflow.run() incremental results equal a full recompute after every edit
         }
       },
     ),
-    { seed, numRuns: Number(process.env.CAIRN_PROPERTY_RUNS ?? 40) },
+    { ...propertyRuns(200), seed },
   );
 });
