@@ -913,6 +913,21 @@ export class Dataflow {
     return counts;
   }
 
+  /** An output this process holds in memory for exactly the stored version `tree`, if any. */
+  #knownOutput(
+    trees: TreeStore,
+    name: string,
+    tree: TreeRef | null,
+  ): Map<string, unknown> | undefined {
+    const entry = this.#materialized.get(name);
+    if (
+      this.#materializedStore === undefined ||
+      treesOf(this.#materializedStore) !== trees || entry === undefined ||
+      entry.id !== (tree === null ? "empty" : `t:${tree.hash}`)
+    ) return undefined;
+    return force(entry) as Map<string, unknown>;
+  }
+
   /** Count what applied edits changed (reading old values the update just cached), and keep the changes for materializing. */
   async #countEdits(
     name: string,
@@ -978,7 +993,19 @@ export class Dataflow {
         }
         out = await trees.update(old, edits);
       } else {
-        out = await trees.build(input.entries);
+        const known = this.#knownOutput(trees, op.name, old);
+        if (known === undefined) out = await trees.build(input.entries);
+        else {
+          // The stored version is in memory: diff against it, write only what changed.
+          const edits: TreeEdit[] = [];
+          for (const key of known.keys()) {
+            if (!input.entries.has(key)) edits.push([key, undefined]);
+          }
+          for (const [key, value] of input.entries) {
+            if (!sameValue(known.get(key), value)) edits.push([key, value]);
+          }
+          out = await trees.update(old, edits);
+        }
       }
     }
     const counts = await this.#countChanges(trees, old, out, op.name);
