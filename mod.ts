@@ -8,7 +8,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { runJob } from "./mod.ts";
- * const sum = await runJob("doc-example", { store: "memory:", handleSignals: false }, async (job) => {
+ * const sum = await runJob("doc-example", { store: "memory:" }, async (job) => {
  *   let total = 0;
  *   for (let i = 0; i < 4; i++) total += await job.step(`part-${i}`, () => i * i);
  *   return total;
@@ -34,6 +34,7 @@ export * from "./lib/open_store.ts";
 export * from "./lib/records.ts";
 export * from "./lib/events.ts";
 export * from "./lib/job.ts";
+export * from "./lib/signals.ts";
 export * from "./lib/replay.ts";
 export * from "./lib/retry.ts";
 export * from "./lib/output.ts";
@@ -44,6 +45,29 @@ export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
+export {
+  AuditHooks,
+  CheckpointHooks,
+  type CheckpointState,
+  type CheckpointStore,
+  type Component,
+  type ComponentContext,
+  composeHooks,
+  listResumable,
+  loadPipelineConfig,
+  LoggingHooks,
+  MetricsHooks,
+  type PipelineConfig,
+  PipelineConfigChangedError,
+  PipelineConfigError,
+  type PipelineHooks,
+  pipelineOutput,
+  type PipelineRun,
+  registerComponent,
+  resumePipeline,
+  runPipeline,
+  type RunPipelineOptions,
+} from "./lib/pipeline/mod.ts";
 export {
   type Collection,
   consolidate,
@@ -69,4 +93,3 @@ export {
   type TimeRange,
   timeRangeContains,
   type Update,
-} from "./lib/dataflow/mod.ts";

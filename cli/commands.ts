@@ -8,6 +8,7 @@ import type { Command } from "./command.ts";
 import { dataflowCommand } from "./dataflow_command.ts";
 import { demoCommand } from "./demo.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
+import { pipelineCommand } from "./pipeline_command.ts";
 import { repairCommand } from "./repair_command.ts";
 import { STORE_COMMANDS } from "./store_commands.ts";
 
@@ -17,5 +18,6 @@ export const COMMANDS: Command[] = [
   ...STORE_COMMANDS,
   repairCommand,
   ...KNN_COMMANDS,
+  pipelineCommand,
   dataflowCommand,
 ];

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { COMMANDS } from "../cli/commands.ts";
 import { openJob } from "../lib/job.ts";
 import { openFsStore } from "../store/fs.ts";
-import { parseNpyHeader } from "../lib/knn/npy.ts";
+import { parseNpyHeader } from "../lib/io/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
 import { runCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
