@@ -2,7 +2,8 @@
  * `cairn dataflow run|plan|explain MODULE`: run an incremental dataflow that a
  * module exports, plan a time-range recompute, or say why a node ran. MODULE
  * exports `dataflow` (a `Dataflow`) and `inputs` (an object of input name to
- * source, or a function returning one). The CLI runs it on `--store`.
+ * source, or a function returning one). The CLI runs it on `--store` when
+ * given, else on the store the dataflow names (whose default is the CLI's).
  *
  * @module
  */
@@ -15,6 +16,7 @@ import type {
   Time,
 } from "../lib/dataflow/mod.ts";
 import { InterruptedError } from "../lib/job.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import type { Store } from "../store/store.ts";
 import {
   type CliContext,
@@ -50,6 +52,18 @@ async function badInputIsUsage<T>(work: () => Promise<T>): Promise<T> {
     ) throw new UsageError(error.message);
     throw error;
   }
+}
+
+/** The store `--store` names, or undefined to use the dataflow's own (which defaults like the CLI's). */
+async function explicitStore(
+  ctx: CliContext,
+  args: CommandArgs,
+): Promise<Store | undefined> {
+  return typeof args.values.store === "string" ? await ctx.store() : undefined;
+}
+
+function storeOption(store: Store | undefined): { store?: Store } {
+  return store === undefined ? {} : { store };
 }
 
 async function load(args: CommandArgs): Promise<Loaded> {
@@ -97,7 +111,7 @@ function parseTime(text: string): Time {
 
 /** The plan `--source/--from/--to` ask for, or undefined without `--from`/`--to`. */
 async function requestedPlan(
-  store: Store,
+  store: Store | undefined,
   dataflow: Dataflow,
   args: CommandArgs,
 ): Promise<RecomputePlan | undefined> {
@@ -119,7 +133,7 @@ async function requestedPlan(
     dataflow.plan({
       timeRange: { from: parseTime(from), to: parseTime(to) },
       ...(source === undefined ? {} : { source }),
-    }, { store })
+    }, storeOption(store))
   );
 }
 
@@ -180,7 +194,7 @@ const runCommand: Command = {
   summary: "Bring a dataflow up to date: recompute only what changed",
   usage: "cairn dataflow run MODULE [--source NAME --from T --to T]",
   description:
-    "MODULE exports `dataflow` (a Dataflow) and `inputs` (input name to a Record, Map, [key, value] pairs, { file, key } or { upsert, delete }; or a function returning that). The run is a job on --store: it takes the lock, resumes after a kill, and shows in ls, show, verify, forget and gc. With --from and --to, only the plan's nodes run and only that time range of the source is replaced.",
+    "MODULE exports `dataflow` (a Dataflow) and `inputs` (input name to a Record, Map, [key, value] pairs, { file, key } or { upsert, delete }; or a function returning that). The run is a job on --store (without it, on the store the dataflow was created with): it takes the lock, resumes after a kill, and shows in ls, show, verify, forget and gc. With --from and --to, only the plan's nodes run and only that time range of the source is replaced.",
   options: RANGE_OPTIONS,
   positionals: true,
   examples: [
@@ -188,25 +202,15 @@ const runCommand: Command = {
     "cairn dataflow run flow.ts --source events --from 2026-11-24 --to 2026-11-24",
   ],
   async run(ctx, args) {
-    const store = await ctx.store();
+    const store = await explicitStore(ctx, args);
     const { dataflow, inputs } = await load(args);
     const plan = await requestedPlan(store, dataflow, args);
     const data = await badInputIsUsage(inputs);
-    const stop = new AbortController();
-    let exitCode = EXIT.sigint as number;
-    const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-      const handler = () => {
-        if (stop.signal.aborted) process.exit(exitCode);
-        exitCode = sig === "SIGINT" ? EXIT.sigint : EXIT.sigterm;
-        stop.abort();
-      };
-      process.on(sig, handler);
-      return [sig, handler] as const;
-    });
+    const stop = abortOnSignals({ exitOnSecondSignal: true });
     try {
       const result = await badInputIsUsage(() =>
         dataflow.run(data as never, {
-          store,
+          ...storeOption(store),
           signal: stop.signal,
           ...(plan === undefined ? {} : { plan }),
         })
@@ -215,13 +219,17 @@ const runCommand: Command = {
       printRun(ctx, result);
       return EXIT.ok;
     } catch (error) {
-      if (error instanceof InterruptedError) {
-        ctx.warn(error.message);
-        return exitCode;
+      if (error instanceof InterruptedError || stop.signal.aborted) {
+        ctx.warn(
+          error instanceof Error
+            ? error.message
+            : "Interrupted; rerun to resume",
+        );
+        return stop.exitCode ?? EXIT.sigint;
       }
       throw error;
     } finally {
-      for (const [sig, handler] of handlers) process.off(sig, handler);
+      stop.dispose();
     }
   },
 };
@@ -238,10 +246,10 @@ const planCommand: Command = {
     "cairn dataflow plan flow.ts --source events --from 2026-11-24 --to 2026-11-24",
   ],
   async run(ctx, args) {
-    const store = await ctx.store();
+    const store = await explicitStore(ctx, args);
     const { dataflow } = await load(args);
     const plan = await requestedPlan(store, dataflow, args);
-    const frontiers = await dataflow.frontiers({ store });
+    const frontiers = await dataflow.frontiers(storeOption(store));
     const nodes = plan?.nodes ?? dataflow.nodes;
     ctx.result(
       {
@@ -278,7 +286,7 @@ const explainCommand: Command = {
   positionals: true,
   examples: ["cairn dataflow explain flow.ts per-customer"],
   async run(ctx, args) {
-    const store = await ctx.store();
+    const store = await explicitStore(ctx, args);
     const { dataflow } = await load(args);
     const node = args.positionals[1];
     if (node === undefined) {
@@ -288,7 +296,9 @@ const explainCommand: Command = {
         }`,
       );
     }
-    const why = await badInputIsUsage(() => dataflow.explain(node, { store }));
+    const why = await badInputIsUsage(() =>
+      dataflow.explain(node, storeOption(store))
+    );
     ctx.result(why, () => ctx.out(why.message));
     return EXIT.ok;
   },
