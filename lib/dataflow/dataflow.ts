@@ -16,7 +16,7 @@ import type { JobEvent } from "../events.ts";
 import { InterruptedError, type Job, openJob } from "../job.ts";
 import { resolveStore } from "../open_store.ts";
 import { readValueChunks } from "../output.ts";
-import { replayRun } from "../replay.ts";
+import { compareRuns, replayRun } from "../replay.ts";
 import type { Update } from "./consolidate.ts";
 import { type InputSource, normalizeInput } from "./_inputs.ts";
 import {
@@ -638,7 +638,8 @@ export class Dataflow {
     });
     // When this process completed the newest run, a new run is due: skip the look at it.
     const known = this.#last?.store === store &&
-      (await store.listRuns(this.name)).at(-1) === this.#last.run;
+      (await store.listRuns(this.name)).sort(compareRuns).at(-1) ===
+        this.#last.run;
     let job = await openJob(this.name, jobOptions(known, relay));
     if (job.status === "completed") {
       await job.close();
@@ -719,7 +720,7 @@ export class Dataflow {
   async #previousState(store: Store, job: Job): Promise<FlowState | undefined> {
     const last = this.#last;
     if (last?.store === store && !job.resumed) {
-      const runs = await store.listRuns(this.name);
+      const runs = (await store.listRuns(this.name)).sort(compareRuns);
       if (runs.at(-1) === job.run && runs.at(-2) === last.run) {
         return last.state;
       }
@@ -732,7 +733,7 @@ export class Dataflow {
     store: Store,
     exceptRun?: string,
   ): Promise<FlowState | undefined> {
-    const runs = await store.listRuns(this.name);
+    const runs = (await store.listRuns(this.name)).sort(compareRuns);
     for (let i = runs.length - 1; i >= 0; i--) {
       if (runs[i] === exceptRun) continue;
       const run = await replayRun(store, this.name, runs[i]!);
@@ -750,7 +751,7 @@ export class Dataflow {
   ): Promise<{ store: Store; state: FlowState | undefined }> {
     const store = await resolveStore(options.store ?? this.#options.store);
     if (this.#last?.store === store) {
-      const runs = await store.listRuns(this.name);
+      const runs = (await store.listRuns(this.name)).sort(compareRuns);
       if (runs.at(-1) === this.#last.run) {
         return { store, state: this.#last.state };
       }
