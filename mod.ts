@@ -93,3 +93,4 @@ export {
   type TimeRange,
   timeRangeContains,
   type Update,
+} from "./lib/dataflow/mod.ts";
