@@ -45,6 +45,43 @@ export * from "./lib/gc.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
+// The dataset processors family (its built-in processors are in
+// "@cairn/cairn/processor" and, by name, in getProcessor).
+export { BaseProcessor } from "./lib/processor/base_processor.ts";
+export {
+  type ProcessorRunOptions,
+  type ProcessorRunResult,
+  resumeProcessor,
+  type ResumeProcessorOptions,
+  runProcessor,
+  type RunProcessorOptions,
+} from "./lib/processor/run.ts";
+export {
+  type CheckpointSummary,
+  listProcessorDatasets,
+  processedItems,
+  type ProcessedItemsOptions,
+  type ProcessorDataset,
+  type ProcessorStatus,
+  processorStatus,
+  type ProcessorStatusOptions,
+} from "./lib/processor/status.ts";
+export {
+  getProcessor,
+  loadProcessor,
+  processorNames,
+  registerProcessor,
+} from "./lib/processor/registry.ts";
+export type {
+  CheckpointStatus,
+  ItemError,
+  ProcessContext,
+  Processor,
+  ProcessorCheckpointState,
+  ProcessorEvent,
+  ProcessorItem,
+  SetupContext,
+} from "./lib/processor/types.ts";
 export {
   AuditHooks,
   CheckpointHooks,
