@@ -2,9 +2,11 @@
  * The `cairn` command line: global options, dispatch to the commands listed
  * in `cli/commands.ts`, help, and the mapping from errors to exit codes.
  *
- * Exit codes: 0 ok, 1 job failed (or another error), 2 usage error,
- * 3 job locked, 4 `verify` found problems, 130/143 interrupted by
- * SIGINT/SIGTERM (rerun to resume).
+ * Exit codes: 0 ok; 1 failed, rerun to resume; 2 usage or input error
+ * (UsageError, TypeError, RangeError, SyntaxError, ConfigChangedError, a path
+ * to fix); 3 job locked; 4 `verify` found problems; 130/143 interrupted by
+ * SIGINT/SIGTERM (rerun to resume). {@linkcode exitCodeOf} is the one place
+ * that maps errors to codes, next to the flag hints per error class.
  *
  * @example Run a command in-process
  * ```ts ignore
@@ -17,7 +19,8 @@
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { parseDuration } from "../lib/duration.ts";
-import { InterruptedError } from "../lib/job.ts";
+import { ConfigChangedError, InterruptedError } from "../lib/job.ts";
+import { CorruptChunkError, MissingChunkError } from "../store/chunk_store.ts";
 import { defaultStoreLocation, openStore } from "../lib/open_store.ts";
 import { LockedError } from "../store/lock.ts";
 import type { Store } from "../store/store.ts";
@@ -101,7 +104,7 @@ const TOP_OPTIONS: OptionSpec = {
 };
 
 const EXIT_CODES =
-  "Exit codes: 0 ok, 1 job failed, 2 usage error, 3 job locked by another process, 4 verify found problems, 130/143 interrupted by SIGINT/SIGTERM (rerun to resume)";
+  "Exit codes: 0 ok; 1 failed, rerun to resume; 2 usage or input error (bad flag or value, unknown job or run, refused config change: rerunning as is cannot help); 3 job locked by another process; 4 verify found problems; 130/143 interrupted by SIGINT/SIGTERM (rerun to resume)";
 
 /**
  * Parsed command line.
@@ -424,11 +427,90 @@ export function commandHelp(command: Command): string {
   ].join("\n");
 }
 
-function exitCodeOf(error: unknown): number {
-  if (error instanceof UsageError) return EXIT.usage;
+/** Errno codes that name a path the user must fix (exit 2), or space to free (exit 1). */
+const PATH_ERRNO: Record<string, string> = {
+  EACCES:
+    "permission denied; make it accessible to this user or pick another path",
+  EPERM:
+    "operation not permitted; make it accessible to this user or pick another path",
+  EROFS: "it is on a read-only file system; pick a path on a writable one",
+  ENOTDIR: "a part of the path is a file, not a directory; fix the path",
+  EISDIR: "it is a directory where a file was expected; fix the path",
+  ENOSPC: "no space left on the device; free space and rerun to resume",
+};
+
+/**
+ * The one mapping from errors to exit codes (see {@linkcode EXIT}).
+ *
+ * @param error What a command threw.
+ * @returns The exit code.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { exitCodeOf } from "./main.ts";
+ * assert.equal(exitCodeOf(new RangeError("x")), 2);
+ * assert.equal(exitCodeOf(new Error("x")), 1);
+ * ```
+ */
+export function exitCodeOf(error: unknown): number {
   if (error instanceof LockedError) return EXIT.locked;
   if (error instanceof InterruptedError) return error.exitCode;
+  if (
+    error instanceof UsageError || error instanceof TypeError ||
+    error instanceof RangeError || error instanceof SyntaxError ||
+    error instanceof ConfigChangedError
+  ) return EXIT.usage;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === "string" && code in PATH_ERRNO) {
+    return code === "ENOSPC" ? EXIT.failed : EXIT.usage;
+  }
   return EXIT.failed;
+}
+
+/** A raw errno message (`EACCES: permission denied, open '/x'`) rewritten to name the path and the fix. */
+function errorMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (
+    typeof code === "string" && code in PATH_ERRNO &&
+    error.message.startsWith(`${code}:`)
+  ) {
+    return `Cannot use "${path ?? "?"}": ${PATH_ERRNO[code]}`;
+  }
+  return error.message;
+}
+
+/**
+ * The CLI's hint for an error: library messages name API options, the CLI
+ * names the flags that set them.
+ */
+function hintOf(
+  error: unknown,
+  code: number,
+  command: string | undefined,
+): string | undefined {
+  if (error instanceof LockedError) {
+    return `To wait for the holder, pass --wait-lock 5m; if it is gone, run "cairn unlock ${error.job}"`;
+  }
+  if (error instanceof ConfigChangedError) {
+    return "Pass --new-run to start over with the new config, or restore the old config to resume";
+  }
+  if (
+    error instanceof CorruptChunkError || error instanceof MissingChunkError
+  ) {
+    return 'Run "cairn verify --read-data" to find every damaged chunk, then rerun the job to recompute them';
+  }
+  if (code !== EXIT.usage) return undefined;
+  if (command === "forget" && !(error instanceof UsageError)) {
+    return "Give a retention policy with --keep-last N, --keep-within DURATION, --keep-daily N, --keep-weekly N or --keep-monthly N";
+  }
+  if (command === "verify" && !(error instanceof UsageError)) {
+    return "--read-data-subset takes n/t (e.g. 1/7) or x% (e.g. 10%); a JOB must exist (cairn ls lists them)";
+  }
+  return `Run "cairn ${
+    command === undefined ? "" : `${command} `
+  }--help" for usage`;
 }
 
 /** Whether `--json` or `--color`/`--no-color` appear before `--` (for errors found while parsing). */
@@ -566,12 +648,8 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     renderer?.finish();
     const code = exitCodeOf(error);
-    const message = error instanceof Error ? error.message : String(error);
-    const hint = code === EXIT.usage
-      ? `Run "cairn ${
-        commandName === undefined ? "" : `${commandName} `
-      }--help" for usage`
-      : undefined;
+    const message = errorMessage(error);
+    const hint = hintOf(error, code, commandName);
     if (json) {
       process.stderr.write(
         JSON.stringify({

@@ -67,7 +67,7 @@ export function subsetFilter(subset: string): (hash: string) => boolean {
     const t = Number(group[2]);
     if (t < 1 || n < 1 || n > t) {
       throw new RangeError(
-        `Cannot use --read-data-subset "${subset}": expected n/t with 1 <= n <= t`,
+        `Cannot use readDataSubset "${subset}": expected n/t with 1 <= n <= t`,
       );
     }
     return (hash) => parseInt(hash.slice(0, 8), 16) % t === n - 1;
@@ -77,13 +77,13 @@ export function subsetFilter(subset: string): (hash: string) => boolean {
     const p = Number(percent[1]);
     if (p <= 0 || p > 100) {
       throw new RangeError(
-        `Cannot use --read-data-subset "${subset}": the percentage must be in (0, 100]`,
+        `Cannot use readDataSubset "${subset}": the percentage must be in (0, 100]`,
       );
     }
     return () => Math.random() * 100 < p;
   }
   throw new SyntaxError(
-    `Cannot parse --read-data-subset "${subset}": expected "n/t" (e.g. 1/5) or "x%" (e.g. 10%)`,
+    `Cannot parse readDataSubset "${subset}": expected "n/t" (e.g. 1/5) or "x%" (e.g. 10%)`,
   );
 }
 
@@ -130,7 +130,7 @@ export async function verifyStore(
   for (const job of options.jobs ?? []) {
     if (!known.includes(job)) {
       throw new RangeError(
-        `Cannot verify job "${job}": the store at "${store.location}" has no such job; run "cairn ls" to list jobs`,
+        `Cannot verify job "${job}": the store at "${store.location}" has no such job`,
       );
     }
   }

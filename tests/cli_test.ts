@@ -1,10 +1,22 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmod, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 import { COMMANDS } from "../cli/commands.ts";
 import { openJob } from "../lib/job.ts";
 import { openFsStore } from "../store/fs.ts";
+import { putValue } from "../store/chunk_store.ts";
 import { parseNpyHeader } from "../lib/knn/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
 import { runCairn } from "./cli_command.ts";
@@ -213,7 +225,7 @@ test("cairn --json reports errors as a JSON line; --color and --no-color decide 
   const debug = await cairn(["--store", join(store, "missing"), "ls"], {
     CAIRN_DEBUG: "1",
   });
-  assert.equal(debug.code, 1);
+  assert.equal(debug.code, 2);
   assert.match(
     debug.stderr,
     /^cairn: Cannot open store .*there is no cairn store there/,
@@ -312,11 +324,19 @@ test("cairn demo exits 3 when the job is locked, and --wait-lock waits for the h
   }
 });
 
-test("cairn unlock removes a held lock and says when there is none", async () => {
+test("cairn unlock refuses a live holder with exit 3, removes it with --force, and says when there is none", async () => {
   const store = join(await tempDir(), "store");
   const fsStore = await openFsStore(store);
   const lock = await fsStore.lock("nightly", { command: "test holder" });
-  const removed = await expectExit(store, ["unlock", "nightly"], 0);
+  const refused = await expectExit(store, ["unlock", "nightly"], 3);
+  assert.match(
+    refused.stderr,
+    /^cairn: Cannot open job "nightly": locked by pid/,
+  );
+  assert.match(refused.stderr, /pass --wait-lock 5m/);
+  await lock.refresh();
+  assert.equal(lock.lost, false, "a refused unlock leaves the lock alone");
+  const removed = await expectExit(store, ["unlock", "--force", "nightly"], 0);
   assert.match(
     removed.stdout,
     new RegExp(
@@ -332,6 +352,7 @@ test("cairn unlock removes a held lock and says when there is none", async () =>
     job: "nightly",
     removed: null,
     holderWasAlive: false,
+    staleReason: null,
   });
   await expectExit(store, ["unlock"], 2);
 });
@@ -392,7 +413,7 @@ test("cairn ls shows runs for people and as JSON; a run without a live holder is
   }
   const missing = await expectExit(store, ["ls", "nosuch"], 0);
   assert.match(missing.stderr, /Job "nosuch" has no runs/);
-  await expectExit(join(store, "nothing-here"), ["ls"], 1);
+  await expectExit(join(store, "nothing-here"), ["ls"], 2);
 });
 
 test("cairn show prints a run's header, steps (elided unless --all), failures and summary", async () => {
@@ -451,12 +472,12 @@ test("cairn show prints a run's header, steps (elided unless --all), failures an
   assert.equal(json.steps.length, 25);
   assert.deepEqual(Object.keys(json.steps[1].stats), ["mean", "checksum"]);
 
-  const noJob = await expectExit(store, ["show", "nosuch"], 1);
+  const noJob = await expectExit(store, ["show", "nosuch"], 2);
   assert.match(
     noJob.stderr,
     /^cairn: Cannot find job "nosuch": it has no runs/,
   );
-  const noRun = await expectExit(store, ["show", "demo/zzz"], 1);
+  const noRun = await expectExit(store, ["show", "demo/zzz"], 2);
   assert.match(noRun.stderr, /^cairn: Cannot find run "zzz" of job "demo"/);
 });
 
@@ -489,6 +510,50 @@ test("cairn cat prints a chunk as JSON, and --raw its bytes", async () => {
   assert.match(
     missing.stderr,
     /^cairn: Cannot read chunk "0{64}": it is not in the store/,
+  );
+});
+
+test("cairn cat accepts a unique hash prefix; an ambiguous one exits 2 listing candidates", async () => {
+  const store = await newStore();
+  const shown = JSON.parse(
+    (await expectExit(store, ["show", "demo", "--json"], 0)).stdout,
+  );
+  const hashes: string[] = shown.steps.flatMap((
+    s: { refs: { hash: string }[] },
+  ) => s.refs.map((r) => r.hash));
+  const hash = hashes[0]!;
+  // The shortest prefix no other chunk shares.
+  let n = 1;
+  while (hashes.some((h) => h !== hash && h.startsWith(hash.slice(0, n)))) n++;
+  const full = await expectExit(store, ["cat", hash, "--json"], 0);
+  const short = await expectExit(
+    store,
+    ["cat", hash.slice(0, n + 2), "--json"],
+    0,
+  );
+  assert.equal(short.stdout, full.stdout);
+  // 17 chunks: two share their first hex digit (pigeonhole).
+  const chunks = (await openFsStore(store)).chunks;
+  const extra: string[] = [];
+  for (let i = 0; i < 17; i++) extra.push((await putValue(chunks, { i })).hash);
+  const all = [...new Set([...hashes, ...extra])];
+  const digit = [..."0123456789abcdef"].find((d) =>
+    all.filter((h) => h.startsWith(d)).length > 1
+  )!;
+  const candidates = all.filter((h) => h.startsWith(digit)).sort();
+  const ambiguous = await expectExit(store, ["cat", digit], 2);
+  assert.match(
+    ambiguous.stderr,
+    new RegExp(
+      `^cairn: Ambiguous chunk "${digit}": it starts ${candidates.length} chunk hashes \\(${
+        candidates[0]
+      }`,
+    ),
+  );
+  const none = await expectExit(store, ["cat", "zz"], 2);
+  assert.match(
+    none.stderr,
+    /expected 64 lowercase hex characters, or a unique prefix/,
   );
 });
 
@@ -576,7 +641,7 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
     "npy",
     "--out",
     bad,
-  ], 1);
+  ], 2);
   assert.match(
     mixed.stderr,
     /^cairn: Cannot export step "stats-01" as npy: its output is an object/,
@@ -590,7 +655,7 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
     "nope-*",
     "--out",
     bad,
-  ], 1);
+  ], 2);
   assert.match(nested.stderr, /no step key matches "nope-\*"/);
   assert.deepEqual(
     (await readdir(dir)).sort(),
@@ -639,7 +704,7 @@ test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing c
   const ok = await expectExit(store, ["verify", "--read-data"], 0);
   assert.match(
     ok.stdout,
-    /Checked 1 jobs, 1 runs, 9 chunks; re-hashed 9 chunks/,
+    /Checked 1 job, 1 run, 9 chunks; re-hashed 9 chunks/,
   );
   assert.match(ok.stdout, /No problems found/);
   const subset = JSON.parse(
@@ -671,7 +736,7 @@ test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing c
     corrupt.stdout,
     new RegExp(`corrupt-chunk demo/${shown.run}: chunk "${victim}" hashes to`),
   );
-  assert.match(corrupt.stdout, /Found 1 problems: 1 damaged chunks in 1 runs/);
+  assert.match(corrupt.stdout, /Found 1 problem: 1 damaged chunk in 1 run/);
   assert.match(corrupt.stderr, /The store has problems/);
   const report = JSON.parse(
     (await expectExit(store, ["verify", "--read-data", "--json"], 4)).stdout,
@@ -728,7 +793,7 @@ test("cairn forget keeps what the policy names, then gc sweeps what only forgott
     "--dry-run",
     "f",
   ], 0);
-  assert.match(dry.stdout, /Would keep 1 runs, would remove 2/);
+  assert.match(dry.stdout, /Would keep 1 run, would remove 2/);
   assert.match(dry.stdout, /\bkeep\s+last\b/);
   assert.match(dry.stderr, /Dry run: nothing was deleted/);
   const dryJson = JSON.parse(
@@ -760,7 +825,7 @@ test("cairn forget keeps what the policy names, then gc sweeps what only forgott
     ["forget", "--keep-last", "1", "f"],
     0,
   );
-  assert.match(forgot.stdout, /Kept 1 runs, removed 2/);
+  assert.match(forgot.stdout, /Kept 1 run, removed 2/);
   assert.match(forgot.stderr, /Run "cairn gc"/);
   const left = JSON.parse(
     (await expectExit(store, ["ls", "f", "--json"], 0)).stdout,
@@ -894,4 +959,81 @@ test("ProgressRenderer draws a throttled bar on a TTY and clears it; off a TTY i
     }),
   );
   assert.equal(text, "warning: half way\n");
+});
+
+test("cairn export --out never replaces a symlink, FIFO or device: exit 2, target untouched", async () => {
+  const store = await newStore();
+  const dir = await tempDir();
+  const target = join(dir, "target.txt");
+  await writeFile(target, "keep me");
+  const link = join(dir, "link.jsonl");
+  await symlink(target, link);
+  const fifo = join(dir, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  const cases: [string, RegExp][] = [
+    [link, /it is a symbolic link, not a regular file/],
+    [fifo, /it is a FIFO, not a regular file/],
+    ["/dev/null", /it is a device, not a regular file/],
+    [dir, /it is a directory, not a regular file/],
+  ];
+  for (const [out, message] of cases) {
+    const r = await expectExit(store, [
+      "export",
+      "demo",
+      "--format",
+      "jsonl",
+      "--out",
+      out,
+    ], 2);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, new RegExp(`Cannot export to "${out}"`));
+  }
+  assert.ok(
+    (await lstat(link)).isSymbolicLink(),
+    "the symlink is still a symlink",
+  );
+  assert.equal(await readFile(target, "utf8"), "keep me");
+  assert.ok((await lstat(fifo)).isFIFO(), "the FIFO is still a FIFO");
+  assert.ok((await lstat("/dev/null")).isCharacterDevice());
+  const file = join(dir, "plain.jsonl");
+  await writeFile(file, "old");
+  await expectExit(store, [
+    "export",
+    "demo",
+    "--format",
+    "jsonl",
+    "--out",
+    file,
+  ], 0);
+  assert.match(await readFile(file, "utf8"), /^\{"key":/);
+});
+
+test("cairn --store: a file, a missing store, file:// URLs and unsupported schemes give clear messages", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "a-file");
+  await writeFile(file, "x");
+  for (const args of [["ls"], ["demo", ...QUICK]]) {
+    const r = await cairn(["--store", file, ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^cairn: Cannot open store "${file}": it is a file, not a directory`,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /ENOTDIR|EEXIST/);
+  }
+  const under = await cairn(["--store", join(file, "sub"), "demo", ...QUICK]);
+  assert.equal(under.code, 2, under.stderr);
+  assert.match(under.stderr, /a part of the path is a file, not a directory/);
+  const s3 = await cairn(["--store", "s3://bucket/x", "ls"]);
+  assert.equal(s3.code, 2);
+  assert.match(s3.stderr, /the "s3:\/\/" scheme is not supported yet/);
+  const url = pathToFileURL(join(dir, "by-url")).href;
+  await expectExit(url, ["demo", ...QUICK, "--quiet"], 0);
+  assert.ok((await readdir(join(dir, "by-url"))).includes("config"));
+  const listed = await expectExit(url, ["ls", "--json"], 0);
+  assert.equal(JSON.parse(listed.stdout)[0].job, "demo");
+  await mkdir(join(dir, "empty"));
+  await expectExit(join(dir, "empty"), ["ls"], 2);
 });
