@@ -321,7 +321,7 @@ export const demoCommand: Command = {
     const storeFlag = ctx.storeLocation === defaultStoreLocation()
       ? ""
       : ` --store ${quoteArg(ctx.storeLocation)}`;
-    const again = `cairn demo${
+    const again = `${ctx.program} demo${
       name === "demo" ? "" : ` --job ${name}`
     }${storeFlag}`;
     let runId = "";
@@ -428,11 +428,14 @@ export const demoCommand: Command = {
       );
     }
     const next: [string, string][] = [
-      [`cairn ls${storeFlag}`, "jobs and runs"],
-      [`cairn show ${name}${storeFlag}`, "steps, timings and statistics"],
-      [`cairn verify --read-data${storeFlag}`, "re-hash every chunk"],
+      [`${ctx.program} ls${storeFlag}`, "jobs and runs"],
       [
-        `cairn export ${name} --format jsonl --out ${name}.jsonl${storeFlag}`,
+        `${ctx.program} show ${name}${storeFlag}`,
+        "steps, timings and statistics",
+      ],
+      [`${ctx.program} verify --read-data${storeFlag}`, "re-hash every chunk"],
+      [
+        `${ctx.program} export ${name} --format jsonl --out ${name}.jsonl${storeFlag}`,
         "step outputs as JSON lines",
       ],
     ];

@@ -128,7 +128,7 @@ export const forgetCommand: Command = {
       ctx.info(
         dryRun
           ? "Dry run: nothing was deleted"
-          : 'Run "cairn gc" to delete the chunks only the removed runs referenced',
+          : `Run "${ctx.program} gc" to delete the chunks only the removed runs referenced`,
       );
     }
     return EXIT.ok;

@@ -54,7 +54,7 @@ export const lsCommand: Command = {
       ctx.warn(
         `${
           plural(n, "run")
-        } of job "${job}" cannot be read; run "cairn verify ${job}"`,
+        } of job "${job}" cannot be read; run "${ctx.program} verify ${job}"`,
       );
     }
     const entries = listing.runs;

@@ -32,6 +32,7 @@ import {
   UsageError,
 } from "./command.ts";
 import { COMMANDS } from "./commands.ts";
+import { invokedAs } from "./_program.ts";
 import {
   detectProgressMode,
   paint,
@@ -491,7 +492,7 @@ function hintOf(
   command: string | undefined,
 ): string | undefined {
   if (error instanceof LockedError) {
-    return `To wait for the holder, pass --wait-lock 5m; if it is gone, run "cairn unlock ${error.job}"`;
+    return `To wait for the holder, pass --wait-lock 5m; if it is gone, run "${invokedAs()} unlock ${error.job}"`;
   }
   if (error instanceof ConfigChangedError) {
     return "Pass --new-run to start over with the new config, or restore the old config to resume";
@@ -499,7 +500,7 @@ function hintOf(
   if (
     error instanceof CorruptChunkError || error instanceof MissingChunkError
   ) {
-    return 'Run "cairn verify --read-data" to find every damaged chunk, then rerun the job to recompute them';
+    return `Run "${invokedAs()} verify --read-data" to find every damaged chunk, then rerun the job to recompute them`;
   }
   if (code !== EXIT.usage) return undefined;
   if (command === "forget" && !(error instanceof UsageError)) {
@@ -625,6 +626,7 @@ export async function main(args: string[]): Promise<number> {
     const ctx: CliContext = {
       store: () => opened ??= openStore(storeLocation),
       storeLocation,
+      program: invokedAs(),
       json,
       quiet,
       waitLockMs,

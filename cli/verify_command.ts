@@ -115,7 +115,7 @@ export const verifyCommand: Command = {
     );
     if (report.problems.length > 0) {
       ctx.warn(
-        `The store has problems: rerun the affected jobs to recompute the damaged steps (a run whose log cannot be read can be removed with "cairn forget")`,
+        `The store has problems: rerun the affected jobs to recompute the damaged steps (a run whose log cannot be read can be removed with "${ctx.program} forget")`,
       );
       return EXIT.verifyProblems;
     }

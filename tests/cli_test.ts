@@ -19,7 +19,9 @@ import { openFsStore } from "../store/fs.ts";
 import { putValue } from "../store/chunk_store.ts";
 import { parseNpyHeader } from "../lib/knn/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
-import { runCairn } from "./cli_command.ts";
+import { CLI_BIN, runCairn } from "./cli_command.ts";
+import { collectOutput } from "./child_process.ts";
+import { spawn } from "node:child_process";
 import { tempDir } from "./temp.ts";
 
 const ESC = "\x1b";
@@ -1037,3 +1039,58 @@ test("cairn --store: a file, a missing store, file:// URLs and unsupported schem
   await mkdir(join(dir, "empty"));
   await expectExit(join(dir, "empty"), ["ls"], 2);
 });
+
+/** The commands in the "Next, try:" block the demo prints on stderr. */
+function demoHints(stderr: string): string[] {
+  const at = stderr.indexOf("Next, try:");
+  assert.ok(at >= 0, stderr);
+  return stderr.slice(at).split("\n").slice(1)
+    .map((l) => l.replace(/^\d{4}-\d\d-\d\dT\S+Z /, ""))
+    .filter((l) => l.startsWith("  "))
+    .map((l) => l.trim().split(/\s{2,}/)[0]!);
+}
+
+test(
+  "cairn demo prints hints that run as written: via npm run and via scripts/cairn",
+  {
+    skip: CLI_BIN !== undefined,
+  },
+  async () => {
+    const root = new URL("..", import.meta.url).pathname;
+    const dir = await tempDir();
+    for (
+      const [how, start] of [
+        ["npm", `npm run --silent demo -- --store ${join(dir, "npm")}`],
+        ["script", `scripts/cairn demo --store ${join(dir, "script")}`],
+      ] as const
+    ) {
+      const demo = await runShell(`${start} ${QUICK.join(" ")}`, root);
+      assert.equal(demo.code, 0, demo.stderr);
+      const hints = demoHints(demo.stderr);
+      assert.equal(hints.length, 4, `${how}: ${demo.stderr}`);
+      for (const hint of hints) {
+        assert.ok(
+          hint.startsWith(
+            how === "npm" ? "npm run cairn -- " : "scripts/cairn ",
+          ),
+          hint,
+        );
+        const r = await runShell(
+          hint.replace(/--out (\S+)/, `--out ${dir}/$1`),
+          root,
+        );
+        assert.equal(r.code, 0, `${hint}: ${r.stderr}`);
+      }
+    }
+  },
+);
+
+/** Run a shell command line in `cwd` with node_modules/.bin on PATH, as after `npm ci`. */
+function runShell(line: string, cwd: string): Promise<Result> {
+  const child = spawn("bash", ["-c", line], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", CAIRN_PROG: "" },
+  });
+  return collectOutput(child);
+}
