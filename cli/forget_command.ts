@@ -94,6 +94,7 @@ export const forgetCommand: Command = {
       ...(jobs.length > 0 ? { jobs } : {}),
     });
     ctx.result({ ...report, dryRun }, () => {
+      if (ctx.quiet) return; // cron: silence on success
       const all = [
         ...report.keep.map((d) => ({ ...d, action: "keep" })),
         ...report.remove.map((d) => ({

@@ -56,6 +56,7 @@ export const gcCommand: Command = {
         }),
     });
     ctx.result({ ...report, dryRun }, () => {
+      if (ctx.quiet) return; // cron: silence on success
       ctx.out(
         `Marked ${plural(report.referenced, "chunk")} referenced by ${
           plural(report.runs, "run")

@@ -37,6 +37,7 @@ import {
   detectProgressMode,
   paint,
   ProgressRenderer,
+  stampLines,
   useColor,
 } from "./progress.ts";
 import { toJsonValue } from "./_format.ts";
@@ -79,7 +80,8 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   quiet: {
     type: "boolean",
     short: "q",
-    description: "Print nothing on stderr but warnings and errors",
+    description:
+      "Print nothing on stderr but warnings and the one error line of a failure; forget, gc and verify print nothing on stdout when all is well",
   },
   "wait-lock": {
     type: "string",
@@ -662,8 +664,13 @@ export async function main(args: string[]): Promise<number> {
         }) + "\n",
       );
     } else {
-      process.stderr.write(`${paint(color, "red", "cairn:")} ${message}\n`);
-      if (hint !== undefined) process.stderr.write(`${hint}\n`);
+      // One line per failure, timestamped off a terminal like every other line (docs/cron.md).
+      const line = `${paint(color, "red", "cairn:")} ${message}${
+        hint === undefined ? "" : `; ${hint[0]!.toLowerCase()}${hint.slice(1)}`
+      }`;
+      process.stderr.write(
+        `${detectProgressMode({}) === "log" ? stampLines(line) : line}\n`,
+      );
     }
     if (process.env.CAIRN_DEBUG === "1" && error instanceof Error) {
       process.stderr.write(`${error.stack ?? ""}\n`);

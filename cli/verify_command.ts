@@ -92,13 +92,17 @@ export const verifyCommand: Command = {
     ctx.result(
       { ...report, ok: report.problems.length === 0 },
       () => {
-        ctx.out(
-          `Checked ${plural(report.jobs, "job")}, ${
-            plural(report.runs, "run")
-          }, ${plural(report.chunks, "chunk")}; re-hashed ${
-            plural(report.chunksRead, "chunk")
-          } (${formatByteSize(report.bytesRead, { fixedDecimal: true })})`,
-        );
+        // --quiet (cron): silent when all is well, the problems otherwise.
+        if (ctx.quiet && report.problems.length === 0) return;
+        if (!ctx.quiet) {
+          ctx.out(
+            `Checked ${plural(report.jobs, "job")}, ${
+              plural(report.runs, "run")
+            }, ${plural(report.chunks, "chunk")}; re-hashed ${
+              plural(report.chunksRead, "chunk")
+            } (${formatByteSize(report.bytesRead, { fixedDecimal: true })})`,
+          );
+        }
         for (const p of report.problems) {
           ctx.out(`${p.kind} ${p.job}/${p.run}: ${p.message}`);
         }

@@ -201,10 +201,10 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
     const [args, message, help] = cases[i]!;
     assert.equal(r.code, 2, `cairn ${args.join(" ")}: ${r.stderr}`);
     const lines = r.stderr.trim().split("\n");
-    assert.equal(lines.length, 2, r.stderr);
-    assert.match(lines[0]!, /^cairn: /);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /^[-0-9:TZ]+ cairn: /, "timestamped off a TTY");
     assert.match(lines[0]!, message);
-    assert.equal(lines[1], `Run "${help}" for usage`);
+    assert.ok(lines[0]!.endsWith(`; run "${help}" for usage`), lines[0]);
     assert.equal(r.stdout, "");
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
@@ -219,7 +219,7 @@ test("cairn --json reports errors as a JSON line; --color and --no-color decide 
   assert.equal(line!.exitCode, 2);
   assert.match(String(line!.message), /Unknown option/);
   const colored = await cairn(["--color", "ls", "--bogus"]);
-  assert.ok(colored.stderr.startsWith(`${ESC}[31mcairn:${ESC}[39m `));
+  assert.match(colored.stderr, new RegExp(`^[-0-9:TZ]+ \x1b\\[31mcairn:\x1b\\[39m `));
   const plain = await cairn(["--color", "--no-color", "ls", "--bogus"]);
   assert.ok(!plain.stderr.includes(ESC));
   const noColorEnv = await cairn(["ls", "--bogus"], { NO_COLOR: "1" });
@@ -230,7 +230,7 @@ test("cairn --json reports errors as a JSON line; --color and --no-color decide 
   assert.equal(debug.code, 2);
   assert.match(
     debug.stderr,
-    /^cairn: Cannot open store .*there is no cairn store there/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot open store .*there is no cairn store there/,
   );
   assert.match(debug.stderr, /\n\s+at /, "CAIRN_DEBUG=1 prints the stack");
 });
@@ -271,7 +271,7 @@ test("cairn demo runs, reruns at once, and resumes after --fail-at", async () =>
   const lines = failed.stderr.trim().split("\n");
   assert.match(
     lines.at(-1)!,
-    /^cairn: Job "demo" failed at step "stats-02": Demo failure injected at step 4 by --fail-at; the steps before it are kept, run "cairn demo --store \S+" to resume$/,
+    /^(?:[-0-9:TZ]+ )?cairn: Job "demo" failed at step "stats-02": Demo failure injected at step 4 by --fail-at; the steps before it are kept, run "cairn demo --store \S+" to resume$/,
   );
   assert.doesNotMatch(failed.stderr, /\n\s+at /);
   const resumed = JSON.parse(
@@ -305,7 +305,7 @@ test("cairn demo exits 3 when the job is locked, and --wait-lock waits for the h
     assert.match(
       locked.stderr,
       new RegExp(
-        `^cairn: Cannot open job "demo": locked by pid ${process.pid} on host`,
+        `^(?:[-0-9:TZ]+ )?cairn: Cannot open job "demo": locked by pid ${process.pid} on host`,
       ),
     );
     assert.match(locked.stderr, /cairn unlock demo/);
@@ -333,7 +333,7 @@ test("cairn unlock refuses a live holder with exit 3, removes it with --force, a
   const refused = await expectExit(store, ["unlock", "nightly"], 3);
   assert.match(
     refused.stderr,
-    /^cairn: Cannot open job "nightly": locked by pid/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot open job "nightly": locked by pid/,
   );
   assert.match(refused.stderr, /pass --wait-lock 5m/);
   await lock.refresh();
@@ -477,10 +477,13 @@ test("cairn show prints a run's header, steps (elided unless --all), failures an
   const noJob = await expectExit(store, ["show", "nosuch"], 2);
   assert.match(
     noJob.stderr,
-    /^cairn: Cannot find job "nosuch": it has no runs/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot find job "nosuch": it has no runs/,
   );
   const noRun = await expectExit(store, ["show", "demo/zzz"], 2);
-  assert.match(noRun.stderr, /^cairn: Cannot find run "zzz" of job "demo"/);
+  assert.match(
+    noRun.stderr,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot find run "zzz" of job "demo"/,
+  );
 });
 
 test("cairn cat prints a chunk as JSON, and --raw its bytes", async () => {
@@ -511,7 +514,7 @@ test("cairn cat prints a chunk as JSON, and --raw its bytes", async () => {
   const missing = await expectExit(store, ["cat", "0".repeat(64)], 1);
   assert.match(
     missing.stderr,
-    /^cairn: Cannot read chunk "0{64}": it is not in the store/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot read chunk "0{64}": it is not in the store/,
   );
 });
 
@@ -547,7 +550,7 @@ test("cairn cat accepts a unique hash prefix; an ambiguous one exits 2 listing c
   assert.match(
     ambiguous.stderr,
     new RegExp(
-      `^cairn: Ambiguous chunk "${digit}": it starts ${candidates.length} chunk hashes \\(${
+      `^(?:[-0-9:TZ]+ )?cairn: Ambiguous chunk "${digit}": it starts ${candidates.length} chunk hashes \\(${
         candidates[0]
       }`,
     ),
@@ -646,7 +649,7 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
   ], 2);
   assert.match(
     mixed.stderr,
-    /^cairn: Cannot export step "stats-01" as npy: its output is an object/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot export step "stats-01" as npy: its output is an object/,
   );
   const nested = await expectExit(store, [
     "export",
@@ -1020,7 +1023,7 @@ test("cairn --store: a file, a missing store, file:// URLs and unsupported schem
     assert.match(
       r.stderr,
       new RegExp(
-        `^cairn: Cannot open store "${file}": it is a file, not a directory`,
+        `^(?:[-0-9:TZ]+ )?cairn: Cannot open store "${file}": it is a file, not a directory`,
       ),
     );
     assert.doesNotMatch(r.stderr, /ENOTDIR|EEXIST/);
