@@ -219,7 +219,10 @@ test("cairn --json reports errors as a JSON line; --color and --no-color decide 
   assert.equal(line!.exitCode, 2);
   assert.match(String(line!.message), /Unknown option/);
   const colored = await cairn(["--color", "ls", "--bogus"]);
-  assert.match(colored.stderr, new RegExp(`^[-0-9:TZ]+ \x1b\\[31mcairn:\x1b\\[39m `));
+  assert.match(
+    colored.stderr,
+    new RegExp(`^[-0-9:TZ]+ \x1b\\[31mcairn:\x1b\\[39m `),
+  );
   const plain = await cairn(["--color", "--no-color", "ls", "--bogus"]);
   assert.ok(!plain.stderr.includes(ESC));
   const noColorEnv = await cairn(["ls", "--bogus"], { NO_COLOR: "1" });
@@ -702,6 +705,39 @@ test("cairn knn runs a job on exported demo rows, a rerun returns at once, and l
     [["demo", "completed"], ["knn", "completed"]],
   );
   await expectExit(store, ["verify", "--read-data"], 0);
+
+  // Another job into the same --out is refused without --overwrite; nothing is replaced.
+  const other = ["knn", "--ref", rows, "--k", "2", "--out", out];
+  const refused = await expectExit(store, other, 2);
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `Refusing to write into --out "${out}": it holds 2 \\.npy file\\(s\\) \\(.*\\) and they are the results of job "${first.job}"`,
+    ),
+  );
+  assert.match(refused.stderr, /pass --overwrite to replace them/);
+  assert.deepEqual(await readFile(join(out, "index.npy")), index);
+  await expectExit(store, [...other, "--overwrite"], 0);
+  assert.deepEqual(
+    parseNpyHeader(new Uint8Array(await readFile(join(out, "index.npy"))))
+      .shape,
+    [2000, 2],
+  );
+  // Files cairn did not write are refused too.
+  const foreign = join(dir, "foreign");
+  await mkdir(foreign);
+  await writeFile(join(foreign, "index.npy"), "not mine");
+  const unknown = await expectExit(store, [
+    "knn",
+    "--ref",
+    rows,
+    "--k",
+    "2",
+    "--out",
+    foreign,
+  ], 2);
+  assert.match(unknown.stderr, /cairn did not write them/);
+  assert.equal(await readFile(join(foreign, "index.npy"), "utf8"), "not mine");
 });
 
 test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing chunk and its run", async () => {
