@@ -22,6 +22,7 @@ import {
   validatePrepared,
 } from "../lib/knn/mod.ts";
 import { gaussianRandom, seededRandom } from "../lib/random.ts";
+import { propertyRuns } from "./test_seed.ts";
 
 // ---------------------------------------------------------------------------
 // A plain float64 brute-force reference, written independently of the kernel.
@@ -239,7 +240,7 @@ test("searchKnn() equals float64 brute force, blocked or not, for every metric",
       );
       assert.deepEqual(concatKnnBlocks(blocks), whole);
     }),
-    { numRuns: 250 },
+    propertyRuns(250),
   );
 });
 
@@ -454,7 +455,7 @@ test("countWithinRadius() and collectWithinRadius() equal brute force", () => {
         }
       },
     ),
-    { numRuns: 150 },
+    propertyRuns(150),
   );
 });
 
@@ -561,7 +562,7 @@ test("knnGraph() symmetrisation keeps its invariants", () => {
       }
       assert.equal(snn.from.length, expected);
     }),
-    { numRuns: 100 },
+    propertyRuns(100),
   );
 });
 
@@ -594,7 +595,7 @@ test("planKnn() fits the budget and covers every row", () => {
         assert.equal(plan.chunkCount, 2 * plan.blocks);
       },
     ),
-    { numRuns: 300 },
+    propertyRuns(300),
   );
   assert.throws(
     () => planKnn({ nRef: 5, nQuery: 1, dim: 2, k: 6, memoryBudgetBytes: 1e9 }),
