@@ -22,10 +22,10 @@ export function invokedAs(
 ): string {
   if (env.CAIRN_PROG) return env.CAIRN_PROG;
   const event = env.npm_lifecycle_event;
-  // `npm run demo` and `npm run cairn -- …` from a checkout.
+  // `npm run demo`, `npm run cairn -- …` and `npx deno task …` from a checkout.
   if (
     env.npm_package_name === "@cairn/cairn" &&
-    (event === "demo" || event === "cairn")
+    (event === "demo" || event === "cairn" || event === "npx")
   ) return "npm run cairn --";
   if (event === "npx") return "npx cairn";
   // A single binary (bun build --compile, deno compile) named cairn*.

@@ -509,9 +509,9 @@ function hintOf(
     return "Give a retention policy with --keep-last N, --keep-within DURATION, --keep-daily N, --keep-weekly N or --keep-monthly N";
   }
   if (command === "verify" && !(error instanceof UsageError)) {
-    return "--read-data-subset takes n/t (e.g. 1/7) or x% (e.g. 10%); a JOB must exist (cairn ls lists them)";
+    return `--read-data-subset takes n/t (e.g. 1/7) or x% (e.g. 10%); a JOB must exist (${invokedAs()} ls lists them)`;
   }
-  return `Run "cairn ${
+  return `Run "${invokedAs()} ${
     command === undefined ? "" : `${command} `
   }--help" for usage`;
 }

@@ -204,7 +204,12 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0]!, /^[-0-9:TZ]+ cairn: /, "timestamped off a TTY");
     assert.match(lines[0]!, message);
-    assert.ok(lines[0]!.endsWith(`; run "${help}" for usage`), lines[0]);
+    // The hint names the program as it was started (cairn, ./dist/cairn, …).
+    assert.ok(
+      lines[0]!.endsWith(`cairn${help.slice("cairn".length)}" for usage`) &&
+        lines[0]!.includes('; run "'),
+      lines[0],
+    );
     assert.equal(r.stdout, "");
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
