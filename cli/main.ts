@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { parseDuration } from "../lib/duration.ts";
@@ -471,17 +472,28 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failed;
 }
 
-/** A raw errno message (`EACCES: permission denied, open '/x'`) rewritten to name the path and the fix. */
-function errorMessage(error: unknown): string {
+/** A raw errno message (`EACCES: permission denied, open '/x'`) rewritten to name the path (and the store it is in) and the fix. */
+function errorMessage(error: unknown, store: string | undefined): string {
   if (!(error instanceof Error)) return String(error);
   const { code, path } = error as NodeJS.ErrnoException;
   if (
     typeof code === "string" && code in PATH_ERRNO &&
     error.message.startsWith(`${code}:`)
   ) {
-    return `Cannot use "${path ?? "?"}": ${PATH_ERRNO[code]}`;
+    const inStore = store !== undefined && path !== undefined &&
+      !store.startsWith("memory:") &&
+      resolve(path).startsWith(resolve(store) + sep);
+    return inStore
+      ? `Cannot write to store "${store}" ("${path}"): ${PATH_ERRNO[code]}`
+      : `Cannot use "${path ?? "?"}": ${PATH_ERRNO[code]}`;
   }
   return error.message;
+}
+
+/** Whether an error is an errno failure on a path (its fix is the path, not the command line). */
+function isPathError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && code in PATH_ERRNO;
 }
 
 /**
@@ -504,7 +516,7 @@ function hintOf(
   ) {
     return `Run "${invokedAs()} verify --read-data" to find every damaged chunk, then rerun the job to recompute them`;
   }
-  if (code !== EXIT.usage) return undefined;
+  if (code !== EXIT.usage || isPathError(error)) return undefined;
   if (command === "forget" && !(error instanceof UsageError)) {
     return "Give a retention policy with --keep-last N, --keep-within DURATION, --keep-daily N, --keep-weekly N or --keep-monthly N";
   }
@@ -553,6 +565,7 @@ export async function main(args: string[]): Promise<number> {
     args[at]!,
   );
   const commandName = named?.command === undefined ? undefined : named.label;
+  let storeForErrors: string | undefined;
   try {
     const parsed = parseCommandLine(args, COMMANDS);
     const { values } = parsed.args;
@@ -616,6 +629,9 @@ export async function main(args: string[]): Promise<number> {
         );
       }
     }
+    storeForErrors = typeof values.store === "string"
+      ? values.store
+      : defaultStoreLocation();
     const storeLocation = typeof values.store === "string"
       ? values.store
       : defaultStoreLocation();
@@ -652,7 +668,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     renderer?.finish();
     const code = exitCodeOf(error);
-    const message = errorMessage(error);
+    const message = errorMessage(error, storeForErrors);
     const hint = hintOf(error, code, commandName);
     if (json) {
       process.stderr.write(

@@ -149,8 +149,17 @@ function storePath(location: string): string {
   );
 }
 
-/** Turn a raw errno error about the store into one naming the path and the fix. */
+/** Turn a raw errno error about the store into one naming the path and the fix (keeping `code`). */
 function explainFsError(error: unknown, path: string): unknown {
+  const explained = describeFsError(error, path);
+  if (explained !== error) {
+    (explained as NodeJS.ErrnoException).code =
+      (error as NodeJS.ErrnoException).code;
+  }
+  return explained;
+}
+
+function describeFsError(error: unknown, path: string): unknown {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const where = (error as NodeJS.ErrnoException | undefined)?.path ?? path;
   switch (code) {

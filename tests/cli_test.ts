@@ -1138,3 +1138,38 @@ function runShell(line: string, cwd: string): Promise<Result> {
   });
   return collectOutput(child);
 }
+
+test("cairn on a read-only store: a clear message naming the store, exit 2; reading still works", async (t) => {
+  const dir = await tempDir();
+  const src = join(dir, "src");
+  const ro = join(dir, "ro");
+  await mkdir(src);
+  await mkdir(ro);
+  await expectExit(join(src, "store"), ["demo", ...QUICK, "--quiet"], 0);
+  try {
+    execFileSync("mount", ["--bind", src, ro], { stdio: "ignore" });
+  } catch {
+    t.skip("needs root and mount --bind (a read-only bind mount)");
+    return;
+  }
+  try {
+    execFileSync("mount", ["-o", "remount,ro,bind", ro], { stdio: "ignore" });
+    const store = join(ro, "store");
+    const run = await expectExit(store, ["demo", ...QUICK, "--new-run"], 2);
+    // Caught when the store opens (Bun's access check) or at its first write (Deno as root).
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `cairn: Cannot (?:write to|open) store "${store}"(?: \\(".*"\\))?: .*read-only file system`,
+      ),
+    );
+    assert.doesNotMatch(run.stderr, /EROFS:|EACCES:/);
+    const fresh = await expectExit(join(ro, "new"), ["demo", ...QUICK], 2);
+    assert.match(fresh.stderr, /is on a read-only file system/);
+    const ls = await expectExit(store, ["ls", "--json"], 0);
+    assert.equal(JSON.parse(ls.stdout)[0].status, "completed");
+    await expectExit(store, ["verify", "--read-data", "--quiet"], 0);
+  } finally {
+    execFileSync("umount", [ro], { stdio: "ignore" });
+  }
+});
