@@ -58,7 +58,9 @@ export interface CliContext {
 
 /** Parsed arguments. */
 export interface CommandArgs {
+  /** Option values by name (`--no-x` gives `false`; repeatable options give arrays). */
   values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  /** Arguments that are not options, in order. */
   positionals: string[];
 }
 

@@ -69,7 +69,7 @@ export interface UnlockReport {
  * import { LockedError } from "../store/lock.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
- * const job = await openJob("held", { store, handleSignals: false });
+ * const job = await openJob("held", { store });
  * await assert.rejects(unlockJob(store, "held"), LockedError);
  * await job.close();
  * assert.equal((await unlockJob(store, "held")).removed, null);
