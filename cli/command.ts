@@ -36,8 +36,8 @@ export interface CliContext {
   store(): Promise<Store>;
   /** The store location as given. */
   storeLocation: string;
-  /** The command prefix that runs cairn as the user did (`npm run cairn --`, `scripts/cairn`, `cairn`), for printed hints. */
-  program: string;
+  /** The command prefix that runs cairn as the user did (`npm run cairn --`, `scripts/cairn`), for printed hints. Default: `cairn`. */
+  program?: string;
   /** `--json`: data as JSON on stdout, events as JSON lines on stderr. */
   json: boolean;
   /** `--quiet`: no progress or informational messages. */

@@ -321,7 +321,7 @@ export const demoCommand: Command = {
     const storeFlag = ctx.storeLocation === defaultStoreLocation()
       ? ""
       : ` --store ${quoteArg(ctx.storeLocation)}`;
-    const again = `${ctx.program} demo${
+    const again = `${ctx.program ?? "cairn"} demo${
       name === "demo" ? "" : ` --job ${name}`
     }${storeFlag}`;
     let runId = "";
@@ -428,14 +428,19 @@ export const demoCommand: Command = {
       );
     }
     const next: [string, string][] = [
-      [`${ctx.program} ls${storeFlag}`, "jobs and runs"],
+      [`${ctx.program ?? "cairn"} ls${storeFlag}`, "jobs and runs"],
       [
-        `${ctx.program} show ${name}${storeFlag}`,
+        `${ctx.program ?? "cairn"} show ${name}${storeFlag}`,
         "steps, timings and statistics",
       ],
-      [`${ctx.program} verify --read-data${storeFlag}`, "re-hash every chunk"],
       [
-        `${ctx.program} export ${name} --format jsonl --out ${name}.jsonl${storeFlag}`,
+        `${ctx.program ?? "cairn"} verify --read-data${storeFlag}`,
+        "re-hash every chunk",
+      ],
+      [
+        `${
+          ctx.program ?? "cairn"
+        } export ${name} --format jsonl --out ${name}.jsonl${storeFlag}`,
         "step outputs as JSON lines",
       ],
     ];

@@ -129,7 +129,9 @@ export const forgetCommand: Command = {
       ctx.info(
         dryRun
           ? "Dry run: nothing was deleted"
-          : `Run "${ctx.program} gc" to delete the chunks only the removed runs referenced`,
+          : `Run "${
+            ctx.program ?? "cairn"
+          } gc" to delete the chunks only the removed runs referenced`,
       );
     }
     return EXIT.ok;

@@ -52,9 +52,9 @@ export const lsCommand: Command = {
     }
     for (const [job, n] of unreadable) {
       ctx.warn(
-        `${
-          plural(n, "run")
-        } of job "${job}" cannot be read; run "${ctx.program} verify ${job}"`,
+        `${plural(n, "run")} of job "${job}" cannot be read; run "${
+          ctx.program ?? "cairn"
+        } verify ${job}"`,
       );
     }
     const entries = listing.runs;

@@ -119,7 +119,9 @@ export const verifyCommand: Command = {
     );
     if (report.problems.length > 0) {
       ctx.warn(
-        `The store has problems: rerun the affected jobs to recompute the damaged steps (a run whose log cannot be read can be removed with "${ctx.program} forget")`,
+        `The store has problems: rerun the affected jobs to recompute the damaged steps (a run whose log cannot be read can be removed with "${
+          ctx.program ?? "cairn"
+        } forget")`,
       );
       return EXIT.verifyProblems;
     }
