@@ -102,7 +102,16 @@ function errorMessage(error: unknown, store: string | undefined): string {
       ? `Cannot write to store "${store}" ("${path}"): ${PATH_ERRNO[code]}`
       : `Cannot use "${path ?? "?"}": ${PATH_ERRNO[code]}`;
   }
-  return error.message;
+  return elideLongValues(error.message);
+}
+
+/** Shorten quoted values of more than 200 characters (a hostile job name must not echo back whole). */
+function elideLongValues(message: string): string {
+  return message.replace(
+    /"([^"]{200,})"/g,
+    (_m, value: string) =>
+      `"${value.slice(0, 60)}…" (${value.length} characters)`,
+  );
 }
 
 /** Whether an error is an errno failure on a path (its fix is the path, not the command line). */

@@ -1173,3 +1173,19 @@ test("cairn on a read-only store: a clear message naming the store, exit 2; read
     execFileSync("umount", [ro], { stdio: "ignore" });
   }
 });
+
+test("cairn with a hostile job name exits 2 without echoing it whole", async () => {
+  const store = join(await tempDir(), "store");
+  const long = "a".repeat(100_000);
+  for (
+    const args of [["show", long], ["demo", "--job", "../x"], ["ls", "/etc"]]
+  ) {
+    const r = await cairn(["--store", store, ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(
+      r.stderr.length < 1000,
+      `short message: ${r.stderr.length} characters`,
+    );
+    assert.match(r.stderr, /Cannot use job name/);
+  }
+});
