@@ -4,7 +4,6 @@
  * @module
  */
 import { type ExportFormat, exportRun } from "../lib/io/export.ts";
-import { resolveRun } from "../lib/runs.ts";
 import { type Command, EXIT, stringOption, UsageError } from "./command.ts";
 import {
   onePositional,
@@ -72,22 +71,22 @@ export const exportCommand: Command = {
     const patterns = (args.values.step as string[] | undefined) ?? [];
     const { job, run } = parseJobRun(spec);
     const store = await openExistingStore(ctx);
-    const { state } = await resolveRun(store, job, run);
-    const report = await exportRun(store, state, {
+    const report = await exportRun(store, job, {
+      ...(run === undefined ? {} : { run }),
       format: format as ExportFormat,
       steps: patterns,
       ...(out === "-" ? { write: writeStdout } : { out }),
     });
     if (out !== "-") {
       ctx.result(
-        { job, run: state.run, out, ...report },
+        { out, ...report },
         () =>
           ctx.out(
             `Wrote ${
               plural(report.records, format === "npy" ? "row" : "record")
             } from ${
               plural(report.steps, "step")
-            } of run "${job}/${state.run}" to ${out}`,
+            } of run "${job}/${report.run}" to ${out}`,
           ),
       );
     }

@@ -23,22 +23,31 @@ export interface VerifyOptions {
 
 /** One problem found. */
 export interface VerifyProblem {
+  /** What is wrong. */
   kind: "unreadable-log" | "missing-chunk" | "size-mismatch" | "corrupt-chunk";
+  /** The job of the run affected. */
   job: string;
+  /** The run affected. */
   run: string;
+  /** The damaged chunk, for chunk problems. */
   hash?: string;
+  /** What was found, for people. */
   message: string;
 }
 
 /** What {@linkcode verifyStore} found. */
 export interface VerifyReport {
+  /** Jobs checked. */
   jobs: number;
+  /** Runs checked. */
   runs: number;
   /** Distinct referenced chunks. */
   chunks: number;
   /** Chunks whose bytes were re-hashed. */
   chunksRead: number;
+  /** Bytes re-hashed. */
   bytesRead: number;
+  /** Every problem found (empty when the store is healthy). */
   problems: VerifyProblem[];
   /** Things worth knowing that are not damage (e.g. a torn tail a writer will repair). */
   notes: string[];

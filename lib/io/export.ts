@@ -8,6 +8,7 @@ import { lstat } from "node:fs/promises";
 import { readValueChunks } from "../output.ts";
 import type { StepRecord } from "../records.ts";
 import type { RunState } from "../replay.ts";
+import { resolveRun } from "../runs.ts";
 import { writeFileAtomically } from "../write_file_atomically.ts";
 // Moving to lib/io/npy.ts (runtime helper); the lead fixes the path at merge.
 import { encodeNpy, type NpyWritable } from "../knn/npy.ts";
@@ -317,6 +318,8 @@ export function matchKey(pattern: string, key: string): boolean {
  * ```
  */
 export interface ExportRunOptions {
+  /** The run: an id, a unique prefix of one, or `latest`. @default {"latest"} */
+  run?: string;
   /** The output format. @default {"jsonl"} */
   format?: ExportFormat;
   /** Only steps whose key matches one of these patterns (`*` is a wildcard). @default {every done step} */
@@ -338,11 +341,15 @@ export interface ExportRunOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import type { ExportReport } from "./export.ts";
- * const report: ExportReport = { format: "jsonl", steps: 2, records: 2 };
+ * const report: ExportReport = { job: "j", run: "r", format: "jsonl", steps: 2, records: 2 };
  * assert.equal(report.records, 2);
  * ```
  */
 export interface ExportReport {
+  /** The job. */
+  job: string;
+  /** The run exported. */
+  run: string;
   /** The format written. */
   format: ExportFormat;
   /** Steps exported. */
@@ -358,34 +365,32 @@ export interface ExportReport {
  * flat objects or of rows, or one flat object; a first column `step` names the
  * step. npy: numeric outputs of one dtype and row length, concatenated.
  *
- * @param store The store holding the run's chunks.
- * @param run The replayed run (see `resolveRun`).
+ * @param store The store.
+ * @param job The job whose run to export (its newest, or `options.run`).
  * @param options See {@linkcode ExportRunOptions}.
  * @returns What was written.
  * @throws {TypeError} If an output does not fit the format, or `out` names a
  * symlink, FIFO, device or directory.
- * @throws {RangeError} If no step matches.
+ * @throws {RangeError} If the job or run does not exist, or no step matches.
  *
  * @example Export a run as JSON lines
  * ```ts
  * import assert from "node:assert/strict";
  * import { exportRun } from "./export.ts";
  * import { openJob } from "../job.ts";
- * import { replayRun } from "../replay.ts";
  * import { createMemoryStore } from "../../store/memory.ts";
  * const store = createMemoryStore();
  * const job = await openJob("exported", { store });
  * await job.step("a", () => [1, 2]);
  * await job.complete();
  * let text = "";
- * const run = await replayRun(store, "exported", job.run);
- * await exportRun(store, run, { write: (part) => { text += part; return Promise.resolve(); } });
+ * await exportRun(store, "exported", { write: (part) => { text += part; return Promise.resolve(); } });
  * assert.equal(text, '{"key":"a","value":[1,2]}\n');
  * ```
  */
 export async function exportRun(
   store: Store,
-  run: RunState,
+  job: string,
   options: ExportRunOptions,
 ): Promise<ExportReport> {
   const format = options.format ?? "jsonl";
@@ -399,6 +404,7 @@ export async function exportRun(
     throw new TypeError("Cannot export: give exactly one of `out` and `write`");
   }
   if (out !== undefined) await assertReplaceable(out);
+  const { state: run } = await resolveRun(store, job, options.run);
   const steps = selectSteps(run, options.steps ?? []);
   const write = async (
     body: (
@@ -490,7 +496,7 @@ export async function exportRun(
       break;
     }
   }
-  return { format, steps: steps.length, records };
+  return { job, run: run.run, format, steps: steps.length, records };
 }
 
 /** Refuse to replace anything but a regular file (a rename would swap a symlink, FIFO or device for a file). */
