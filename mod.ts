@@ -36,6 +36,11 @@ export {
   type StepOptions,
 } from "./lib/job.ts";
 export type { JobEvent } from "./lib/events.ts";
+export {
+  abortOnSignals,
+  type AbortOnSignalsOptions,
+  type SignalAbort,
+} from "./lib/signals.ts";
 export type { RetryOptions } from "./lib/retry.ts";
 export { fingerprint } from "./store/cbor.ts";
 
@@ -137,6 +142,7 @@ export {
 export {
   type IndexInput,
   type IntTable,
+  type KnnBlockSizeOptions,
   knnGraphJob,
   type KnnGraphJobOptions,
   type KnnGraphJobResult,
@@ -146,9 +152,6 @@ export {
   type KnnJobOptions,
   type KnnJobPlan,
   type KnnJobResult,
-  knnPlan,
-  type KnnPlanOptions,
-  type KnnPlanRequest,
   knnRecall,
   type KnnRecallOptions,
   type KnnRecallResult,
@@ -162,6 +165,8 @@ export {
   type MatrixShape,
   type Metric,
   type OutputFileInfo,
+  planKnnJob,
+  type PlanKnnJobOptions,
   type PreparedSource,
   radiusJob,
   type RadiusJobOptions,

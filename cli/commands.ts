@@ -12,6 +12,7 @@ import { forgetCommand } from "./forget_command.ts";
 import { gcCommand } from "./gc_command.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
 import { lsCommand } from "./ls_command.ts";
+import { repairCommand } from "./repair_command.ts";
 import { showCommand } from "./show_command.ts";
 import { unlockCommand } from "./unlock_command.ts";
 import { verifyCommand } from "./verify_command.ts";
@@ -27,5 +28,6 @@ export const COMMANDS: Command[] = [
   unlockCommand,
   catCommand,
   exportCommand,
+  repairCommand,
   ...KNN_COMMANDS,
 ];

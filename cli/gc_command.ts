@@ -68,7 +68,7 @@ export const gcCommand: Command = {
         } (${
           formatByteSize(report.sweptBytes, { fixedDecimal: true })
         }); kept ${report.young} younger than the grace period (${
-          formatDuration(graceMs ?? 3_600_000)
+          formatDuration(report.appliedGraceMs)
         })${
           dryRun ? "" : `; removed ${plural(report.tempRemoved, "temp file")}`
         }`,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { LockedError, type LockInfo, lockStaleReason } from "../store/lock.ts";
+import { type LockInfo, lockStaleReason } from "../store/lock.ts";
 import type { Store } from "../store/store.ts";
 
 /**
@@ -80,12 +80,8 @@ export async function unlockJob(
   job: string,
   options: UnlockJobOptions = {},
 ): Promise<UnlockReport> {
-  const held = await store.readLock(job).catch(() => undefined);
-  const stale = held === undefined ? undefined : lockStaleReason(held);
-  if (held !== undefined && stale === undefined && !options.force) {
-    throw new LockedError(job, held);
-  }
-  const removed = await store.breakLock(job);
+  // The store refuses a live holder with LockedError unless forced.
+  const removed = await store.breakLock(job, { force: options.force ?? false });
   const reason = removed === undefined ? undefined : lockStaleReason(removed);
   return {
     job,

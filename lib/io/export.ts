@@ -10,8 +10,7 @@ import type { StepRecord } from "../records.ts";
 import type { RunState } from "../replay.ts";
 import { resolveRun } from "../runs.ts";
 import { writeFileAtomically } from "../write_file_atomically.ts";
-// Moving to lib/io/npy.ts (runtime helper); the lead fixes the path at merge.
-import { encodeNpy, type NpyWritable } from "../knn/npy.ts";
+import { encodeNpy, type NpyWritable } from "./npy.ts";
 import { MissingChunkError } from "../../store/chunk_store.ts";
 import type { Store } from "../../store/store.ts";
 import { toJsonValue } from "./json_value.ts";
