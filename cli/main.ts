@@ -129,6 +129,9 @@ function hintOf(
   code: number,
   command: string | undefined,
 ): string | undefined {
+  if (error instanceof LockedError && command === "unlock") {
+    return "If you know the holder is gone (say, its host is down), pass --force";
+  }
   if (error instanceof LockedError) {
     return `To wait for the holder, pass --wait-lock 5m; if it is gone, run "${invokedAs()} unlock ${error.job}"`;
   }

@@ -101,7 +101,7 @@ test("cairn demo: an overlapping second process exits 3 with one line; --wait-lo
   assert.match(
     lines[0]!,
     new RegExp(
-      `^(?:[-0-9:TZ]+ )?cairn: Cannot open job "demo": locked by pid ${first.pid} on host .*--wait-lock DURATION`,
+      `^(?:[-0-9:TZ]+ )?cairn: Cannot open job "demo": locked by pid ${first.pid} on host .*; to wait for the holder, pass --wait-lock 5m; if it is gone, run "\\S*cairn unlock demo"$`,
     ),
   );
 
