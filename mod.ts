@@ -25,6 +25,7 @@
 
 // Jobs: the runtime.
 export {
+  type CheckStepOptions,
   ConfigChangedError,
   InterruptedError,
   type Job,
@@ -32,6 +33,7 @@ export {
   type OpenJobOptions,
   runJob,
   type RunJobOptions,
+  type SettleOutcome,
   type StepContext,
   type StepOptions,
 } from "./lib/job.ts";
@@ -71,15 +73,21 @@ export type {
   ChunkRef,
   ChunkStat,
   ChunkStore,
+  DeleteChunkOptions,
   PutResult,
 } from "./store/chunk_store.ts";
 export type {
   LogEntry,
+  LogRepair,
   ManifestLog,
   ReplayOptions,
   TailRepair,
 } from "./store/manifest_log.ts";
-export type { AcquireLockOptions, JobLock } from "./store/lock.ts";
+export type {
+  AcquireLockOptions,
+  BreakLockOptions,
+  JobLock,
+} from "./store/lock.ts";
 
 // Runs: listing, unlocking, exporting.
 export {

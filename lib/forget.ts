@@ -24,9 +24,13 @@ export interface RetentionPolicy {
 
 /** A decision about one run. */
 export interface RunDecision {
+  /** The job. */
   job: string;
+  /** The run id. */
   run: string;
+  /** When the run started (ISO time). */
   startedAt: string;
+  /** The run's status (`completed`, `failed`, …). */
   status: string;
   /** Why it is kept; empty for removed runs. */
   reasons: string[];
@@ -34,7 +38,9 @@ export interface RunDecision {
 
 /** What {@linkcode forgetRuns} decided (and did, unless a dry run). */
 export interface ForgetReport {
+  /** Runs kept, with the rules that keep them. */
   keep: RunDecision[];
+  /** Runs removed (or, in a dry run, that would be). */
   remove: RunDecision[];
 }
 

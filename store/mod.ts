@@ -28,6 +28,7 @@ export {
   type ChunkStat,
   type ChunkStore,
   CorruptChunkError,
+  type DeleteChunkOptions,
   getValue,
   MissingChunkError,
   type PutResult,
@@ -36,12 +37,14 @@ export {
 export {
   CorruptLogError,
   type LogEntry,
+  type LogRepair,
   type ManifestLog,
   type ReplayOptions,
   type TailRepair,
 } from "./manifest_log.ts";
 export {
   type AcquireLockOptions,
+  type BreakLockOptions,
   type JobLock,
   LockedError,
   type LockInfo,

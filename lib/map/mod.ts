@@ -22,7 +22,60 @@
  *
  * @module
  */
-export * from "./map.ts";
-export * from "./options.ts";
-export * from "./wrappers.ts";
-export * from "./describe.ts";
+export {
+  imap,
+  map,
+  map2,
+  mapIter,
+  mapJobName,
+  type MapResult,
+  type MapResults,
+  pmap,
+  walk,
+} from "./map.ts";
+export {
+  failuresOf,
+  MapItemError,
+  type MapOptions,
+  type MapWorkers,
+} from "./options.ts";
+export {
+  possibly,
+  quietly,
+  type QuietlyResult,
+  safely,
+  type SafelyResult,
+} from "./wrappers.ts";
+export { describeMapRun, type MapRunProgress } from "./describe.ts";
+
+// Types the options and results above refer to (for documentation).
+export type { JobEvent } from "../events.ts";
+export type { RunState, RunStatus } from "../replay.ts";
+export type {
+  EndRecord,
+  FailRecord,
+  OutputRef,
+  RunRecord,
+  StepRecord,
+} from "../records.ts";
+export type { Store } from "../../store/store.ts";
+export type {
+  ChunkRef,
+  ChunkStat,
+  ChunkStore,
+  DeleteChunkOptions,
+  PutResult,
+} from "../../store/chunk_store.ts";
+export type {
+  LogEntry,
+  LogRepair,
+  ManifestLog,
+  ReplayOptions,
+  TailRepair,
+} from "../../store/manifest_log.ts";
+export type {
+  AcquireLockOptions,
+  BreakLockOptions,
+  JobLock,
+  LockInfo,
+} from "../../store/lock.ts";

@@ -109,6 +109,8 @@ export class MapItemError extends Error {
   /** The job that recorded the failure. */
   readonly job: string;
   /**
+   * Records which item failed, why, after how many attempts, in which job.
+   *
    * @param index Global index of the item.
    * @param error The failure's message.
    * @param attempts Attempts made.
