@@ -5,7 +5,8 @@
  * retention, GC and memo hits are replays of that log.
  *
  * This entry point holds what a user of jobs, map and kNN needs. The families
- * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`),
+ * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`,
+ * `@cairn/cairn/pipeline`),
  * and the low-level store and format pieces are in `@cairn/cairn/store`.
  *
  * @example Steps run once, even across crashes and reruns
@@ -182,3 +183,42 @@ export {
   type Symmetrize,
   type ZeroVectorPolicy,
 } from "./lib/knn/mod.ts";
+
+// The pipeline family (more in @cairn/cairn/pipeline).
+export {
+  type AuditFileOptions,
+  AuditHooks,
+  type CheckpointConfig,
+  CheckpointHooks,
+  type CheckpointState,
+  type CheckpointStore,
+  type CompletedComponent,
+  type Component,
+  type ComponentContext,
+  type ComponentFailure,
+  type ComponentLogEntry,
+  type ComponentLogger,
+  type ComponentSpec,
+  type ComponentType,
+  composeHooks,
+  type HookInfo,
+  type LineWriter,
+  listResumable,
+  loadPipelineConfig,
+  LoggingHooks,
+  MetricsHooks,
+  type MetricsHooksOptions,
+  type MetricsHooksResult,
+  type PipelineConfig,
+  PipelineConfigChangedError,
+  PipelineConfigError,
+  type PipelineHooks,
+  pipelineOutput,
+  type PipelineRun,
+  type PipelineStatus,
+  type PipelineStoreOptions,
+  registerComponent,
+  resumePipeline,
+  runPipeline,
+  type RunPipelineOptions,
+} from "./lib/pipeline/mod.ts";

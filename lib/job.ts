@@ -56,6 +56,8 @@ export interface OpenJobOptions {
   memo?: string;
   /** Start a new run even when the latest one could be resumed or has another config. Default: false. */
   newRun?: boolean;
+  /** A new run's predecessor (a failed run it continues), recorded in its header. Default: none. */
+  resumedFrom?: string;
   /** Lock options (wait, force, staleness). */
   lock?: AcquireLockOptions;
   /** Aborting it stops the job: no new steps start. */
@@ -497,6 +499,9 @@ export class Job {
           ? {}
           : { memo: this.#options.memo }),
         ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
+        ...(this.#options.resumedFrom === undefined
+          ? {}
+          : { resumedFrom: this.#options.resumedFrom }),
       };
       // Published with the log in one step: a log never exists without its header.
       this.#log = await this.store.createLog(this.name, this.run, header);
