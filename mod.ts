@@ -6,7 +6,7 @@
  *
  * This entry point holds what a user of jobs, map and kNN needs. The families
  * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`,
- * `@cairn/cairn/pipeline`),
+ * `@cairn/cairn/pipeline`, `@cairn/cairn/processor`),
  * and the low-level store and format pieces are in `@cairn/cairn/store`.
  *
  * @example Steps run once, even across crashes and reruns
@@ -118,9 +118,11 @@ export {
   verifyStore,
 } from "./lib/verify.ts";
 export {
+  type CalendarDuration,
   type ForgetOptions,
   type ForgetReport,
   forgetRuns,
+  type RetentionCandidate,
   type RetentionPolicy,
   type RunDecision,
 } from "./lib/forget.ts";
@@ -222,3 +224,40 @@ export {
   runPipeline,
   type RunPipelineOptions,
 } from "./lib/pipeline/mod.ts";
+// The dataset processors family (its built-in processors are in
+// "@cairn/cairn/processor" and, by name, in getProcessor).
+export { BaseProcessor } from "./lib/processor/base_processor.ts";
+export {
+  type ProcessorRunOptions,
+  type ProcessorRunResult,
+  resumeProcessor,
+  type ResumeProcessorOptions,
+  runProcessor,
+  type RunProcessorOptions,
+} from "./lib/processor/run.ts";
+export {
+  type CheckpointSummary,
+  listProcessorDatasets,
+  processedItems,
+  type ProcessedItemsOptions,
+  type ProcessorDataset,
+  type ProcessorStatus,
+  processorStatus,
+  type ProcessorStatusOptions,
+} from "./lib/processor/status.ts";
+export {
+  getProcessor,
+  loadProcessor,
+  processorNames,
+  registerProcessor,
+} from "./lib/processor/registry.ts";
+export type {
+  CheckpointStatus,
+  ItemError,
+  ProcessContext,
+  Processor,
+  ProcessorCheckpointState,
+  ProcessorEvent,
+  ProcessorItem,
+  SetupContext,
+} from "./lib/processor/types.ts";

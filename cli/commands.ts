@@ -12,6 +12,7 @@ import { forgetCommand } from "./forget_command.ts";
 import { gcCommand } from "./gc_command.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
 import { lsCommand } from "./ls_command.ts";
+import { processorCommand } from "./processor_command.ts";
 import { pipelineCommand } from "./pipeline_command.ts";
 import { repairCommand } from "./repair_command.ts";
 import { showCommand } from "./show_command.ts";
@@ -31,5 +32,6 @@ export const COMMANDS: Command[] = [
   exportCommand,
   repairCommand,
   ...KNN_COMMANDS,
+  processorCommand,
   pipelineCommand,
 ];

@@ -36,6 +36,7 @@ import {
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
 import { abortOnSignals } from "./signals.ts";
+import { forgetRuns, type RetentionPolicy } from "./forget.ts";
 
 /** Options for {@linkcode openJob}. */
 export interface OpenJobOptions {
@@ -70,6 +71,8 @@ export interface OpenJobOptions {
   retry?: RetryOptions;
   /** Largest chunk a step output is cut into. Default: 4 MiB. */
   maxChunkBytes?: number;
+  /** Tags recorded in a new run's header, for retention (`keepTags`). Default: none. */
+  tags?: string[];
 }
 
 /** What a step function receives. */
@@ -499,6 +502,9 @@ export class Job {
           ? {}
           : { memo: this.#options.memo }),
         ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
+        ...(this.#options.tags === undefined
+          ? {}
+          : { tags: this.#options.tags }),
         ...(this.#options.resumedFrom === undefined
           ? {}
           : { resumedFrom: this.#options.resumedFrom }),
@@ -1216,6 +1222,8 @@ export interface RunJobOptions<T = unknown> extends OpenJobOptions {
   handleSignals?: boolean;
   /** Turn the body's result into the summary recorded with the completed run. Default: none. */
   summarize?: (result: T) => unknown;
+  /** A restic-style retention policy applied to this job's runs after a completed run. Default: none. */
+  retain?: RetentionPolicy;
 }
 
 /**
@@ -1276,6 +1284,9 @@ export async function runJob<T>(
       throw error;
     }
     await job.settle({ ok: true, summary });
+    if (options.retain !== undefined) {
+      await forgetRuns(job.store, { ...options.retain, jobs: [name] });
+    }
     return result;
   } finally {
     signals?.dispose();

@@ -138,14 +138,14 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
       "cairn demo --help",
     ],
     [
-      ["forget", "--keep-within", "1y"],
+      ["forget", "--keep-within", "2w"],
       /Invalid --keep-within/,
       "cairn forget --help",
     ],
     [["forget"], /Missing a retention policy/, "cairn forget --help"],
     [
-      ["forget", "--keep-last", "-1"],
-      /Invalid --keep-last "-1"/,
+      ["forget", "--keep-last", "-2"],
+      /Invalid --keep-last "-2"/,
       "cairn forget --help",
     ],
     [
