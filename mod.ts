@@ -118,6 +118,8 @@ export {
   verifyStore,
 } from "./lib/verify.ts";
 export {
+  applyRetention,
+  type ApplyRetentionOptions,
   type CalendarDuration,
   type ForgetOptions,
   type ForgetReport,

@@ -192,5 +192,5 @@ test("cairn from cron: the sample maintenance lines print nothing when all is we
   }
   // Without --quiet they report; verify --quiet still names problems.
   const loud = await runCairn(["gc"], opts);
-  assert.match(loud.stdout, /^Marked \d+ chunks referenced by 1 run\n/);
+  assert.match(loud.stdout, /^Marked \d+ chunks referenced by \d+ runs?\n/);
 });
