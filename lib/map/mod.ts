@@ -37,6 +37,7 @@ export {
   failuresOf,
   MapItemError,
   type MapOptions,
+  type MapProgress,
   type MapWorkers,
 } from "./options.ts";
 export {
@@ -46,36 +47,10 @@ export {
   safely,
   type SafelyResult,
 } from "./wrappers.ts";
-export { describeMapRun, type MapRunProgress } from "./describe.ts";
-
-// Types the options and results above refer to (for documentation).
-export type { JobEvent } from "../events.ts";
-export type { RunState, RunStatus } from "../replay.ts";
-export type {
-  EndRecord,
-  FailRecord,
-  OutputRef,
-  RunRecord,
-  StepRecord,
-} from "../records.ts";
-export type { Store } from "../../store/store.ts";
-export type {
-  ChunkRef,
-  ChunkStat,
-  ChunkStore,
-  DeleteChunkOptions,
-  PutResult,
-} from "../../store/chunk_store.ts";
-export type {
-  LogEntry,
-  LogRepair,
-  ManifestLog,
-  ReplayOptions,
-  TailRepair,
-} from "../../store/manifest_log.ts";
-export type {
-  AcquireLockOptions,
-  BreakLockOptions,
-  JobLock,
-  LockInfo,
-} from "../../store/lock.ts";
+export {
+  describeMapRun,
+  describeMapStep,
+  type MapBatchStats,
+  type MapRunProgress,
+  type MapStepView,
+} from "./describe.ts";
