@@ -882,7 +882,7 @@ test(
       ),
     ]);
     const [nanRun, kRun, missingRun, radiusRun] = results;
-    // Bad input (a RangeError, TypeError or SyntaxError) exits 2.
+    // Bad input is exit 2: rerunning as is cannot help.
     assert.equal(nanRun!.code, EXIT.usage);
     assert.match(nanRun!.stderr, /nan\.npy": row 4 column 2 is NaN/);
     assert.equal(kRun!.code, EXIT.usage);
