@@ -124,10 +124,25 @@ export interface Finding {
   what: string;
 }
 
+/**
+ * Findings known and left to a family's owners, each with why: reported in
+ * the table and on stderr, but they do not fail the campaign. Keep it short.
+ */
+export const KNOWN_FINDINGS: { kind: string; family: string; why: string }[] = [
+  {
+    kind: "bit flip in a chunk",
+    family: "dataflow",
+    why:
+      "a corrupt chunk of a dataflow's state trees fails every later run with CorruptChunkError (lib/dataflow/_tree.ts reads it directly); it should recompute from the inputs",
+  },
+];
+
 /** Faults injected and what survived, per kind and family. */
 export class Tally {
   readonly rows = new Map<string, Counters>();
   readonly findings: Finding[] = [];
+  /** Findings matching {@linkcode KNOWN_FINDINGS}. */
+  readonly known: Finding[] = [];
   readonly skipped: string[] = [];
 
   /** Add to a counter of a row. */
@@ -140,6 +155,11 @@ export class Tally {
 
   /** Record a finding (and count it on its row). */
   find(kind: string, family: string, what: string): void {
+    if (KNOWN_FINDINGS.some((k) => k.kind === kind && k.family === family)) {
+      this.known.push({ kind, family, what });
+      this.add(kind, family, "known findings");
+      return;
+    }
     this.findings.push({ kind, family, what });
     this.add(kind, family, "findings");
   }
@@ -449,5 +469,27 @@ export function families(): Family[] {
     output: (dir) => readFile(join(dir, "out.jsonl"), "utf8"),
     inFlight: 100,
   };
-  return [plainCli, plainLib, map, knn, pipeline, processor];
+  const dataflow: Family = {
+    name: "dataflow",
+    job: "killme",
+    library: true,
+    prepare: async () => {},
+    command: (dir) =>
+      scriptCommand(repoPath("tests", "fixtures", "dataflow_kill_child.ts"), [
+        storeOf(dir),
+        "1",
+      ]),
+    progress: /^call /,
+    lines: 46,
+    output: (_dir, exit) => {
+      const line = exit.stdout.split("\n").find((l) => l.startsWith("result "));
+      if (line === undefined) {
+        return Promise.reject(new Error("The dataflow printed no result"));
+      }
+      // Each run advances the dataflow's logical time: not part of the data.
+      return Promise.resolve(line.replace(/,"time":\d+\}$/, "}"));
+    },
+    inFlight: 1,
+  };
+  return [plainCli, plainLib, map, knn, pipeline, processor, dataflow];
 }

@@ -23,7 +23,13 @@ import { map } from "../lib/map/mod.ts";
 import { knnJob } from "../lib/knn/mod.ts";
 import { verifyStore } from "../lib/verify.ts";
 import { openStore } from "../lib/open_store.ts";
-import { families, npyBytes, repoPath, Tally } from "./_torture_core.ts";
+import {
+  families,
+  KNOWN_FINDINGS,
+  npyBytes,
+  repoPath,
+  Tally,
+} from "./_torture_core.ts";
 import {
   type Ctx,
   kills,
@@ -338,6 +344,14 @@ export function formatTable(result: CampaignResult): string {
     );
   }
   for (const skip of result.tally.skipped) lines.push("", `Skipped: ${skip}.`);
+  const known = new Set(
+    result.tally.known.map((f) => `${f.kind}\u0000${f.family}`),
+  );
+  for (const k of KNOWN_FINDINGS) {
+    if (known.has(`${k.kind}\u0000${k.family}`)) {
+      lines.push("", `Known: ${k.kind} (${k.family}): ${k.why}.`);
+    }
+  }
   lines.push("", TABLE_END);
   return lines.join("\n");
 }
@@ -371,9 +385,8 @@ export function checkTable(text: string): string[] {
   if (lines[4] !== TABLE_HEADER) problems.push("not the table header");
   let rows = 0;
   for (const line of lines.slice(6)) {
-    if (line === "" || line === TABLE_END || line.startsWith("Skipped: ")) {
-      continue;
-    }
+    // After the rows come notes (skipped parts, known findings), wrapped by deno fmt.
+    if (!line.startsWith("|")) continue;
     if (!ROW.test(line)) problems.push(`not a table row: ${line}`);
     rows++;
   }
@@ -458,6 +471,9 @@ if (import.meta.main) {
   });
   const table = formatTable(result);
   console.log(table);
+  for (const f of result.tally.known) {
+    console.error(`KNOWN [${f.kind} / ${f.family}] ${f.what}`);
+  }
   for (const f of result.tally.findings) {
     console.error(`FINDING [${f.kind} / ${f.family}] ${f.what}`);
   }
