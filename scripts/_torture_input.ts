@@ -245,7 +245,7 @@ export async function badInput(ctx: Ctx): Promise<void> {
   }
   kind = "bad flags and dimensions";
   for (
-    const [label, args, code] of [
+    const [label, args, codes] of [
       ["negative rows", ["demo", "--rows", "-5"]],
       ["rows not a number", ["demo", "--rows", "abc"]],
       ["steps overflow", ["demo", "--steps", "1e309"]],
