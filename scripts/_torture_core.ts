@@ -193,6 +193,12 @@ export interface Family {
   job: string;
   /** Run through a library fixture rather than the CLI. */
   library?: boolean;
+  /**
+   * Side effects a rerun may repeat when the kill landed after the job had
+   * done all its work (a completed pipeline run is not reused: the rerun is
+   * a new run). Absent: none.
+   */
+  endedBeforeKill?(dir: string): Promise<number>;
 }
 
 /** The store of a family's episode directory. */
@@ -419,6 +425,9 @@ export function families(): Family[] {
       "side.txt",
       Array.from({ length: PARTS }, (_, i) => `Slow ${i}`),
     ),
+    // The last component ran: the kill landed after the run's work was done.
+    endedBeforeKill: async (dir) =>
+      (await countLines(join(dir, "side.txt"))).has("Sum") ? PARTS : 0,
     inFlight: 1,
   };
   const processor: Family = {

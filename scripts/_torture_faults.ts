@@ -120,6 +120,7 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
     await fam.prepare(dir);
     let here = 0;
     let completed: Exit | undefined;
+    let ended = 0;
     const tries = Math.min(between(ctx, 1, 3), count - landed);
     for (let i = 0; i < tries && completed === undefined; i++) {
       const byLine = fam.lines > 0 && ctx.random() < 0.7;
@@ -138,6 +139,7 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
         here++;
         landed++;
         tally.add(kind, fam.name, "kills");
+        ended = Math.max(ended, (await fam.endedBeforeKill?.(dir)) ?? 0);
       } else if (exit.code !== 0) {
         tally.find(
           kind,
@@ -184,7 +186,7 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
     if (fam.sideEffects !== undefined) {
       const { repeated, missing } = await fam.sideEffects(dir);
       tally.add(kind, fam.name, "lost items", missing);
-      const beyond = Math.max(0, repeated - here * fam.inFlight);
+      const beyond = Math.max(0, repeated - here * fam.inFlight - ended);
       tally.add(
         kind,
         fam.name,
