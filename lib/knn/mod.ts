@@ -96,6 +96,14 @@ export {
   type KnnOptions,
   searchKnn,
 } from "./search.ts";
+export { type KernelChoice, resolveKernel } from "./kernel_scan.ts";
+export {
+  defaultThreads,
+  type KnnPool,
+  type KnnPoolOptions,
+  openKnnPool,
+  type PoolSearchOptions,
+} from "./kernel_threads.ts";
 export {
   collectWithinRadius,
   concatRadiusBlocks,
