@@ -646,12 +646,17 @@ class CborReader {
         return this.#view.getFloat32(this.#need(4));
       case 27:
         return this.#view.getFloat64(this.#need(8));
-      default:
+      default: {
+        // Info 24 holds the simple value in the next byte; 28-31 are reserved
+        // or a break outside an indefinite-length item.
+        const at = this.pos - 1;
+        const value = info === 24 ? this.#view.getUint8(this.#need(1)) : info;
         throw new SyntaxError(
-          `Cannot decode CBOR: simple value ${info} at byte ${
-            this.pos - 1
-          } is not supported`,
+          info < 24 || info === 24
+            ? `Cannot decode CBOR: simple value ${value} at byte ${at} is not supported`
+            : `Cannot decode CBOR: additional information ${info} of major type 7 at byte ${at} is not well-formed`,
         );
+      }
     }
   }
 }

@@ -1,12 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.3.0";
+import { seededRandom } from "../lib/random.ts";
 import {
   decodeValue,
   encodeCanonical,
   encodeValue,
   fingerprint,
 } from "../store/cbor.ts";
+import { propertyRuns } from "./test_seed.ts";
 
 const hex = (b: Uint8Array) =>
   [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
@@ -66,22 +68,81 @@ test("encodeCanonical() rejects what it cannot encode, naming the path", () => {
   assert.throws(() => encodeCanonical(cyclic), /cycle/);
 });
 
-test("fingerprint() is equal for equal values and differs for different ones", async () => {
+/** The same value with the keys of every object and Map in a random order. */
+function shuffleKeys(value: unknown, random: () => number): unknown {
+  const shuffle = <T>(items: T[]): T[] => {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  };
+  if (Array.isArray(value)) return value.map((v) => shuffleKeys(v, random));
+  if (value instanceof Map) {
+    return new Map(
+      shuffle([...value]).map(([k, v]) => [k, shuffleKeys(v, random)]),
+    );
+  }
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const key of shuffle(Object.keys(value))) {
+      Object.defineProperty(out, key, {
+        value: shuffleKeys((value as Record<string, unknown>)[key], random),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  }
+  return value;
+}
+
+test("encodeCanonical() and fingerprint() ignore the order of object keys and Map entries", async () => {
+  const mapOf = fc.array(
+    fc.tuple(fc.oneof(fc.string(), fc.integer()), fc.jsonValue()),
+    {
+      maxLength: 8,
+    },
+  ).map((entries) => new Map<unknown, unknown>(entries));
   await fc.assert(
-    fc.asyncProperty(fc.jsonValue(), fc.jsonValue(), async (a, b) => {
-      const same = JSON.stringify(a) === JSON.stringify(b);
-      if (same) assert.equal(await fingerprint(a), await fingerprint(b));
-      else if (hex(encodeCanonical(a)) !== hex(encodeCanonical(b))) {
-        assert.notEqual(await fingerprint(a), await fingerprint(b));
-      }
-    }),
-    { numRuns: 200 },
+    fc.asyncProperty(
+      fc.oneof(fc.jsonValue(), mapOf, fc.array(mapOf, { maxLength: 3 })),
+      fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      async (value, seed) => {
+        const shuffled = shuffleKeys(value, seededRandom(seed));
+        assert.equal(
+          hex(encodeCanonical(shuffled)),
+          hex(encodeCanonical(value)),
+        );
+        assert.equal(await fingerprint(shuffled), await fingerprint(value));
+      },
+    ),
+    propertyRuns(200),
   );
-  assert.equal(
-    await fingerprint({ x: 1, y: 2 }),
-    await fingerprint({ y: 2, x: 1 }),
+});
+
+test("fingerprint() differs when a value changes", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.dictionary(fc.string(), fc.jsonValue(), { minKeys: 1 }),
+      fc.jsonValue(),
+      async (record, replacement) => {
+        const key = Object.keys(record)[0]!;
+        const changed = { ...record, [key]: replacement };
+        if (
+          hex(encodeCanonical(record[key])) ===
+            hex(encodeCanonical(replacement))
+        ) {
+          return;
+        }
+        assert.notEqual(await fingerprint(changed), await fingerprint(record));
+      },
+    ),
+    propertyRuns(200),
   );
   assert.notEqual(await fingerprint([1, 2]), await fingerprint([2, 1]));
+  assert.notEqual(await fingerprint({ a: 1 }), await fingerprint({ a: "1" }));
 });
 
 test("encodeCanonical() output decodes to a value with the same encoding", () => {
@@ -94,7 +155,7 @@ test("encodeCanonical() output decodes to a value with the same encoding", () =>
         assert.equal(hex(encodeCanonical(decodeValue(bytes))), hex(bytes));
       },
     ),
-    { numRuns: 200 },
+    propertyRuns(200),
   );
 });
 

@@ -45,5 +45,8 @@ test("parseCommandLine() without a subcommand word resolves the parent", () => {
 });
 
 test("commandHelp() lists subcommands", () => {
-  assert.match(commandHelp(family), /Subcommands:\n {2}run +Do run\n {2}ls +Do ls/);
+  assert.match(
+    commandHelp(family),
+    /Subcommands:\n {2}run +Do run\n {2}ls +Do ls/,
+  );
 });

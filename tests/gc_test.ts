@@ -17,6 +17,7 @@ import { createMemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/store.ts";
 import { killAfterLines, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { propertyRuns, testRandom } from "./test_seed.ts";
 
 const GC_CHILD = new URL("./fixtures/gc_child.ts", import.meta.url);
 const JOBS = ["alpha", "beta"];
@@ -157,7 +158,7 @@ test("collectGarbage after random runs and forgetRuns policies keeps every chunk
         await check(createMemoryStore(), ops);
       },
     ),
-    { numRuns: 50 },
+    propertyRuns(50),
   );
 });
 
@@ -171,7 +172,7 @@ test("collectGarbage after random runs and forgetRuns policies keeps every chunk
         await check(await openFsStore(join(dir, `s${n++}`)), ops);
       },
     ),
-    { numRuns: 6 },
+    propertyRuns(6),
   );
 });
 
@@ -229,9 +230,10 @@ test("gc killed mid-sweep at random points leaves a store that verifies, with ke
   };
   assert.equal(await count(), 2000);
 
+  const { between } = testRandom("gc kill points");
   for (let round = 0; round < 4; round++) {
     const child = startScript(GC_CHILD, [root]);
-    const out = await killAfterLines(child, 1 + Math.floor(Math.random() * 12));
+    const out = await killAfterLines(child, between(1, 12));
     assert.ok(
       !out.includes("done"),
       `round ${round} was killed before it finished`,

@@ -9,6 +9,7 @@ import { openFsStore } from "../store/fs.ts";
 import { runScript, startScript } from "./child_process.ts";
 import { stepOutput } from "./fixtures/kill_job.ts";
 import { tempDir } from "./temp.ts";
+import { testRandom } from "./test_seed.ts";
 
 const FIXTURE = new URL("./fixtures/kill_job.ts", import.meta.url);
 const MAIN = new URL("../cli/main.ts", import.meta.url);
@@ -63,8 +64,9 @@ test("runJob survives SIGKILL at random points: each step's side effect happens 
   const root = join(dir, "store");
   const side = join(dir, "side.txt");
   let kills = 0;
+  const { between } = testRandom("runJob kill points");
   for (let attempt = 0; attempt < 20; attempt++) {
-    const killAt = 2 + Math.floor(Math.random() * 8);
+    const killAt = between(2, 9);
     let computed = 0;
     let finished = false;
     const child = startScript(FIXTURE, [root, side, String(STEPS)]);

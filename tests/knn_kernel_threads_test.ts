@@ -11,6 +11,7 @@ import {
 import type { KernelChoice } from "../lib/knn/kernel_scan.ts";
 import { openKnnPool } from "../lib/knn/kernel_threads.ts";
 import { seededRandom } from "../lib/random.ts";
+import { propertyRuns } from "./test_seed.ts";
 
 function data(rows: number, cols: number, seed: number, f64: boolean) {
   const rnd = seededRandom(seed);
@@ -67,7 +68,7 @@ test("KnnPool.search() equals one-thread searchKnn for any block size", async ()
           assert.deepEqual(many, one);
         },
       ),
-      { numRuns: 60 },
+      propertyRuns(60),
     );
   }
 });

@@ -9,6 +9,7 @@ import { randomFloat32 } from "../lib/random.ts";
 import { openFsStore } from "../store/fs.ts";
 import { killAfterLines, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { testRandom } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/knn_job_child.ts", import.meta.url);
 const CLI = new URL("../cli/main.ts", import.meta.url);
@@ -75,9 +76,8 @@ async function assertSameFiles(a: string, b: string, names: string[]) {
   }
 }
 
-function random(lo: number, hi: number): number {
-  return lo + Math.floor(Math.random() * (hi - lo + 1));
-}
+/** Kill points for this file's tests, from one printed seed. */
+const { between: random } = testRandom("knn kill points");
 
 test(
   "knnJob() killed with SIGKILL at random points resumes to byte-identical outputs without recomputing blocks",

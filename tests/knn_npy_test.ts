@@ -15,6 +15,7 @@ import {
   validateFinite,
   writeNpyFile,
 } from "../lib/knn/mod.ts";
+import { propertyRuns } from "./test_seed.ts";
 
 /** Builds a .npy file by hand, with any header text and version. */
 function rawNpy(
@@ -74,7 +75,7 @@ test("parseNpy() round-trips float32 and float64 matrices", () => {
         assert.deepEqual(m.data, data);
       },
     ),
-    { numRuns: 100 },
+    propertyRuns(100),
   );
 });
 

@@ -23,6 +23,7 @@ import {
 } from "../lib/knn/mod.ts";
 import type { KernelChoice } from "../lib/knn/kernel_scan.ts";
 import { gaussianRandom, seededRandom } from "../lib/random.ts";
+import { propertyRuns } from "./test_seed.ts";
 
 // ---------------------------------------------------------------------------
 // A plain float64 brute-force reference, written independently of the kernel.
@@ -254,7 +255,7 @@ test("searchKnn() equals float64 brute force, blocked or not, for every metric",
       );
       assert.deepEqual(concatKnnBlocks(blocks), whole);
     }),
-    { numRuns: 250 },
+    propertyRuns(250),
   );
 });
 
@@ -471,7 +472,7 @@ test("countWithinRadius() and collectWithinRadius() equal brute force", () => {
         }
       },
     ),
-    { numRuns: 150 },
+    propertyRuns(150),
   );
 });
 
@@ -578,7 +579,7 @@ test("knnGraph() symmetrisation keeps its invariants", () => {
       }
       assert.equal(snn.from.length, expected);
     }),
-    { numRuns: 100 },
+    propertyRuns(100),
   );
 });
 
@@ -611,7 +612,7 @@ test("planKnn() fits the budget and covers every row", () => {
         assert.equal(plan.chunkCount, 2 * plan.blocks);
       },
     ),
-    { numRuns: 300 },
+    propertyRuns(300),
   );
   assert.throws(
     () => planKnn({ nRef: 5, nQuery: 1, dim: 2, k: 6, memoryBudgetBytes: 1e9 }),

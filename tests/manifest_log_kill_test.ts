@@ -4,17 +4,19 @@ import { join } from "node:path";
 import { openFsStore } from "../store/fs.ts";
 import { killAfterLines, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { testRandom } from "./test_seed.ts";
 
 test("ManifestLog survives SIGKILL of an appending process at random moments", async () => {
   const root = join(await tempDir(), "store");
   await openFsStore(root);
   let committed = 0;
+  const { between } = testRandom("ManifestLog kill points");
   for (let round = 0; round < 5; round++) {
     const child = startScript(
       new URL("./fixtures/log_appender.ts", import.meta.url),
       [root],
     );
-    const out = await killAfterLines(child, 5 + Math.floor(Math.random() * 60));
+    const out = await killAfterLines(child, between(5, 64));
     const reported = out.trim().split("\n").map(Number).filter((n) => n > 0);
     committed = Math.max(committed, ...reported);
 

@@ -14,6 +14,7 @@ import {
 } from "../store/chunk_store.ts";
 import type { Store } from "../store/store.ts";
 import { blake3Hex } from "../store/hash.ts";
+import { propertyRuns } from "./test_seed.ts";
 
 /** What a backend's test provides. */
 export interface StoreHarness {
@@ -37,7 +38,7 @@ export function testStoreConformance(
         assert.equal(ref.size, bytes.length);
         assert.deepEqual(await store.chunks.get(ref.hash), bytes);
       }),
-      { numRuns: 60 },
+      propertyRuns(60),
     );
   });
 
@@ -51,7 +52,7 @@ export function testStoreConformance(
           assert.deepEqual(await getValue(store.chunks, ref.hash), value);
         },
       ),
-      { numRuns: 60 },
+      propertyRuns(60),
     );
     const typed = {
       v: new Float32Array([1.5, -2]),
@@ -109,7 +110,7 @@ export function testStoreConformance(
           assert.equal(await store.chunks.delete(hash), true);
         },
       ),
-      { numRuns: 20 },
+      propertyRuns(20),
     );
   });
 

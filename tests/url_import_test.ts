@@ -46,6 +46,13 @@ async function serveRepo(): Promise<
   };
 }
 
+/** Whether Deno failed because it could not download an npm package (no network, no registry). */
+function registryUnreachable(stderr: string): boolean {
+  return /npm|for package "/i.test(stderr) &&
+    /error sending request|dns error|connection refused|timed out|failed to lookup|network|fetch/i
+      .test(stderr);
+}
+
 /** Run a script in a fresh Deno: empty DENO_DIR, no deno.json or node_modules beside it. */
 function runFreshDeno(
   script: string,
@@ -103,6 +110,13 @@ console.log(JSON.stringify({
 `,
     );
     const result = await runFreshDeno(script, dir);
+    if (result.code !== 0 && registryUnreachable(result.err)) {
+      assert.fail(
+        `The npm registry cannot be reached: a fresh Deno importing mod.ts from a URL downloads its npm dependencies (npm:hash-wasm), so this test needs the registry (NPM_CONFIG_REGISTRY, if set, names it). Deno said: ${
+          result.err.trim().split("\n")[0]
+        }`,
+      );
+    }
     assert.equal(result.code, 0, result.err);
     assert.deepEqual(JSON.parse(result.out.trim().split("\n").at(-1)!), {
       value: 42,

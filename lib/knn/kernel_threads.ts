@@ -148,6 +148,7 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
   let closed = false;
 
   const start = (): void => {
+    // scripts/build_npm.ts rewrites this literal for the .js build.
     const url = new URL("./kernel_worker.ts", import.meta.url);
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(url.href, { type: "module" });
@@ -264,7 +265,10 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
       checkRange(first, last, queries.rows);
       checkSelf(prepared, queries, excludeSelf);
       const k = searchOptions.k;
-      if (threads === 1 || last - first === 0) {
+      // Runtimes without Web Workers (Node) search on the calling thread.
+      if (
+        threads === 1 || last - first === 0 || typeof Worker !== "function"
+      ) {
         searchOptions.signal?.throwIfAborted();
         return searchKnn(prepared, queries, searchOptions);
       }
