@@ -23,6 +23,7 @@ export const WASM_QUERY_TILE = 64;
 /** Reference rows per kernel call (a multiple of the 8-row register tile). */
 export const WASM_REF_TILE = 512;
 
+const FIRST_REF_TILE = 64;
 const Q_GROUP = 4;
 const R_GROUP = 8;
 const OUT_RECORDS = WASM_QUERY_TILE * WASM_REF_TILE;
@@ -360,8 +361,10 @@ export function scanWasm(
       qslack[i] = coef * qn + mult * tiny * (2 + qmax);
       qlo[i] = qadd[i]! - qslack[i]!;
     }
-    for (let r0 = 0; r0 < nRef; r0 += WASM_REF_TILE) {
-      const nr = Math.min(WASM_REF_TILE, nRef - r0);
+    // A short first tile sets the thresholds before the flood of
+    // candidates an infinite threshold lets through.
+    for (let r0 = 0, nr = 0; r0 < nRef; r0 += nr) {
+      nr = Math.min(r0 === 0 ? FIRST_REF_TILE : WASM_REF_TILE, nRef - r0);
       for (let i = 0; i < nq; i++) thr[i] = thresholds[i]! * keyScale;
       const count = run(
         qPtr,
