@@ -148,8 +148,13 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
   let closed = false;
 
   const start = (): void => {
-    // scripts/build_npm.ts rewrites this literal for the .js build.
-    const url = new URL("./kernel_worker.ts", import.meta.url);
+    // scripts/build_npm.ts rewrites this literal for the .js build. A Bun
+    // single binary bundles everything into one file and embeds the worker
+    // (an extra entry point of `bun build --compile`) under its own path.
+    let url = new URL("./kernel_worker.ts", import.meta.url);
+    if (import.meta.url.startsWith("file:///$bunfs/")) {
+      url = new URL("file:///$bunfs/root/lib/knn/kernel_worker.js");
+    }
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(url.href, { type: "module" });
       const slot: Slot = { worker, busy: false };
