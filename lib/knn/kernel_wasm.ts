@@ -50,13 +50,17 @@ export interface WasmShared {
   cols: number;
   /** Byte offset of the packed reference. */
   refPtr: number;
-  /** Byte offsets of the per-reference f64 arrays. */
+  /** Byte offset of `radd − rslack` per reference row (f64). */
   rloPtr: number;
+  /** Byte offset of each reference row's additive key term (f64). */
   raddPtr: number;
+  /** Byte offset of each reference row's slack term (f64). */
   rslackPtr: number;
-  /** First scratch slot, bytes per slot, and slot count. */
+  /** Byte offset of the first per-thread scratch slot. */
   slotPtr: number;
+  /** Bytes per scratch slot. */
   slotBytes: number;
+  /** Scratch slots: threads that may search at once. */
   slots: number;
   /** Power of two the kernel vectors are multiplied by before rounding. */
   vecScale: number;

@@ -96,7 +96,11 @@ export {
   type KnnOptions,
   searchKnn,
 } from "./search.ts";
-export { type KernelChoice, resolveKernel } from "./kernel_scan.ts";
+export {
+  type KernelChoice,
+  type KernelUsed,
+  resolveKernel,
+} from "./kernel_scan.ts";
 export {
   defaultThreads,
   type KnnPool,
