@@ -21,6 +21,7 @@
  */
 
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -160,6 +161,7 @@ interface PeerResult {
   status: string;
   build_s?: number;
   search_s?: number[];
+  search_cpu_s?: number[];
   self_first?: number;
 }
 
@@ -184,9 +186,19 @@ function runPeers(
   );
 }
 
-function wall(cmd: string, args: string[], env: Record<string, string>) {
+const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
+
+/** Wall seconds of a child process, and its CPU seconds where measurable. */
+function wall(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+): { wall: number; cpu: number } {
+  const [exe, argv] = TIME === undefined
+    ? [cmd, args]
+    : [TIME, ["-f", "cairn-bench-cpu %U %S", cmd, ...args]];
   const t0 = performance.now();
-  const run = spawnSync(cmd, args, {
+  const run = spawnSync(exe, argv, {
     encoding: "utf8",
     env,
     maxBuffer: 1 << 24,
@@ -199,7 +211,8 @@ function wall(cmd: string, args: string[], env: Record<string, string>) {
       }`,
     );
   }
-  return s;
+  const m = /cairn-bench-cpu ([\d.]+) ([\d.]+)/.exec(run.stderr);
+  return { wall: s, cpu: m ? Number(m[1]) + Number(m[2]) : NaN };
 }
 
 /** The command line that runs the cairn CLI under this runtime. */
@@ -264,16 +277,21 @@ export async function benchKnn(
         log(`kNN ${size}, ${threads} thread(s), in-process`);
         const pool = openKnnPool({ threads });
         const cairnTimes: number[] = [];
+        const cairnCpu: number[] = [];
         const peerTimes = new Map<string, number[]>();
+        const peerCpu = new Map<string, number[]>();
         const peerInfo = new Map<string, PeerResult>();
         let index: Int32Array | undefined;
         try {
           const prepared = prepareReference(ref, "euclidean");
           await pool.search(prepared, queries, { k: K, end: 64 });
           for (let rep = 0; rep < reps; rep++) {
+            const c0 = process.cpuUsage();
             const t0 = performance.now();
             const result = await pool.search(prepared, queries, { k: K });
             cairnTimes.push((performance.now() - t0) / 1000);
+            const c = process.cpuUsage(c0);
+            cairnCpu.push((c.user + c.system) / 1e6);
             index = result.index;
             if (python === undefined) continue;
             const far = rep === 0 && nRef === refs[0] && threads === 1
@@ -297,6 +315,9 @@ export async function benchKnn(
                 const list = peerTimes.get(r.peer) ?? [];
                 list.push(...r.search_s!);
                 peerTimes.set(r.peer, list);
+                const cpu = peerCpu.get(r.peer) ?? [];
+                cpu.push(...(r.search_cpu_s ?? []));
+                peerCpu.set(r.peer, cpu);
               }
             }
           }
@@ -304,9 +325,10 @@ export async function benchKnn(
           pool.close();
         }
         const cairnMedian = median(cairnTimes);
+        const cairnCpuMedian = median(cairnCpu);
         const cairnCell = `${seconds(cairnMedian)} (${
           (flop / cairnMedian / 1e9).toFixed(1)
-        } GFLOP/s)`;
+        } GFLOP/s); CPU ${seconds(cairnCpuMedian)}`;
         const caseName = `${size}, ${threads} thread${
           threads > 1 ? "s" : ""
         }, in-process search`;
@@ -337,13 +359,19 @@ export async function benchKnn(
             continue;
           }
           const m = median(times);
+          const cpu = peerCpu.get(peer) ?? [];
+          const mc = cpu.length > 0 ? median(cpu) : NaN;
           rows.push({
             section: "kNN",
             case: caseName,
             cairn: cairnCell,
             peer: info.label ?? peer,
-            peerValue: `${seconds(m)} (${(flop / m / 1e9).toFixed(1)} GFLOP/s)`,
-            ratio: ratio(cairnMedian, m),
+            peerValue: `${seconds(m)} (${
+              (flop / m / 1e9).toFixed(1)
+            } GFLOP/s); CPU ${seconds(mc)}`,
+            ratio: `${ratio(cairnMedian, m)} (CPU ${
+              ratio(cairnCpuMedian, mc)
+            })`,
           });
           if (index !== undefined && threads === threadCounts[0]) {
             const theirs = await readIndexNpy(
@@ -382,8 +410,8 @@ export async function benchKnn(
           });
           continue;
         }
-        const cairnTimes: number[] = [];
-        const peerTimes: number[] = [];
+        const cairnTimes: { wall: number; cpu: number }[] = [];
+        const peerTimes: { wall: number; cpu: number }[] = [];
         let peerStatus = "ok";
         for (let rep = 0; rep < reps; rep++) {
           const run = join(scratch, `whole-${nRef}-${threads}-${rep}`);
@@ -427,16 +455,18 @@ export async function benchKnn(
           }
           await rm(run, { recursive: true, force: true });
         }
-        const c = median(cairnTimes);
+        const c = median(cairnTimes.map((t) => t.wall));
+        const cc = median(cairnTimes.map((t) => t.cpu));
         const ok = peerStatus === "ok" && peerTimes.length > 0;
-        const p = ok ? median(peerTimes) : NaN;
+        const p = ok ? median(peerTimes.map((t) => t.wall)) : NaN;
+        const pc = ok ? median(peerTimes.map((t) => t.cpu)) : NaN;
         rows.push({
           section: "kNN",
           case: caseName,
-          cairn: seconds(c),
+          cairn: `${seconds(c)}; CPU ${seconds(cc)}`,
           peer: "FAISS IndexFlatL2 (python3, load + search + save)",
-          peerValue: ok ? seconds(p) : peerStatus,
-          ratio: ok ? ratio(c, p) : "-",
+          peerValue: ok ? `${seconds(p)}; CPU ${seconds(pc)}` : peerStatus,
+          ratio: ok ? `${ratio(c, p)} (CPU ${ratio(cc, pc)})` : "-",
         });
       }
     }

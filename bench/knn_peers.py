@@ -5,7 +5,8 @@ Usage: python3 bench/knn_peers.py [--threads N] [--reps R] [--peers faiss,sklear
 
 In-process mode (default) runs each peer R times on N threads and prints one
 JSON object per peer on stdout:
-{"peer": ..., "label": ..., "status": "ok", "build_s": ..., "search_s": [...]}
+{"peer": ..., "label": ..., "status": "ok", "build_s": ..., "search_s": [...],
+"search_cpu_s": [...]} (wall and process CPU seconds of each search),
 or {"peer": ..., "status": "missing: <reason>"}. It writes the last run's
 neighbour indices as OUT_DIR/<peer>_index.npy (int64, queries x K). With
 FAR.npy it also reports the fraction of its rows that find themselves first
@@ -47,9 +48,10 @@ def faiss_search(ref, queries, k, threads):
     index = faiss.IndexFlatL2(ref.shape[1])
     index.add(ref)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     dist, ids = index.search(queries, k)
     t2 = time.perf_counter()
-    return ids, dist, t1 - t0, t2 - t1
+    return ids, dist, t1 - t0, (t2 - t1, time.process_time() - c1)
 
 
 def sklearn_search(ref, queries, k, threads):
@@ -59,9 +61,10 @@ def sklearn_search(ref, queries, k, threads):
     nn = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=threads)
     nn.fit(ref)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     dist, ids = nn.kneighbors(queries)
     t2 = time.perf_counter()
-    return ids, dist, t1 - t0, t2 - t1
+    return ids, dist, t1 - t0, (t2 - t1, time.process_time() - c1)
 
 
 PEERS = {"faiss": faiss_search, "sklearn": sklearn_search}
@@ -119,12 +122,14 @@ def main():
             continue
         search = PEERS[peer]
         times = []
+        cpu = []
         build = None
         ids = None
         for _ in range(args.reps):
-            ids, _, b, s = search(ref, queries, args.k, args.threads)
+            ids, _, b, (s, c) = search(ref, queries, args.k, args.threads)
             build = b
             times.append(s)
+            cpu.append(c)
         np.save(f"{args.out_dir}/{peer}_index.npy", ids.astype(np.int64))
         result = {
             "peer": peer,
@@ -132,6 +137,7 @@ def main():
             "status": "ok",
             "build_s": build,
             "search_s": times,
+            "search_cpu_s": cpu,
         }
         if far is not None:
             self_ids, _, _, _ = search(far, far, 1, args.threads)

@@ -180,7 +180,7 @@ if (!flags["no-write"]) {
     "",
     "## Results",
     "",
-    "`cairn/peer` is cairn's cost over the peer's in the same run: time over time, or for throughput the inverse ratio (above 1, cairn is slower). kNN is 2,000 queries × 128 dimensions, k = 10, float32, Euclidean.",
+    "`cairn/peer` is cairn's cost over the peer's in the same run: time over time, or for throughput the inverse ratio (above 1, cairn is slower). For kNN the wall-time ratio comes first and the CPU-time ratio (process user + system seconds, all threads) in parentheses: on a loaded machine the CPU ratio is the steadier measure of the kernels at 1 thread, while the wall ratio is what 2 threads buy. kNN is 2,000 queries × 128 dimensions, k = 10, float32, Euclidean; GFLOP/s counts 2 · queries · references · dimensions over wall time.",
     "",
     table,
     "",
