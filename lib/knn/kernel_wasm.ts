@@ -178,21 +178,23 @@ export function packReference(
     : metric === "ip"
     ? "ip"
     : "euclid";
-  // Kernel vector of row r, column c, exactly as the float64 kernel forms it.
-  const vec = (r: number, c: number): number => {
-    const y = reference[r * d + c]!;
-    if (kind === "euclid") return y - mean[c]!;
-    if (kind === "ip") return y;
-    const s = sqNorms[r]!;
-    return s === 0 ? 0 : y / Math.sqrt(s);
-  };
+  // The largest kernel value: rounding is monotone, so for the centred
+  // metrics it sits at a column's minimum or maximum.
   let maxAbs = 0;
   if (kind !== "cosine") {
+    const lo = new Float64Array(d).fill(Infinity);
+    const hi = new Float64Array(d).fill(-Infinity);
     for (let r = 0; r < n; r++) {
+      const base = r * d;
       for (let c = 0; c < d; c++) {
-        const v = Math.abs(vec(r, c));
-        if (v > maxAbs) maxAbs = v;
+        const y = reference[base + c]!;
+        if (y < lo[c]!) lo[c] = y;
+        if (y > hi[c]!) hi[c] = y;
       }
+    }
+    for (let c = 0; c < d; c++) {
+      const m = kind === "euclid" ? mean[c]! : 0;
+      maxAbs = Math.max(maxAbs, Math.abs(lo[c]! - m), Math.abs(hi[c]! - m));
     }
   }
   // A power of two keeps scaling exact; it puts the largest value in (0.5, 1].
@@ -210,9 +212,26 @@ export function packReference(
     shared: true,
   });
   const f32 = new Float32Array(memory.buffer, refPtr, nPad * d);
+  // Kernel vectors exactly as the float64 kernel forms them, then scaled.
   for (let r = 0; r < n; r++) {
+    const src = r * d;
     const base = (r >> 3) * d * R_GROUP + (r & 7);
-    for (let c = 0; c < d; c++) f32[base + c * R_GROUP] = vec(r, c) * vecScale;
+    if (kind === "euclid") {
+      for (let c = 0; c < d; c++) {
+        f32[base + c * R_GROUP] = (reference[src + c]! - mean[c]!) * vecScale;
+      }
+    } else if (kind === "ip") {
+      for (let c = 0; c < d; c++) {
+        f32[base + c * R_GROUP] = reference[src + c]! * vecScale;
+      }
+    } else {
+      const sq = sqNorms[r]!;
+      if (sq === 0) continue;
+      const norm = Math.sqrt(sq);
+      for (let c = 0; c < d; c++) {
+        f32[base + c * R_GROUP] = reference[src + c]! / norm;
+      }
+    }
   }
   const rlo = new Float64Array(memory.buffer, rloPtr, nPad);
   const radd = new Float64Array(memory.buffer, raddPtr, nPad);
