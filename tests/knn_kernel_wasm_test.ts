@@ -179,3 +179,19 @@ test("searchKnn() agrees across kernels on tiny, huge and subnormal values", () 
     }
   }
 });
+
+test("resolveKernel() follows CAIRN_KNN_KERNEL only for auto", () => {
+  const before = process.env.CAIRN_KNN_KERNEL;
+  try {
+    process.env.CAIRN_KNN_KERNEL = "ts";
+    assert.equal(resolveKernel("auto"), "ts");
+    assert.equal(resolveKernel("wasm-simd"), "wasm-simd");
+    process.env.CAIRN_KNN_KERNEL = "wasm-simd";
+    assert.equal(resolveKernel(), "wasm-simd");
+    process.env.CAIRN_KNN_KERNEL = "nonsense";
+    assert.match(resolveKernel(), /^wasm-(relaxed|simd)$/);
+  } finally {
+    if (before === undefined) delete process.env.CAIRN_KNN_KERNEL;
+    else process.env.CAIRN_KNN_KERNEL = before;
+  }
+});

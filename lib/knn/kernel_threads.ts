@@ -93,6 +93,8 @@ interface Task {
   end: number;
   resolve(block: KnnBlock): void;
   reject(error: Error): void;
+  /** The same block on the calling thread, if the workers cannot run. */
+  local(): KnnBlock;
 }
 
 interface Sent {
@@ -146,6 +148,7 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
   let nextId = 1;
   let nextJob = 1;
   let closed = false;
+  let broken = false;
 
   const start = (): void => {
     // scripts/build_npm.ts rewrites this literal for the .js build. A Bun
@@ -183,15 +186,28 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
           task.reject(new ctor(msg.message));
         }
       };
+      // A worker that cannot run (say, a bundle without its entry point)
+      // must not fail the search: the pool finishes on the calling thread.
       worker.onerror = (event: Event) => {
-        const message = (event as ErrorEvent).message ?? "worker failed";
         event.preventDefault?.();
-        for (const task of pending.values()) {
-          task.reject(new Error(`kNN worker failed: ${message}`));
-        }
-        pending.clear();
+        fallBack();
       };
       slots.push(slot);
+    }
+  };
+
+  const fallBack = (): void => {
+    broken = true;
+    for (const slot of slots) slot.worker.terminate();
+    slots.length = 0;
+    const tasks = [...pending.values(), ...queue.splice(0).map((q) => q.task)];
+    pending.clear();
+    for (const task of tasks) {
+      try {
+        task.resolve(task.local());
+      } catch (error) {
+        task.reject(error instanceof Error ? error : new Error(String(error)));
+      }
     }
   };
 
@@ -272,7 +288,8 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
       const k = searchOptions.k;
       // Runtimes without Web Workers (Node) search on the calling thread.
       if (
-        threads === 1 || last - first === 0 || typeof Worker !== "function"
+        threads === 1 || last - first === 0 || typeof Worker !== "function" ||
+        broken
       ) {
         searchOptions.signal?.throwIfAborted();
         return searchKnn(prepared, queries, searchOptions);
@@ -301,7 +318,20 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
           new Promise<KnnBlock>((resolve, reject) => {
             const job = nextJob++;
             queue.push({
-              task: { start: s, end: e, resolve, reject },
+              task: {
+                start: s,
+                end: e,
+                resolve,
+                reject,
+                local: () =>
+                  searchKnn(prepared, queries, {
+                    k,
+                    start: s,
+                    end: e,
+                    excludeSelf,
+                    kernel,
+                  }),
+              },
               msg: {
                 type: "search",
                 job,
