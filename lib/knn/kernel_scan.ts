@@ -74,7 +74,7 @@ const KERNELS: readonly KernelChoice[] = ["auto", "wasm", "wasm-simd", "ts"];
  *
  * @param choice The requested kernel (`"auto"` reads `CAIRN_KNN_KERNEL`).
  * @returns The kernel.
- * @throws {TypeError} On an unknown choice.
+ * @throws {TypeError} On an unknown choice, or an unknown `CAIRN_KNN_KERNEL`.
  * @throws {RangeError} If a WebAssembly kernel is forced but the runtime lacks it.
  *
  * @example The TypeScript kernel is always there
@@ -97,6 +97,11 @@ export function resolveKernel(choice: KernelChoice = "auto"): KernelUsed {
   if (wanted === "auto") {
     const env = readEnv("CAIRN_KNN_KERNEL");
     if (env === "ts" || env === "wasm" || env === "wasm-simd") wanted = env;
+    else if (env !== undefined && env !== "" && env !== "auto") {
+      throw new TypeError(
+        `Cannot search: CAIRN_KNN_KERNEL "${env}" is not supported; use "ts", "wasm", "wasm-simd" or "auto", or unset it`,
+      );
+    }
   }
   if (wanted === "ts") return "ts";
   const variant = wasmVariant();
