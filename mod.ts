@@ -8,7 +8,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { runJob } from "./mod.ts";
- * const sum = await runJob("doc-example", { store: "memory:", handleSignals: false }, async (job) => {
+ * const sum = await runJob("doc-example", { store: "memory:" }, async (job) => {
  *   let total = 0;
  *   for (let i = 0; i < 4; i++) total += await job.step(`part-${i}`, () => i * i);
  *   return total;
@@ -34,6 +34,7 @@ export * from "./lib/open_store.ts";
 export * from "./lib/records.ts";
 export * from "./lib/events.ts";
 export * from "./lib/job.ts";
+export * from "./lib/signals.ts";
 export * from "./lib/replay.ts";
 export * from "./lib/retry.ts";
 export * from "./lib/output.ts";

@@ -18,15 +18,16 @@ import {
   type KnnJobBaseOptions,
   type KnnJobInfo,
   type KnnJobPlan,
-  knnPlan,
   knnRecall,
   knnRerank,
   METRICS,
   parseByteSize,
+  planKnnJob,
   radiusJob,
   readMatrixFileInfo,
 } from "../lib/knn/mod.ts";
 import type { Metric, ZeroVectorPolicy } from "../lib/knn/mod.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import {
   type CliContext,
   type Command,
@@ -193,6 +194,18 @@ function kOf(args: CommandArgs): number {
 }
 
 /** Options shared by the three job commands. */
+/** Run a job that SIGINT/SIGTERM stop cleanly (exit 130/143); a second signal exits at once. */
+async function withSignalAbort<T>(
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = abortOnSignals({ exitOnSecondSignal: true });
+  try {
+    return await run(stop.signal);
+  } finally {
+    stop.dispose();
+  }
+}
+
 function jobOptionsOf(ctx: CliContext, args: CommandArgs): KnnJobBaseOptions {
   const job = stringOption(args, "job");
   const excludeSelf = excludeSelfOf(args);
@@ -293,11 +306,14 @@ export const knnCommand: Command = {
     const ref = requiredOption(args, "ref");
     const query = stringOption(args, "query");
     const k = kOf(args);
-    const result = await knnJob(ref, {
-      ...jobOptionsOf(ctx, args),
-      k,
-      ...(query === undefined ? {} : { query }),
-    });
+    const result = await withSignalAbort((signal) =>
+      knnJob(ref, {
+        ...jobOptionsOf(ctx, args),
+        signal,
+        k,
+        ...(query === undefined ? {} : { query }),
+      })
+    );
     report(
       ctx,
       result,
@@ -384,13 +400,16 @@ export const knnGraphCommand: Command = {
         "Invalid --min-shared without --kind snn: it applies to SNN graphs only",
       );
     }
-    const result = await knnGraphJob(ref, {
-      ...jobOptionsOf(ctx, args),
-      k,
-      kind,
-      symmetrize: symmetrize as "none" | "union" | "mutual",
-      ...(minShared === undefined ? {} : { minShared }),
-    });
+    const result = await withSignalAbort((signal) =>
+      knnGraphJob(ref, {
+        ...jobOptionsOf(ctx, args),
+        signal,
+        k,
+        kind,
+        symmetrize: symmetrize as "none" | "union" | "mutual",
+        ...(minShared === undefined ? {} : { minShared }),
+      })
+    );
     const shape = kind === "snn" ? "SNN" : `${symmetrize} kNN`;
     report(
       ctx,
@@ -454,12 +473,15 @@ export const radiusCommand: Command = {
       throw new UsageError("Missing --radius: this command needs it");
     }
     const countOnly = args.values["count-only"] === true;
-    const result = await radiusJob(ref, {
-      ...jobOptionsOf(ctx, args),
-      radius,
-      countOnly,
-      ...(query === undefined ? {} : { query }),
-    });
+    const result = await withSignalAbort((signal) =>
+      radiusJob(ref, {
+        ...jobOptionsOf(ctx, args),
+        signal,
+        radius,
+        countOnly,
+        ...(query === undefined ? {} : { query }),
+      })
+    );
     report(
       ctx,
       result,
@@ -584,7 +606,7 @@ export const knnPlanCommand: Command = {
         `Cannot plan: query matrix "${queryPath}" has ${query.cols} columns, but reference matrix "${refPath}" has ${ref.cols}; both need the same dimension`,
       );
     }
-    const plan = knnPlan(ref, {
+    const plan = planKnnJob(ref, {
       kind,
       k,
       ...(query === undefined ? {} : { query }),

@@ -16,7 +16,7 @@ import { replayRun, runChunks, type RunState } from "../lib/replay.ts";
 import { subsetFilter, verifyStore } from "../lib/verify.ts";
 import { writeFileAtomically } from "../lib/write_file_atomically.ts";
 import { formatByteSize } from "../lib/knn/job_plan.ts";
-import { encodeNpy, type NpyWritable } from "../lib/knn/npy.ts";
+import { encodeNpy, type NpyWritable } from "../lib/io/npy.ts";
 import { describeMapRun, type MapRunProgress } from "../lib/map/describe.ts";
 import {
   assertChunkHash,
