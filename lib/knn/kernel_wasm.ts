@@ -36,6 +36,25 @@ const U64 = 2 ** -53;
 const MAX_SCALED = 2 ** 90;
 
 /**
+ * Scratch bytes one searching thread needs in a packed reference's memory.
+ *
+ * @param d Columns.
+ * @returns Bytes per slot.
+ *
+ * @example About half a megabyte at 128 dimensions
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wasmScratchBytes } from "./kernel_wasm.ts";
+ *
+ * assert.ok(wasmScratchBytes(128) > 512 * 1024);
+ * ```
+ */
+export function wasmScratchBytes(d: number): number {
+  return align(WASM_QUERY_TILE * d * 4) + WASM_QUERY_TILE * 16 + 128 +
+    OUT_RECORDS * 16;
+}
+
+/**
  * Everything a thread needs to search a packed reference; only numbers and
  * the shared memory, so it can be posted to a worker.
  */
@@ -168,8 +187,7 @@ export function packReference(
   const raddPtr = rloPtr + nPad * 8;
   const rslackPtr = raddPtr + nPad * 8;
   const slotPtr = align(rslackPtr + nPad * 8);
-  const slotBytes = align(WASM_QUERY_TILE * d * 4) + WASM_QUERY_TILE * 16 +
-    128 + OUT_RECORDS * 16;
+  const slotBytes = wasmScratchBytes(d);
   const total = slotPtr + slots * slotBytes;
   const pages = Math.ceil(total / PAGE);
   if (pages > MAX_PAGES) return undefined;
