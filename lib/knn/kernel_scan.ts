@@ -59,7 +59,7 @@ export interface ScanOptions {
  * import assert from "node:assert/strict";
  * import { CANDIDATE_QUERY_TILE } from "./kernel_scan.ts";
  *
- * assert.equal(CANDIDATE_QUERY_TILE, 64);
+ * assert.equal(CANDIDATE_QUERY_TILE, 72);
  * ```
  */
 export const CANDIDATE_QUERY_TILE: number = Math.max(
