@@ -38,7 +38,8 @@ export interface PoolSearchOptions extends KnnOptions {
   /**
    * Query rows per task handed to a worker; results do not depend on it.
    * Defaults to an even split into 4 tasks per thread, rounded up to a
-   * multiple of 64.
+   * multiple of 64; a search smaller than {@linkcode MIN_PARALLEL_WORK} then
+   * runs on the calling thread. Given, the workers always run.
    */
   blockRows?: number;
   /** Aborts the search: pending tasks are dropped and the promise rejects. */
@@ -82,6 +83,20 @@ export function defaultThreads(): number {
     return 1;
   }
 }
+
+/**
+ * Multiply-adds (query rows × reference rows × columns) below which a search
+ * without an explicit `blockRows` skips the workers: starting them costs more.
+ *
+ * @example A 100 × 1,000 × 16 search stays on the calling thread
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MIN_PARALLEL_WORK } from "./kernel_threads.ts";
+ *
+ * assert.ok(100 * 1_000 * 16 < MIN_PARALLEL_WORK);
+ * ```
+ */
+export const MIN_PARALLEL_WORK = 20_000_000;
 
 interface Slot {
   worker: Worker;
@@ -287,9 +302,11 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
       checkSelf(prepared, queries, excludeSelf);
       const k = searchOptions.k;
       // Runtimes without Web Workers (Node) search on the calling thread.
+      const small = searchOptions.blockRows === undefined &&
+        (last - first) * prepared.rows * prepared.cols < MIN_PARALLEL_WORK;
       if (
         threads === 1 || last - first === 0 || typeof Worker !== "function" ||
-        broken
+        broken || small
       ) {
         searchOptions.signal?.throwIfAborted();
         return searchKnn(prepared, queries, searchOptions);

@@ -106,6 +106,7 @@ export {
   defaultThreads,
   type KnnPool,
   type KnnPoolOptions,
+  MIN_PARALLEL_WORK,
   openKnnPool,
   type PoolSearchOptions,
 } from "./kernel_threads.ts";
