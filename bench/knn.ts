@@ -238,6 +238,7 @@ export async function benchKnn(
   const reps = options.reps ?? 3;
   const log = options.log ?? defaultLog;
   const rows: BenchRow[] = [];
+  const overhead: BenchRow[] = [];
   const notes: string[] = [];
   const { python, peers } = findPython();
   if (python === undefined) {
@@ -272,6 +273,7 @@ export async function benchKnn(
       await writeNpyFile(refPath, clustered(nRef, 1), [nRef, DIM]);
       const ref = await readMatrixFile(refPath);
       const flop = 2 * N_QUERY * nRef * DIM;
+      const inProcess = new Map<number, number>();
       const size = `${nRef.toLocaleString("en-US")} refs`;
       for (const threads of threadCounts) {
         log(`kNN ${size}, ${threads} thread(s), in-process`);
@@ -325,6 +327,7 @@ export async function benchKnn(
           pool.close();
         }
         const cairnMedian = median(cairnTimes);
+        inProcess.set(threads, cairnMedian);
         const cairnCpuMedian = median(cairnCpu);
         const cairnCell = `${seconds(cairnMedian)} (${
           (flop / cairnMedian / 1e9).toFixed(1)
@@ -460,6 +463,19 @@ export async function benchKnn(
         const ok = peerStatus === "ok" && peerTimes.length > 0;
         const p = ok ? median(peerTimes.map((t) => t.wall)) : NaN;
         const pc = ok ? median(peerTimes.map((t) => t.cpu)) : NaN;
+        const kernel = inProcess.get(threads);
+        if (kernel !== undefined) {
+          overhead.push({
+            section: "kNN CLI",
+            case: `${size}, ${threads} thread${
+              threads > 1 ? "s" : ""
+            }: whole \`cairn knn\` over its search (goal <= 1.3×)`,
+            cairn: seconds(c),
+            peer: "cairn's in-process search",
+            peerValue: seconds(kernel),
+            ratio: ratio(c, kernel),
+          });
+        }
         rows.push({
           section: "kNN",
           case: caseName,
@@ -473,7 +489,7 @@ export async function benchKnn(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  return { rows, notes, python };
+  return { rows: [...rows, ...overhead], notes, python };
 }
 
 if (import.meta.main) {
