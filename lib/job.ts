@@ -36,6 +36,7 @@ import {
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
 import { abortOnSignals } from "./signals.ts";
+import { forgetRuns, type RetentionPolicy } from "./forget.ts";
 
 /** Options for {@linkcode openJob}. */
 export interface OpenJobOptions {
@@ -56,6 +57,8 @@ export interface OpenJobOptions {
   memo?: string;
   /** Start a new run even when the latest one could be resumed or has another config. Default: false. */
   newRun?: boolean;
+  /** A new run's predecessor (a failed run it continues), recorded in its header. Default: none. */
+  resumedFrom?: string;
   /** Lock options (wait, force, staleness). */
   lock?: AcquireLockOptions;
   /** Aborting it stops the job: no new steps start. */
@@ -68,6 +71,8 @@ export interface OpenJobOptions {
   retry?: RetryOptions;
   /** Largest chunk a step output is cut into. Default: 4 MiB. */
   maxChunkBytes?: number;
+  /** Tags recorded in a new run's header, for retention (`keepTags`). Default: none. */
+  tags?: string[];
 }
 
 /** What a step function receives. */
@@ -497,6 +502,12 @@ export class Job {
           ? {}
           : { memo: this.#options.memo }),
         ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
+        ...(this.#options.tags === undefined
+          ? {}
+          : { tags: this.#options.tags }),
+        ...(this.#options.resumedFrom === undefined
+          ? {}
+          : { resumedFrom: this.#options.resumedFrom }),
       };
       // Published with the log in one step: a log never exists without its header.
       this.#log = await this.store.createLog(this.name, this.run, header);
@@ -1211,6 +1222,8 @@ export interface RunJobOptions<T = unknown> extends OpenJobOptions {
   handleSignals?: boolean;
   /** Turn the body's result into the summary recorded with the completed run. Default: none. */
   summarize?: (result: T) => unknown;
+  /** A restic-style retention policy applied to this job's runs after a completed run. Default: none. */
+  retain?: RetentionPolicy;
 }
 
 /**
@@ -1271,6 +1284,9 @@ export async function runJob<T>(
       throw error;
     }
     await job.settle({ ok: true, summary });
+    if (options.retain !== undefined) {
+      await forgetRuns(job.store, { ...options.retain, jobs: [name] });
+    }
     return result;
   } finally {
     signals?.dispose();
