@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.3.0";
 import {
+  knnJob,
   matrixFrom,
   type Metric,
   METRICS,
@@ -114,4 +115,36 @@ test("KnnPool.search() rejects at once when its signal aborts", async () => {
     // The last test of the file closes the shared pool.
     pool.close();
   }
+});
+
+test("knnJob() gives the same bytes with 1 and 2 threads, and resumes across them", async () => {
+  // Blocks of 1,000 × 3,000 × 16 multiply-adds: above MIN_PARALLEL_WORK,
+  // so the workers run.
+  const ref = data(3_000, 16, 9, false);
+  // Separate stores: the per-block memo would otherwise serve the second.
+  const base = { k: 5, blockRows: 1_000, job: "threads" };
+  const one = await knnJob(ref, {
+    ...base,
+    threads: 1,
+    store: "memory:knn-threads-1",
+  });
+  const two = await knnJob(ref, {
+    ...base,
+    threads: 2,
+    store: "memory:knn-threads-2",
+  });
+  assert.equal(two.plan.threads, 2);
+  assert.deepEqual(two.index, one.index);
+  assert.deepEqual(two.distance, one.distance);
+  assert.equal(two.computedBlocks, 3);
+  // Threads are not part of the job's identity: a rerun with another count
+  // finds the run complete.
+  const again = await knnJob(ref, {
+    ...base,
+    threads: 1,
+    store: "memory:knn-threads-2",
+  });
+  assert.ok(again.alreadyCompleted);
+  assert.equal(again.computedBlocks, 0);
+  assert.deepEqual(again.index, one.index);
 });

@@ -97,6 +97,12 @@ export interface KnnJobBaseOptions extends KnnBlockSizeOptions {
   newRun?: boolean;
   /** Lock options, e.g. `{ waitMs }`. Default: fail at once if locked. */
   lock?: AcquireLockOptions;
+  /**
+   * Worker threads searching each block of a kNN or kNN-graph job (radius
+   * jobs use one). Results and step keys do not depend on it, so a run may
+   * resume with another count. Default: the available cores.
+   */
+  threads?: number;
 }
 
 /** Where the prepared reference of a run came from. */

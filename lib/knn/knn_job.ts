@@ -79,7 +79,12 @@ export async function knnJob(
     { k },
     options,
     async (run) => {
-      const compute = knnBlockCompute(k, inputs.excludeSelf, run.queries);
+      const compute = knnBlockCompute(
+        k,
+        inputs.excludeSelf,
+        run.queries,
+        run.pool,
+      );
       const memo = () => ({ op: "knn", k });
       const names = ["index.npy", "distance.npy"];
       await run.checkStored(["block"]);
