@@ -7,11 +7,13 @@
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
+import { repairCommand } from "./repair_command.ts";
 import { STORE_COMMANDS } from "./store_commands.ts";
 
 /** All commands. */
 export const COMMANDS: Command[] = [
   demoCommand,
   ...STORE_COMMANDS,
+  repairCommand,
   ...KNN_COMMANDS,
 ];

@@ -1,12 +1,20 @@
 /**
  * Garbage collection: mark every chunk a remaining run references, then sweep
  * the rest. Safe to kill at any point (it only ever deletes unreferenced
- * chunks), and safe beside running jobs: chunks younger than the grace period
- * are kept, and a dedup hit refreshes a chunk's age.
+ * chunks), and safe beside running jobs (the protocol is in
+ * `docs/format.md`, "Garbage collection"):
+ * - a chunk written or dedup-hit after the cutoff is never deleted, and the
+ *   check is atomic against a concurrent dedup hit (`notTouchedSince`);
+ * - the cutoff is the start of the GC when no job holds a lock, so "forget,
+ *   then gc" reclaims space at once; while any job holds a lock it is the
+ *   start minus the grace period, which covers chunks a running job wrote
+ *   but has not recorded yet.
  *
  * @module
  */
+import { hostname } from "node:os";
 import type { Store } from "../store/store.ts";
+import { lockStaleReason } from "../store/lock.ts";
 import { replayRun, runChunks } from "./replay.ts";
 
 /** Temp files younger than this are never swept: 10 minutes. */
@@ -16,7 +24,12 @@ export const TEMP_MIN_AGE_MS = 600_000;
 export interface GcOptions {
   /** Report what would be deleted, delete nothing. Default: false. */
   dryRun?: boolean;
-  /** Unreferenced chunks younger than this are kept. Default: 1 hour. */
+  /**
+   * While any job holds a lock, unreferenced chunks written or dedup-hit
+   * less than this long before the GC started are kept (they may belong to
+   * a step not yet recorded). Default: 1 hour. When no job holds a live
+   * lock, only chunks touched after the GC started are kept.
+   */
   graceMs?: number;
   /** Called as chunks are examined. */
   onProgress?: (examined: number) => void;
@@ -35,6 +48,8 @@ export interface GcReport {
   young: number;
   /** Leftover temp files removed. */
   tempRemoved: number;
+  /** The grace period applied: `graceMs`, or 0 when no job held a lock. */
+  appliedGraceMs: number;
 }
 
 /**
@@ -51,7 +66,8 @@ export interface GcReport {
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
  * await store.chunks.put(new Uint8Array([1]));
- * const report = await collectGarbage(store, { graceMs: 0 });
+ * await new Promise((resolve) => setTimeout(resolve, 2)); // chunks touched as gc starts are kept
+ * const report = await collectGarbage(store);
  * assert.ok(report.swept === 1);
  * ```
  */
@@ -59,8 +75,15 @@ export async function collectGarbage(
   store: Store,
   options: GcOptions = {},
 ): Promise<GcReport> {
-  const graceMs = options.graceMs ?? 3_600_000;
   const startedAt = Date.now();
+  // Read locks after noting the start: a job that locks later only writes
+  // (or refreshes) chunks after `startedAt`, which are kept.
+  const host = hostname();
+  const running = (await store.listLocks()).some((info) =>
+    !(info.host === host && lockStaleReason(info, { host })?.startsWith("pid"))
+  );
+  const graceMs = running ? options.graceMs ?? 3_600_000 : 0;
+  const cutoff = startedAt - graceMs;
   const referenced = new Set<string>();
   const report: GcReport = {
     runs: 0,
@@ -69,15 +92,29 @@ export async function collectGarbage(
     sweptBytes: 0,
     young: 0,
     tempRemoved: 0,
+    appliedGraceMs: graceMs,
   };
+  if (!options.dryRun && store.sweepTemp !== undefined) {
+    // First, so that chunks a killed GC left moved aside are back and judged
+    // now. A temp file is being written for seconds at most; never sweep one
+    // younger than TEMP_MIN_AGE_MS, whatever the grace, so a live writer keeps it.
+    report.tempRemoved = await store.sweepTemp(
+      Math.max(options.graceMs ?? 3_600_000, TEMP_MIN_AGE_MS),
+    );
+  }
   for (const job of await store.listJobs()) {
     for (const run of await store.listRuns(job)) {
       // A log that cannot be read means unknown references: stop rather than guess.
-      const state = await replayRun(store, job, run).catch((error: Error) => {
-        throw new Error(
-          `Cannot collect garbage: run "${job}/${run}" cannot be read (${error.message}); run "cairn verify" first`,
-        );
-      });
+      const state = await replayRun(store, job, run).catch(
+        async (error: Error) => {
+          // Forgotten since it was listed: it references nothing any more.
+          if (!(await store.listRuns(job)).includes(run)) return undefined;
+          throw new Error(
+            `Cannot collect garbage: run "${job}/${run}" cannot be read (${error.message}); run "cairn verify" first`,
+          );
+        },
+      );
+      if (state === undefined) continue;
       report.runs++;
       for (const hash of runChunks(state).keys()) referenced.add(hash);
     }
@@ -89,20 +126,19 @@ export async function collectGarbage(
     if (referenced.has(hash)) continue;
     const stat = await store.chunks.stat(hash);
     if (stat === undefined) continue;
-    if (startedAt - stat.mtimeMs < graceMs) {
+    if (stat.mtimeMs >= cutoff) {
       report.young++;
+      continue;
+    }
+    if (
+      !options.dryRun &&
+      !(await store.chunks.delete(hash, { notTouchedSince: cutoff }))
+    ) {
+      report.young++; // refreshed by a dedup hit just now
       continue;
     }
     report.swept++;
     report.sweptBytes += stat.size;
-    if (!options.dryRun) await store.chunks.delete(hash);
-  }
-  if (!options.dryRun && store.sweepTemp !== undefined) {
-    // A temp file is being written for seconds at most; never sweep one younger
-    // than TEMP_MIN_AGE_MS, whatever the grace period, so a live writer keeps it.
-    report.tempRemoved = await store.sweepTemp(
-      Math.max(graceMs, TEMP_MIN_AGE_MS),
-    );
   }
   return report;
 }

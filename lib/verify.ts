@@ -23,7 +23,12 @@ export interface VerifyOptions {
 
 /** One problem found. */
 export interface VerifyProblem {
-  kind: "unreadable-log" | "missing-chunk" | "size-mismatch" | "corrupt-chunk";
+  kind:
+    | "unreadable-log"
+    | "missing-chunk"
+    | "size-mismatch"
+    | "corrupt-chunk"
+    | "foreign-entry";
   job: string;
   run: string;
   hash?: string;
@@ -162,6 +167,10 @@ export async function verifyStore(
       }
     }
   }
+  // Links and devices inside the store: cairn never follows or reads them.
+  for (const message of (await store.listForeignEntries?.()) ?? []) {
+    report.problems.push({ kind: "foreign-entry", job: "", run: "", message });
+  }
   report.chunks = owners.size;
   let checked = 0;
   for (const [hash, { size, runs }] of owners) {
@@ -186,7 +195,13 @@ async function checkChunk(
   size: number,
   read: boolean,
 ): Promise<Pick<VerifyProblem, "kind" | "message"> | "read" | undefined> {
-  const stat = await store.chunks.stat(hash);
+  let stat;
+  try {
+    stat = await store.chunks.stat(hash);
+  } catch (error) {
+    // A link or device where the chunk belongs: unusable, like a corrupt chunk.
+    return { kind: "corrupt-chunk", message: (error as Error).message };
+  }
   if (stat === undefined) {
     return { kind: "missing-chunk", message: `chunk "${hash}" is missing` };
   }

@@ -239,15 +239,16 @@ function encodeInto(
 }
 
 function encodeBignum(sink: ByteSink, value: bigint): void {
-  let v = value < 0n ? -1n - value : value;
-  const bytes: number[] = [];
-  while (v > 0n) {
-    bytes.unshift(Number(v & 0xffn));
-    v >>= 8n;
+  // Through hex: linear in the number's size (shifting byte by byte is quadratic).
+  let hex = (value < 0n ? -1n - value : value).toString(16);
+  if (hex.length % 2 === 1) hex = "0" + hex;
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) {
+    bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   }
   sink.head(6, value < 0n ? 3 : 2);
   sink.head(2, bytes.length);
-  sink.bytes(Uint8Array.from(bytes));
+  sink.bytes(bytes);
 }
 
 /** UTF-8 of recently seen map keys: records repeat the same few keys. */
@@ -428,9 +429,18 @@ const TYPED_ARRAY_BY_TAG = new Map<
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Reads one CBOR item; positions are checked so truncated input is an error, never a wrong value. */
+/** Deepest nesting of arrays, maps and tags the decoder accepts. */
+const MAX_CBOR_DEPTH = 512;
+
+const HEX = Array.from(
+  { length: 256 },
+  (_, b) => b.toString(16).padStart(2, "0"),
+);
+
 class CborReader {
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
+  #depth = 0;
   pos = 0;
 
   constructor(bytes: Uint8Array) {
@@ -535,6 +545,24 @@ class CborReader {
     const ib = this.#bytes[this.#need(1)]!;
     if (ib < 24) return ib;
     const major = ib >> 5;
+    if (major < 4 || major === 7) return this.#scalar(ib);
+    // Containers recurse: bound the depth so hostile input gets a clear error, not a stack overflow.
+    if (++this.#depth > MAX_CBOR_DEPTH) {
+      throw new RangeError(
+        `Cannot decode CBOR: items are nested more than ${MAX_CBOR_DEPTH} deep at byte ${
+          this.pos - 1
+        }`,
+      );
+    }
+    try {
+      return this.#scalar(ib);
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  #scalar(ib: number): unknown {
+    const major = ib >> 5;
     const info = ib & 31;
     switch (major) {
       case 0:
@@ -605,8 +633,15 @@ class CborReader {
       tag === 1 && (typeof content === "number" || typeof content === "bigint")
     ) return new Date(Number(content) * 1000);
     if ((tag === 2 || tag === 3) && content instanceof Uint8Array) {
-      let v = 0n;
-      for (const b of content) v = (v << 8n) | BigInt(b);
+      // One hex parse: linear, where shifting byte by byte is quadratic.
+      let hex = "0x0";
+      for (let i = 0; i < content.length; i += 8192) {
+        hex += Array.from(
+          content.subarray(i, i + 8192),
+          (b) => HEX[b]!,
+        ).join("");
+      }
+      const v = BigInt(hex);
       return tag === 2 ? v : -1n - v;
     }
     const ctor = typeof tag === "number"

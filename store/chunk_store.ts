@@ -41,8 +41,22 @@ export interface ChunkStore {
   stat(hash: string): Promise<ChunkStat | undefined>;
   /** Every stored chunk hash, in no particular order. */
   list(): AsyncIterable<string>;
-  /** Remove a chunk (garbage collection only); returns whether it existed. */
-  delete(hash: string): Promise<boolean>;
+  /**
+   * Remove a chunk (garbage collection only); returns whether it was removed.
+   * With `notTouchedSince`, a chunk written or dedup-hit at or after that
+   * time is kept, atomically against a concurrent {@linkcode ChunkStore.put}.
+   */
+  delete(hash: string, options?: DeleteChunkOptions): Promise<boolean>;
+}
+
+/** Options for {@linkcode ChunkStore.delete}. */
+export interface DeleteChunkOptions {
+  /**
+   * Keep the chunk if it was written or dedup-hit at or after this time (ms
+   * since the epoch). A put whose dedup hit races the delete either keeps
+   * the chunk or writes it again. Default: delete unconditionally.
+   */
+  notTouchedSince?: number;
 }
 
 const HASH_PATTERN = /^[0-9a-f]{64}$/;

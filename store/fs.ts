@@ -18,9 +18,27 @@ import {
   type PutResult,
 } from "./chunk_store.ts";
 import { blake3Hex, blake3HexYielding } from "./hash.ts";
-import { acquireLock, breakLock, readLock } from "./lock.ts";
-import { type LogFile, logHeader, openFramedLog } from "./manifest_log.ts";
+import { acquireLock, breakLock, type JobLock, readLock } from "./lock.ts";
+import {
+  isUnbornLog,
+  type LogFile,
+  logPrefix,
+  type LogRepair,
+  newLogBytes,
+  openFramedLog,
+} from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
+import {
+  assertRealDir,
+  ensureDir,
+  explainFsError,
+  isErrno,
+  O_NOFOLLOW,
+  publishFile,
+  syncDir,
+  tempPath,
+  writeNewFile,
+} from "./files.ts";
 
 /** Contents of `<store>/config`. */
 export interface StoreConfig {
@@ -39,24 +57,8 @@ const CONFIG: StoreConfig = {
 const SUBDIRS = ["chunks", "jobs", "locks", "tmp"];
 /** Chunks at least this large are hashed while their temp file is written. */
 const OVERLAP_BYTES = 1 << 20;
-
-function isErrno(error: unknown, code: string): boolean {
-  return (error as { code?: unknown } | null)?.code === code;
-}
-
-/** fsync a directory so a rename or unlink in it is durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function tempName(dir: string): string {
-  return join(dir, `${process.pid}-${crypto.randomUUID()}.tmp`);
-}
+/** Suffix of a chunk GC moved aside and has not yet deleted or restored. */
+const TRASH_SUFFIX = ".gc-trash";
 
 /** Write bytes to a new temp file in `tmpDir` and fsync it; returns its path. */
 async function writeTemp(
@@ -64,29 +66,33 @@ async function writeTemp(
   bytes: Uint8Array,
   mode: number,
 ): Promise<string> {
-  const path = tempName(tmpDir);
-  const handle = await fs.open(path, "wx", mode);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await fs.rm(path, { force: true });
-    throw error;
-  }
-  await handle.close();
+  const path = tempPath(tmpDir);
+  await writeNewFile(path, bytes, { mode });
   return path;
 }
 
-/**
- * Make a directory (and parents) and fsync its parent when it was created.
- */
-async function ensureDir(dir: string, parent: string): Promise<void> {
+/** Open a file for reading without following a link; refuse anything but a regular file. */
+async function openRegular(path: string): Promise<fs.FileHandle> {
+  const handle = await fs.open(path, constants.O_RDONLY | O_NOFOLLOW);
+  const stat = await handle.stat();
+  if (!stat.isFile()) {
+    await handle.close();
+    throw Object.assign(
+      new Error(
+        `Cannot read "${path}": it is not a regular file; move it out of the store`,
+      ),
+      { code: "EISDIR" },
+    );
+  }
+  return handle;
+}
+
+async function readRegular(path: string): Promise<Uint8Array> {
+  const handle = await openRegular(path);
   try {
-    await fs.mkdir(dir);
-    await syncDir(parent);
-  } catch (error) {
-    if (!isErrno(error, "EEXIST")) throw error;
+    return new Uint8Array(await handle.readFile());
+  } finally {
+    await handle.close();
   }
 }
 
@@ -94,14 +100,41 @@ function fsChunks(root: string): ChunkStore {
   const chunkDir = join(root, "chunks");
   const tmpDir = join(root, "tmp");
   const pathOf = (hash: string) => join(chunkDir, hash.slice(0, 2), hash);
+  // Prefix directories are never removed, so each is checked (or made) once per process.
   const prefixDirs = new Set<string>();
-  const statOf = async (hash: string) => {
+  /** The prefix dir of a chunk, refusing a link; false when it does not exist. */
+  const prefixOf = async (hash: string, create: boolean) => {
+    const dir = join(chunkDir, assertChunkHash(hash).slice(0, 2));
+    if (prefixDirs.has(dir)) return true;
     try {
-      return await fs.stat(pathOf(assertChunkHash(hash)));
+      if (create) await ensureDir(dir);
+      else await assertRealDir(dir);
+    } catch (error) {
+      if (!create && isErrno(error, "ENOENT")) return false;
+      throw explainFsError(error, "Cannot use chunk directory", dir);
+    }
+    prefixDirs.add(dir);
+    return true;
+  };
+  const statOf = async (hash: string) => {
+    if (!(await prefixOf(hash, false))) return undefined;
+    const path = pathOf(hash);
+    let stat;
+    try {
+      stat = await fs.lstat(path);
     } catch (error) {
       if (isErrno(error, "ENOENT")) return undefined;
       throw error;
     }
+    if (!stat.isFile()) {
+      throw Object.assign(
+        new Error(
+          `Cannot use chunk "${path}": it is not a regular file (a link or a device); cairn never follows links in a store, so move it away`,
+        ),
+        { code: "ELOOP" },
+      );
+    }
+    return stat;
   };
   return {
     async put(bytes): Promise<PutResult> {
@@ -117,33 +150,45 @@ function fsChunks(root: string): ChunkStore {
       const path = pathOf(hash);
       const existing = await statOf(hash);
       if (existing !== undefined && existing.size === bytes.length) {
-        if (early) await fs.rm(await early, { force: true });
-        // A dedup hit refreshes the age so a concurrent GC's grace period covers it.
+        // A dedup hit counts only once its refresh of the age lands: GC moves
+        // a chunk aside before deleting it and keeps it if it was refreshed,
+        // so either GC sees the new age or the refresh fails and we write.
         const now = new Date();
-        await fs.utimes(path, now, now).catch(() => {});
-        return { hash, size: bytes.length, stored: false };
+        const refreshed = await fs.utimes(path, now, now).then(
+          () => true,
+          (error) => {
+            if (isErrno(error, "ENOENT")) return false;
+            throw explainFsError(error, "Cannot refresh chunk", path);
+          },
+        );
+        if (refreshed) {
+          if (early) await fs.rm(await early, { force: true });
+          return { hash, size: bytes.length, stored: false };
+        }
       }
       const dir = join(chunkDir, hash.slice(0, 2));
-      // Prefix directories are never removed, so each is made (and fsynced) once per process.
-      if (!prefixDirs.has(dir)) {
-        await ensureDir(dir, chunkDir);
-        prefixDirs.add(dir);
+      try {
+        await prefixOf(hash, true);
+        const temp = await (early ?? writeTemp(tmpDir, bytes, 0o444));
+        // Rename replaces a damaged copy of the same chunk, if there was one.
+        await fs.rename(temp, path);
+        await syncDir(dir);
+      } catch (error) {
+        if (early) await fs.rm(await early.catch(() => ""), { force: true });
+        throw explainFsError(error, "Cannot write chunk", path);
       }
-      const temp = await (early ?? writeTemp(tmpDir, bytes, 0o444));
-      // Rename replaces a damaged copy of the same chunk, if there was one.
-      await fs.rename(temp, path);
-      await syncDir(dir);
       return { hash, size: bytes.length, stored: true };
     },
     async get(hash) {
       let bytes: Uint8Array;
       try {
-        bytes = new Uint8Array(
-          await fs.readFile(pathOf(assertChunkHash(hash))),
-        );
+        if (!(await prefixOf(hash, false))) {
+          throw new MissingChunkError(hash, root);
+        }
+        bytes = await readRegular(pathOf(hash));
       } catch (error) {
         if (isErrno(error, "ENOENT")) throw new MissingChunkError(hash, root);
-        throw error;
+        throw explainFsError(error, "Cannot read chunk", pathOf(hash));
       }
       const actual = await blake3Hex(bytes);
       if (actual !== hash) {
@@ -159,53 +204,112 @@ function fsChunks(root: string): ChunkStore {
       return s && { hash, size: s.size, mtimeMs: s.mtimeMs };
     },
     async *list() {
-      for (const prefix of (await fs.readdir(chunkDir)).sort()) {
-        if (!/^[0-9a-f]{2}$/.test(prefix)) continue;
-        for (const name of await fs.readdir(join(chunkDir, prefix))) {
-          if (/^[0-9a-f]{64}$/.test(name) && name.startsWith(prefix)) {
+      const prefixes = await fs.readdir(chunkDir, { withFileTypes: true });
+      prefixes.sort((a, b) => a.name < b.name ? -1 : 1);
+      for (const prefix of prefixes) {
+        // Never descend into a link: it may point out of the store.
+        if (!prefix.isDirectory() || !/^[0-9a-f]{2}$/.test(prefix.name)) {
+          continue;
+        }
+        const entries = await fs.readdir(join(chunkDir, prefix.name), {
+          withFileTypes: true,
+        }).catch((error) => {
+          if (isErrno(error, "ENOENT")) return [] as Dirent[];
+          throw error;
+        });
+        for (const entry of entries) {
+          const name = entry.name;
+          if (
+            entry.isFile() && /^[0-9a-f]{64}$/.test(name) &&
+            name.startsWith(prefix.name)
+          ) {
             yield name;
           }
         }
       }
     },
-    async delete(hash) {
+    async delete(hash, options = {}) {
+      if (!(await prefixOf(hash, false))) return false;
       const dir = join(chunkDir, hash.slice(0, 2));
+      const path = pathOf(hash);
+      const { notTouchedSince } = options;
+      if (notTouchedSince === undefined) {
+        try {
+          await fs.unlink(path);
+        } catch (error) {
+          if (isErrno(error, "ENOENT")) return false;
+          throw error;
+        }
+        await syncDir(dir);
+        return true;
+      }
+      // Move aside, then judge the age of what was moved: a dedup hit either
+      // refreshed it before the move (it goes back) or failed after it.
+      const aside = join(
+        tmpDir,
+        `${hash}.${process.pid}-${crypto.randomUUID()}${TRASH_SUFFIX}`,
+      );
       try {
-        await fs.unlink(pathOf(assertChunkHash(hash)));
+        await fs.rename(path, aside);
       } catch (error) {
         if (isErrno(error, "ENOENT")) return false;
         throw error;
       }
+      const moved = await fs.lstat(aside);
+      if (moved.mtimeMs >= notTouchedSince) {
+        await restoreTrash(root, aside, hash);
+        return false;
+      }
+      await fs.unlink(aside);
       await syncDir(dir);
       return true;
     },
   };
 }
 
-function fsLogFile(path: string, writable: boolean): LogFile {
-  let handle: fs.FileHandle | undefined;
-  const open = async () => handle ??= await fs.open(path, "r+");
+/** Put a chunk GC moved aside back in place (a newer copy there wins). */
+async function restoreTrash(
+  root: string,
+  aside: string,
+  hash: string,
+): Promise<void> {
+  const path = join(root, "chunks", hash.slice(0, 2), hash);
+  try {
+    await fs.link(aside, path);
+    await syncDir(join(root, "chunks", hash.slice(0, 2)));
+  } catch (error) {
+    if (!isErrno(error, "EEXIST")) throw error;
+  }
+  await fs.rm(aside, { force: true });
+}
+
+async function readLogFile(path: string): Promise<Uint8Array> {
+  try {
+    return await readRegular(path);
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) {
+      throw new Error(`Cannot read manifest log "${path}": it does not exist`);
+    }
+    throw explainFsError(error, "Cannot read manifest log", path);
+  }
+}
+
+/**
+ * A log file; a writer gets the handle of the inode it published, so a
+ * writer that opens the log later (and publishes a fresh inode) never shares
+ * a file with it.
+ */
+function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
   return {
     name: path,
-    async read() {
-      try {
-        return new Uint8Array(await fs.readFile(path));
-      } catch (error) {
-        if (isErrno(error, "ENOENT")) {
-          throw new Error(
-            `Cannot read manifest log "${path}": it does not exist`,
-          );
-        }
-        throw error;
-      }
-    },
+    read: () => readLogFile(path),
     async append(bytes) {
-      if (!writable) {
+      const h = handle;
+      if (h === undefined) {
         throw new Error(
           `Cannot append to manifest log "${path}": it was opened read-only`,
         );
       }
-      const h = await open();
       const { size } = await h.stat();
       let written = 0;
       while (written < bytes.length) {
@@ -216,12 +320,18 @@ function fsLogFile(path: string, writable: boolean): LogFile {
           size + written,
         )).bytesWritten;
       }
-      await h.datasync();
+      await h.datasync().catch((error) => {
+        throw explainFsError(error, "Cannot append to manifest log", path);
+      });
     },
     async truncate(size) {
-      const h = await open();
-      await h.truncate(size);
-      await h.sync();
+      if (handle === undefined) {
+        throw new Error(
+          `Cannot truncate manifest log "${path}": it was opened read-only`,
+        );
+      }
+      await handle.truncate(size);
+      await handle.sync();
     },
     async close() {
       await handle?.close();
@@ -238,7 +348,7 @@ async function readConfig(root: string): Promise<StoreConfig | undefined> {
     if (isErrno(error, "ENOENT")) return undefined;
     throw error;
   }
-  let config: Partial<StoreConfig>;
+  let config: Partial<StoreConfig> | null;
   try {
     config = JSON.parse(text);
   } catch {
@@ -247,6 +357,7 @@ async function readConfig(root: string): Promise<StoreConfig | undefined> {
     );
   }
   if (
+    typeof config !== "object" || config === null ||
     config.format !== "cairn-store" || config.version !== 1 ||
     config.hash !== "blake3-256"
   ) {
@@ -297,7 +408,9 @@ export async function openFsStore(
         throw new Error(`Cannot open store "${root}": it does not exist`);
       }
     }
-    if (entries.some((e) => !SUBDIRS.includes(e))) {
+    // Another process may be creating the store right now: its subdirs and
+    // config are expected; anything else means this is not an empty directory.
+    if (entries.some((e) => !SUBDIRS.includes(e) && e !== "config")) {
       throw new Error(
         `Cannot open store "${root}": the directory is not empty and has no cairn config; pick an empty or new directory`,
       );
@@ -305,76 +418,175 @@ export async function openFsStore(
     if (options.create === false) {
       throw new Error(`Cannot open store "${root}": it is not a cairn store`);
     }
-    await fs.mkdir(root, { recursive: true });
-    for (const sub of SUBDIRS) await ensureDir(join(root, sub), root);
-    const temp = await writeTemp(
-      join(root, "tmp"),
-      new TextEncoder().encode(JSON.stringify(CONFIG, null, 2) + "\n"),
-      0o444,
-    );
     try {
-      await fs.link(temp, join(root, "config"));
+      await fs.mkdir(root, { recursive: true });
+      for (const sub of SUBDIRS) await ensureDir(join(root, sub));
+      const temp = await writeTemp(
+        join(root, "tmp"),
+        new TextEncoder().encode(JSON.stringify(CONFIG, null, 2) + "\n"),
+        0o444,
+      );
+      // Exclusive: when another process created it first, theirs stands.
+      await publishFile(temp, join(root, "config"), true);
     } catch (error) {
-      if (!isErrno(error, "EEXIST")) throw error; // another process created it first
+      throw explainFsError(error, "Cannot create store", root);
     }
-    await fs.rm(temp, { force: true });
-    await syncDir(root);
     config = await readConfig(root);
   }
-  for (const sub of SUBDIRS) await ensureDir(join(root, sub), root);
+  try {
+    for (const sub of SUBDIRS) await ensureDir(join(root, sub));
+  } catch (error) {
+    throw explainFsError(error, "Cannot open store", root);
+  }
   return fsStore(root);
+}
+
+/** Whether a log file lacks a complete first record (a crash while creating it). */
+async function isUnborn(path: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await openRegular(path);
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return false;
+    return false; // not ours to judge: readers report it
+  }
+  try {
+    const head = new Uint8Array(48);
+    const { bytesRead } = await handle.read(head, 0, 48, 0);
+    return isUnbornLog(head.subarray(0, bytesRead), (await handle.stat()).size);
+  } finally {
+    await handle.close();
+  }
 }
 
 function fsStore(root: string): Store {
   const jobsDir = join(root, "jobs");
   const locksDir = join(root, "locks");
+  const tmpDir = join(root, "tmp");
+  const held = new Map<string, JobLock>();
+  const jobDir = (job: string) => join(jobsDir, assertName("job", job));
+  /** Refuse a job directory that is a link; a missing one is the caller's to report. */
+  const checkJobDir = (job: string) =>
+    assertRealDir(jobDir(job)).catch((error) => {
+      if (!isErrno(error, "ENOENT")) throw error;
+    });
   const logPath = (job: string, run: string) =>
-    join(jobsDir, assertName("job", job), `${assertName("run", run)}.log`);
+    join(jobDir(job), `${assertName("run", run)}.log`);
   const listDir = async (dir: string): Promise<Dirent[]> => {
     try {
+      await assertRealDir(dir);
       return await fs.readdir(dir, { withFileTypes: true });
     } catch (error) {
       if (isErrno(error, "ENOENT")) return [];
       throw error;
     }
   };
+  /** The job's run logs, and which of them are unborn. */
+  const scanRuns = async (job: string) => {
+    const runs: string[] = [];
+    const unborn: string[] = [];
+    for (const entry of await listDir(jobDir(job))) {
+      if (!entry.name.endsWith(".log")) continue;
+      const run = entry.name.slice(0, -4);
+      // A non-file named like a log is listed, so readers report it.
+      if (entry.isFile() && await isUnborn(join(jobDir(job), entry.name))) {
+        unborn.push(run);
+      } else runs.push(run);
+    }
+    return { runs: runs.sort(), unborn };
+  };
+  /** Keep a file's bytes aside as `<run>.log.<kind>-<ms>` (never deleted by cairn). */
+  const setAside = async (job: string, run: string, kind: string) => {
+    const path = logPath(job, run);
+    const aside = `${path}.${kind}-${Date.now()}`;
+    await fs.rename(path, aside);
+    await syncDir(jobDir(job));
+    return aside;
+  };
+  const fence = (job: string) => {
+    const lock = held.get(job);
+    return lock && (() => lock.assertHeld());
+  };
+  /** Write `bytes` to a new inode, publish it at `path`, and keep its handle for appends. */
+  const publishLog = async (
+    path: string,
+    bytes: Uint8Array,
+    exclusive: boolean,
+  ) => {
+    const temp = tempPath(tmpDir);
+    const handle = await fs.open(
+      temp,
+      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW,
+      0o644,
+    );
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+      if (!(await publishFile(temp, path, exclusive))) {
+        await handle.close();
+        return undefined;
+      }
+    } catch (error) {
+      await handle.close();
+      await fs.rm(temp, { force: true });
+      throw explainFsError(error, "Cannot write manifest log", path);
+    }
+    return handle;
+  };
   return {
     location: root,
     chunks: fsChunks(root),
-    async createLog(job, run) {
+    async createLog(job, run, first) {
       const path = logPath(job, run);
-      await ensureDir(join(jobsDir, job), jobsDir);
-      const temp = await writeTemp(join(root, "tmp"), logHeader(), 0o644);
+      const bytes = newLogBytes(first);
       try {
-        await fs.link(temp, path);
+        await ensureDir(jobDir(job));
       } catch (error) {
-        if (isErrno(error, "EEXIST")) {
-          throw new Error(
-            `Cannot create run "${run}" of job "${job}": "${path}" exists`,
-          );
-        }
-        throw error;
-      } finally {
-        await fs.rm(temp, { force: true });
+        throw explainFsError(error, "Cannot create job directory", jobDir(job));
       }
-      await syncDir(join(jobsDir, job));
-      return await openFramedLog(fsLogFile(path, true), { write: true });
+      for (const old of (await scanRuns(job)).unborn) {
+        await setAside(job, old, "unborn");
+      }
+      const handle = await publishLog(path, bytes, true);
+      if (handle === undefined) {
+        throw new Error(
+          `Cannot create run "${run}" of job "${job}": "${path}" exists`,
+        );
+      }
+      return await openFramedLog(fsLogFile(path, handle), {
+        write: true,
+        bytes,
+        ...fenceOption(fence(job)),
+      });
     },
     async openLog(job, run) {
-      return await openFramedLog(fsLogFile(logPath(job, run), true), {
+      const path = logPath(job, run);
+      await checkJobDir(job);
+      await fence(job)?.();
+      const bytes = await readLogFile(path);
+      // Republish as a fresh inode: an earlier writer of this log keeps
+      // appending (if at all) to the old one, which nobody reads.
+      const handle = await publishLog(path, bytes, false);
+      return await openFramedLog(fsLogFile(path, handle), {
         write: true,
+        bytes,
+        ...fenceOption(fence(job)),
+      }).catch(async (error) => {
+        await handle?.close();
+        throw error;
       });
     },
     async readLog(job, run) {
-      return await openFramedLog(fsLogFile(logPath(job, run), false));
+      await checkJobDir(job);
+      return await openFramedLog(fsLogFile(logPath(job, run)));
     },
     async listJobs() {
       const jobs: string[] = [];
       for (const entry of await listDir(jobsDir)) {
         if (
           entry.isDirectory() &&
-          (await listDir(join(jobsDir, entry.name))).some((e) =>
-            e.name.endsWith(".log")
+          (await fs.readdir(join(jobsDir, entry.name))).some((e) =>
+            e.endsWith(".log")
           )
         ) {
           jobs.push(entry.name);
@@ -383,20 +595,152 @@ function fsStore(root: string): Store {
       return jobs.sort();
     },
     async listRuns(job) {
-      return (await listDir(join(jobsDir, assertName("job", job))))
-        .filter((e) => e.isFile() && e.name.endsWith(".log"))
-        .map((e) => e.name.slice(0, -4))
-        .sort();
+      return (await scanRuns(job)).runs;
     },
     async deleteRun(job, run) {
+      await checkJobDir(job);
       await fs.rm(logPath(job, run), { force: true });
-      await syncDir(join(jobsDir, job)).catch(() => {});
+      await syncDir(jobDir(job)).catch(() => {});
     },
-    lock: (job, options) => acquireLock(locksDir, job, options),
+    async repairLog(job, run): Promise<LogRepair> {
+      const path = logPath(job, run);
+      await checkJobDir(job);
+      const bytes = await readLogFile(path);
+      const prefix = logPrefix(bytes);
+      if (prefix.reason === undefined) {
+        return {
+          records: prefix.records,
+          offset: prefix.end,
+          cutBytes: 0,
+          reason: undefined,
+          aside: undefined,
+        };
+      }
+      if (prefix.records === 0) {
+        const aside = await setAside(job, run, "unborn");
+        return {
+          records: 0,
+          offset: 0,
+          cutBytes: bytes.length,
+          reason: prefix.reason,
+          aside,
+        };
+      }
+      const aside = `${path}.cut-${Date.now()}`;
+      await writeNewFile(aside, bytes.subarray(prefix.end), { mode: 0o444 });
+      await syncDir(jobDir(job));
+      const handle = await publishLog(
+        path,
+        bytes.subarray(0, prefix.end),
+        false,
+      );
+      await handle?.close();
+      return {
+        records: prefix.records,
+        offset: prefix.end,
+        cutBytes: bytes.length - prefix.end,
+        reason: prefix.reason,
+        aside,
+      };
+    },
+    async lock(job, options) {
+      const lock = await acquireLock(locksDir, job, options);
+      // Logs this store opens for the job are fenced by this lock until it is released.
+      const tracked: JobLock = {
+        get info() {
+          return lock.info;
+        },
+        get lost() {
+          return lock.lost;
+        },
+        refresh: () => lock.refresh(),
+        assertHeld: () => lock.assertHeld(),
+        async release() {
+          await lock.release();
+          if (held.get(job) === tracked) held.delete(job);
+        },
+      };
+      held.set(job, tracked);
+      return tracked;
+    },
     readLock: (job) => readLock(locksDir, job),
-    breakLock: (job) => breakLock(locksDir, job),
+    async listLocks() {
+      const locks = [];
+      for (const entry of await listDir(locksDir)) {
+        if (!entry.isFile() || !entry.name.endsWith(".lock")) continue;
+        const job = entry.name.slice(0, -5);
+        const info = await readLock(locksDir, job).catch(() => undefined);
+        if (info !== undefined) locks.push(info);
+      }
+      return locks;
+    },
+    breakLock: (job, options) => breakLock(locksDir, job, options),
     sweepTemp: (olderThanMs) => sweepTemp(root, olderThanMs),
+    listForeignEntries: () => foreignEntries(root),
   };
+}
+
+/** Describe what a non-regular entry is, for verify. */
+function kindOf(entry: Dirent): string {
+  if (entry.isSymbolicLink()) return "a symbolic link";
+  if (entry.isDirectory()) return "a directory";
+  if (entry.isFile()) return "a file";
+  return "a device, FIFO or socket";
+}
+
+async function foreignEntries(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const read = (dir: string) =>
+    fs.readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]);
+  for (const sub of SUBDIRS) {
+    const path = join(root, sub);
+    const stat = await fs.lstat(path).catch(() => undefined);
+    if (stat !== undefined && !stat.isDirectory()) {
+      found.push(`"${path}" should be a directory`);
+    }
+  }
+  for (const prefix of await read(join(root, "chunks"))) {
+    const path = join(root, "chunks", prefix.name);
+    if (!prefix.isDirectory()) {
+      found.push(`"${path}" is ${kindOf(prefix)}, not a chunk directory`);
+      continue;
+    }
+    for (const entry of await read(path)) {
+      if (!entry.isFile()) {
+        found.push(
+          `"${join(path, entry.name)}" is ${kindOf(entry)}, not a chunk file`,
+        );
+      }
+    }
+  }
+  for (const job of await read(join(root, "jobs"))) {
+    const path = join(root, "jobs", job.name);
+    if (!job.isDirectory()) {
+      found.push(`"${path}" is ${kindOf(job)}, not a job directory`);
+      continue;
+    }
+    for (const entry of await read(path)) {
+      if (!entry.isFile()) {
+        found.push(
+          `"${join(path, entry.name)}" is ${kindOf(entry)}, not a run log`,
+        );
+      }
+    }
+  }
+  for (const entry of await read(join(root, "locks"))) {
+    if (!entry.isFile()) {
+      found.push(
+        `"${join(root, "locks", entry.name)}" is ${
+          kindOf(entry)
+        }, not a lock file`,
+      );
+    }
+  }
+  return found;
+}
+
+function fenceOption(fence: (() => Promise<void>) | undefined) {
+  return fence === undefined ? {} : { fence };
 }
 
 /**
@@ -426,6 +770,12 @@ export async function sweepTemp(
   let removed = 0;
   for (const name of await fs.readdir(tmpDir).catch(() => [] as string[])) {
     const path = join(tmpDir, name);
+    if (name.endsWith(TRASH_SUFFIX)) {
+      // A GC killed between moving a chunk aside and deciding: put it back
+      // (at worst a garbage chunk lives until the next GC).
+      await restoreTrash(root, path, name.slice(0, 64));
+      continue;
+    }
     const s = await fs.stat(path).catch(() => undefined);
     if (s !== undefined && Date.now() - s.mtimeMs >= olderThanMs) {
       await fs.rm(path, { force: true });

@@ -32,7 +32,8 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { assertName } from "./store.ts";
+import { assertName } from "./name.ts";
+import { constants } from "node:fs";
 import {
   link,
   mkdir,
@@ -45,6 +46,15 @@ import {
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { clearInterval, setInterval } from "node:timers";
+import {
+  isErrno,
+  O_NOFOLLOW,
+  publishFile,
+  sleep,
+  syncDir,
+  tempPath,
+  writeNewFile,
+} from "./files.ts";
 
 /**
  * What a lock file records about its holder.
@@ -114,7 +124,7 @@ export interface AcquireLockOptions {
    * `staleAfterMs`. The timer is unref()'d, so it never keeps the process
    * alive.
    *
-   * @default {60_000}
+   * @default {Math.min(60_000, staleAfterMs / 3)}
    */
   heartbeatMs?: number;
   /**
@@ -234,6 +244,11 @@ export interface JobLock {
    */
   refresh(): Promise<void>;
   /**
+   * Throws {@linkcode LockLostError} unless the lock file still carries our
+   * token (one small read). Logs call it before every group commit.
+   */
+  assertHeld(): Promise<void>;
+  /**
    * Stops the heartbeat and removes the lock file if it still carries our
    * token. Idempotent.
    */
@@ -249,6 +264,68 @@ const GUARD_ABANDONED_MS = 30_000;
 const GUARD_POLL_MS = 10;
 /** Longest delay `setInterval` accepts; longer ones fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Options for {@linkcode LockedError}.
+ *
+ * @example An unlock refusal
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LockedError, type LockedErrorOptions } from "./lock.ts";
+ * const options: LockedErrorOptions = { action: "unlock" };
+ * const now = new Date().toISOString();
+ * const holder = { job: "j", host: "h", pid: 1, startedAt: now, heartbeatAt: now, token: "t" };
+ * assert.match(new LockedError("j", holder, options).message, /^Cannot unlock job "j"/);
+ * ```
+ */
+export interface LockedErrorOptions extends ErrorOptions {
+  /** What was refused: opening the job, or breaking its lock. Default: `"open"`. */
+  action?: "open" | "unlock";
+}
+
+/**
+ * Thrown by a writer whose lock was broken or taken over: it must not write
+ * again. Fencing: every append checks the lock first.
+ *
+ * @example Catch a lost lock
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LockLostError } from "./lock.ts";
+ * const error = new LockLostError("nightly", "00ff", undefined);
+ * assert.equal(error.job, "nightly");
+ * assert.match(error.message, /lock was removed/);
+ * ```
+ */
+export class LockLostError extends Error {
+  /** The job whose lock was lost. */
+  readonly job: string;
+  /** The token this writer held. */
+  readonly token: string;
+  /** Who holds the lock now, if anyone. */
+  readonly holder: LockInfo | undefined;
+  /** Always `"LockLostError"`. */
+  override readonly name = "LockLostError";
+
+  /**
+   * Builds the message from the job and the new holder.
+   *
+   * @param job The job.
+   * @param token The token this writer held.
+   * @param holder The lock's current holder, if any.
+   */
+  constructor(job: string, token: string, holder: LockInfo | undefined) {
+    super(
+      holder === undefined
+        ? `Cannot write to job "${job}": its lock was removed while this process held it; stopping without writing (rerun to resume)`
+        : `Cannot write to job "${job}": its lock was taken over by pid ${holder.pid} on host "${holder.host}" at ${
+          shortIso(holder.startedAt)
+        }; stopping without writing`,
+    );
+    this.job = job;
+    this.token = token;
+    this.holder = holder;
+  }
+}
 
 /**
  * Thrown when a job's lock is held by a live process. The CLI exits with
@@ -270,7 +347,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * assert.equal(error.exitCode, 3);
  * assert.equal(
  *   error.message,
- *   'Cannot open job "nightly": locked by pid 4211 on host "batch-1" since 2026-11-23T03:00:01Z (if that process is gone, run "cairn unlock nightly"; to wait, pass --wait-lock DURATION)',
+ *   'Cannot open job "nightly": locked by pid 4211 on host "batch-1" since 2026-11-23T03:00:01Z (if that process is gone, break the lock with breakLock; to wait for it, set waitMs)',
  * );
  * ```
  */
@@ -291,11 +368,16 @@ export class LockedError extends Error {
    * @param holder The lock's current holder.
    * @param options Standard error options (`cause`).
    */
-  constructor(job: string, holder: LockInfo, options?: ErrorOptions) {
+  constructor(job: string, holder: LockInfo, options?: LockedErrorOptions) {
+    const by = `pid ${holder.pid} on host "${holder.host}"`;
     super(
-      `Cannot open job "${job}": locked by pid ${holder.pid} on host "${holder.host}" since ${
-        shortIso(holder.startedAt)
-      } (if that process is gone, run "cairn unlock ${job}"; to wait, pass --wait-lock DURATION)`,
+      options?.action === "unlock"
+        ? `Cannot unlock job "${job}": ${by} holds it and looks alive (last heartbeat ${
+          shortIso(holder.heartbeatAt)
+        }); stop that process first, or pass force: true to break the lock anyway`
+        : `Cannot open job "${job}": locked by ${by} since ${
+          shortIso(holder.startedAt)
+        } (if that process is gone, break the lock with breakLock; to wait for it, set waitMs)`,
       options,
     );
     this.job = job;
@@ -344,7 +426,6 @@ export async function acquireLock(
   assertName("job", job);
   const {
     staleAfterMs = DEFAULT_STALE_AFTER_MS,
-    heartbeatMs = DEFAULT_HEARTBEAT_MS,
     waitMs = 0,
     pollMs = DEFAULT_POLL_MS,
     force = false,
@@ -352,6 +433,9 @@ export async function acquireLock(
     signal,
   } = options;
   checkPositive("staleAfterMs", staleAfterMs);
+  // Three heartbeats per stale period: a live holder never looks stale.
+  const heartbeatMs = options.heartbeatMs ??
+    Math.min(DEFAULT_HEARTBEAT_MS, staleAfterMs / 3);
   checkPositive("heartbeatMs", heartbeatMs);
   checkPositive("pollMs", pollMs);
   if (!(waitMs >= 0)) {
@@ -514,14 +598,44 @@ export function lockStaleReason(
 }
 
 /**
- * Removes whatever lock `job` has, live or not (for `cairn unlock`). A live
- * holder finds out on its next heartbeat.
+ * Options for {@linkcode breakLock}.
+ *
+ * @example Force a break
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { BreakLockOptions } from "./lock.ts";
+ * const options: BreakLockOptions = { force: true };
+ * assert.equal(options.force, true);
+ * ```
+ */
+export interface BreakLockOptions {
+  /**
+   * Break the lock even when its holder looks alive (same host and its pid
+   * running, or a fresh heartbeat). The old holder is fenced: its next
+   * append fails with {@linkcode LockLostError}.
+   *
+   * @default {false}
+   */
+  force?: boolean;
+  /**
+   * A heartbeat older than this makes the holder stale.
+   *
+   * @default {600_000}
+   */
+  staleAfterMs?: number;
+}
+
+/**
+ * Removes the lock of `job` when its holder is gone (for `cairn unlock`);
+ * refuses a live holder with {@linkcode LockedError} unless `force`.
  *
  * @param locksDir The store's locks directory.
  * @param job The job name.
+ * @param options `force` to break a live holder's lock.
  * @returns The removed lock, or `undefined` if there was none (or it was not
  * a readable lock; it is removed all the same).
  * @throws {TypeError} If `job` is not a valid job name.
+ * @throws {LockedError} If the holder looks alive and `force` is not set.
  *
  * @example Break a held lock
  * ```ts
@@ -533,7 +647,8 @@ export function lockStaleReason(
  *
  * const dir = await mkdtemp(join(tmpdir(), "cairn-lock-"));
  * const lock = await acquireLock(dir, "nightly");
- * assert.equal((await breakLock(dir, "nightly"))?.token, lock.info.token);
+ * await assert.rejects(breakLock(dir, "nightly"), /looks alive/);
+ * assert.equal((await breakLock(dir, "nightly", { force: true }))?.token, lock.info.token);
  * assert.equal(await breakLock(dir, "nightly"), undefined);
  * await lock.refresh();
  * assert.equal(lock.lost, true);
@@ -544,6 +659,7 @@ export function lockStaleReason(
 export async function breakLock(
   locksDir: string,
   job: string,
+  options: BreakLockOptions = {},
 ): Promise<LockInfo | undefined> {
   assertName("job", job);
   const lockPath = lockPathOf(locksDir, job);
@@ -551,7 +667,14 @@ export async function breakLock(
   return await withGuard(locksDir, job, async () => {
     const file = await readLockFile(lockPath);
     if (file === undefined) return undefined;
+    if (
+      !options.force && file.info !== undefined &&
+      lockStaleReason(file.info, options) === undefined
+    ) {
+      throw new LockedError(job, file.info, { action: "unlock" });
+    }
     await unlinkIfExists(lockPath);
+    await syncDir(locksDir);
     return file.info;
   });
 }
@@ -611,6 +734,21 @@ class FileJobLock implements JobLock {
     });
   }
 
+  async assertHeld(): Promise<void> {
+    if (!this.#lost && !this.#closed) {
+      const file = await readLockFile(this.#path);
+      if (file?.info?.token === this.#info.token) return;
+      this.#lost = true;
+      this.#stopTimer();
+    }
+    const current = await readLockFile(this.#path).catch(() => undefined);
+    throw new LockLostError(
+      this.#info.job,
+      this.#info.token,
+      current?.info?.token === this.#info.token ? undefined : current?.info,
+    );
+  }
+
   release(): Promise<void> {
     // A failed release (an I/O error) may be retried; a done one is not redone.
     this.#released ??= this.#release().catch((error) => {
@@ -666,18 +804,7 @@ function serialize(value: unknown): string {
 
 function tempPathFor(path: string): string {
   // Job names never start with ".", so these never clash with a lock.
-  const suffix = randomBytes(6).toString("hex");
-  return join(dirname(path), `.${basename(path)}.${suffix}.tmp`);
-}
-
-async function writeSynced(path: string, data: string): Promise<void> {
-  const handle = await open(path, "wx");
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  return tempPath(dirname(path), basename(path));
 }
 
 /**
@@ -688,36 +815,26 @@ async function writeSynced(path: string, data: string): Promise<void> {
  */
 async function createExclusive(path: string, data: string): Promise<boolean> {
   const temp = tempPathFor(path);
-  await writeSynced(temp, data);
-  try {
-    await link(temp, path);
-    return true;
-  } catch (error) {
-    if (errorCode(error) === "EEXIST") return false;
-    throw error;
-  } finally {
-    await unlinkIfExists(temp);
-  }
+  await writeNewFile(temp, data);
+  return await publishFile(temp, path, true);
 }
 
-/** Replaces `path` with `data` atomically (temp, fsync, rename). */
+/** Replaces `path` with `data` atomically (temp, fsync, rename, fsync dir). */
 async function replaceAtomic(path: string, data: string): Promise<void> {
   const temp = tempPathFor(path);
-  await writeSynced(temp, data);
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await unlinkIfExists(temp);
-    throw error;
-  }
+  await writeNewFile(temp, data);
+  await publishFile(temp, path);
 }
 
 async function readLockFile(path: string): Promise<LockFile | undefined> {
   let raw: string;
   try {
-    raw = await readFile(path, "utf8");
+    raw = await readSmallFile(path);
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return undefined;
+    if (isErrno(error, "ENOENT")) return undefined;
+    if (isErrno(error, "ELOOP", "EISDIR")) {
+      return { raw: "", error: (error as Error).message };
+    }
     throw error;
   }
   let value: unknown;
@@ -728,6 +845,26 @@ async function readLockFile(path: string): Promise<LockFile | undefined> {
   }
   const info = toLockInfo(value);
   return typeof info === "string" ? { raw, error: info } : { raw, info };
+}
+
+/** Longest lock file read: a real one is a few hundred bytes. */
+const MAX_LOCK_BYTES = 64 * 1024;
+
+/** Read a lock file without following a link, and never more than MAX_LOCK_BYTES. */
+async function readSmallFile(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw Object.assign(new Error("is not a regular file"), {
+        code: "EISDIR",
+      });
+    }
+    const buffer = new Uint8Array(MAX_LOCK_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, MAX_LOCK_BYTES, 0);
+    return new TextDecoder().decode(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Checks the shape of a parsed lock; returns what is wrong as a string. */
@@ -803,7 +940,7 @@ async function removeIfAbandoned(guardPath: string): Promise<boolean> {
     judged = await stat(guardPath);
     raw = await readFile(guardPath, "utf8");
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return true;
+    if (isErrno(error, "ENOENT")) return true;
     throw error;
   }
   if (!isGuardAbandoned(raw, judged.mtimeMs)) return false;
@@ -811,7 +948,7 @@ async function removeIfAbandoned(guardPath: string): Promise<boolean> {
   try {
     await rename(guardPath, aside);
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return true;
+    if (isErrno(error, "ENOENT")) return true;
     throw error;
   }
   const moved = await stat(aside);
@@ -820,7 +957,7 @@ async function removeIfAbandoned(guardPath: string): Promise<boolean> {
     try {
       await link(aside, guardPath);
     } catch (error) {
-      if (errorCode(error) !== "EEXIST") throw error;
+      if (!isErrno(error, "EEXIST")) throw error;
     }
   }
   await unlinkIfExists(aside);
@@ -844,7 +981,7 @@ function isProcessAlive(pid: number): boolean {
     return true;
   } catch (error) {
     // EPERM: it exists but belongs to another user.
-    return errorCode(error) !== "ESRCH";
+    return !isErrno(error, "ESRCH");
   }
 }
 
@@ -852,30 +989,8 @@ async function unlinkIfExists(path: string): Promise<void> {
   try {
     await unlink(path);
   } catch (error) {
-    if (errorCode(error) !== "ENOENT") throw error;
+    if (!isErrno(error, "ENOENT")) throw error;
   }
-}
-
-function errorCode(error: unknown): unknown {
-  return (error as { code?: unknown } | null)?.code;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** `2026-11-23T03:00:01.000Z` -> `2026-11-23T03:00:01Z`. */

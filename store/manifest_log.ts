@@ -71,8 +71,10 @@ export class CorruptLogError extends Error {
    * @param reason What is wrong with it.
    */
   constructor(log: string, offset: number, reason: string) {
+    const run = /([^/\\]+)[/\\]([^/\\]+)\.log$/.exec(log);
+    const target = run === null ? "JOB/RUN" : `${run[1]}/${run[2]}`;
     super(
-      `Cannot replay manifest log "${log}": record at byte ${offset} is bad (${reason}) and valid records follow it; restore the file from a backup or forget this run`,
+      `Cannot replay manifest log "${log}": record at byte ${offset} is bad (${reason}) and valid records follow it; run "cairn repair ${target}" to cut the log back to its last good record (the cut bytes are kept aside), or restore the file from a backup`,
     );
     this.name = "CorruptLogError";
     this.log = log;
@@ -143,6 +145,34 @@ function frameAt(
   return { seq: Number(view.getBigUint64(pos + 8, true)), start: pos, end };
 }
 
+/**
+ * The first valid frame at or after `from` whose sequence number could follow
+ * record `expected - 1`, if any. Cheap header checks (a plausible length that
+ * fits, a sequence number in range) come before the checksum, so garbage costs
+ * O(1) per byte and the scan stays linear (a checksum at every offset was
+ * quadratic).
+ */
+function findFrameAfter(
+  bytes: Uint8Array,
+  view: DataView,
+  from: number,
+  expected: number,
+): FrameAt | undefined {
+  // No more records can follow than fit in the remaining bytes.
+  const maxSeq = expected +
+    Math.ceil((bytes.length - from) / FRAME_HEADER_SIZE);
+  for (let p = from; p + FRAME_HEADER_SIZE < bytes.length; p++) {
+    const length = view.getUint32(p, true);
+    if (length === 0 || p + FRAME_HEADER_SIZE + length > bytes.length) continue;
+    if (view.getUint32(p + 12, true) !== 0) continue; // seq above 2^32
+    const seq = view.getUint32(p + 8, true);
+    if (seq < expected || seq > maxSeq) continue;
+    const found = frameAt(bytes, view, p);
+    if (typeof found !== "string") return found;
+  }
+  return undefined;
+}
+
 /** The result of scanning a log's bytes. */
 export interface LogScan {
   /** Valid frames in order. */
@@ -193,11 +223,8 @@ export function scanLog(bytes: Uint8Array, name: string): LogScan {
       ? `sequence number ${found.seq}, expected ${frames.length + 1}`
       : undefined;
     if (reason !== undefined) {
-      for (let p = pos + 1; p + FRAME_HEADER_SIZE < bytes.length; p++) {
-        if (typeof frameAt(bytes, view, p) !== "string") {
-          throw new CorruptLogError(name, pos, reason);
-        }
-      }
+      const resync = findFrameAfter(bytes, view, pos + 1, frames.length + 1);
+      if (resync !== undefined) throw new CorruptLogError(name, pos, reason);
       return {
         frames,
         end: pos,
@@ -228,6 +255,173 @@ export interface LogFile {
 export interface OpenFramedLogOptions {
   /** Open for appending, truncating a torn tail. Default: false (read-only, nothing is changed). */
   write?: boolean;
+  /**
+   * Called before every group commit; a rejection fails that commit and
+   * every later append (fencing: the writer's lock is gone). Default: none.
+   */
+  fence?: () => Promise<void>;
+  /** Bytes already read from `file`, to skip a second read. Default: read it. */
+  bytes?: Uint8Array;
+}
+
+/** What {@linkcode Store.repairLog} did to a damaged log. */
+export interface LogRepair {
+  /** Records kept. */
+  records: number;
+  /** Byte offset the log was cut at (its new size). */
+  offset: number;
+  /** Bytes cut off and set aside (0 when the log was sound). */
+  cutBytes: number;
+  /** Why the record at `offset` was rejected, when something was cut. */
+  reason: string | undefined;
+  /** Where the cut bytes were kept, when something was cut. */
+  aside: string | undefined;
+}
+
+/** Where a log's good prefix ends, never throwing: what repair and unborn checks use. */
+export interface LogPrefix {
+  /** Complete, valid records from the start, in order. */
+  records: number;
+  /** Offset just past the last of them (0 when even the header is bad). */
+  end: number;
+  /** Why the bytes at `end` were rejected, if any follow. */
+  reason: string | undefined;
+}
+
+/**
+ * Find the good prefix of a log's bytes: the header and every valid record
+ * up to the first bad one. Linear; never throws.
+ *
+ * @param bytes The log file's bytes.
+ * @returns The prefix.
+ *
+ * @example A log cut inside its first record is unborn
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logPrefix, newLogBytes } from "./manifest_log.ts";
+ * const bytes = newLogBytes({ type: "run" });
+ * assert.equal(logPrefix(bytes).records, 1);
+ * assert.equal(logPrefix(bytes.subarray(0, 20)).records, 0);
+ * ```
+ */
+export function logPrefix(bytes: Uint8Array): LogPrefix {
+  if (
+    bytes.length < LOG_HEADER_SIZE || LOG_MAGIC.some((b, i) => bytes[i] !== b)
+  ) {
+    return { records: 0, end: 0, reason: "no CAIRNLOG header" };
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(8, true) !== 1) {
+    return { records: 0, end: 0, reason: "unsupported format version" };
+  }
+  let records = 0;
+  let pos = LOG_HEADER_SIZE;
+  while (pos < bytes.length) {
+    const found = frameAt(bytes, view, pos);
+    const reason = typeof found === "string"
+      ? found
+      : found.seq !== records + 1
+      ? `sequence number ${found.seq}, expected ${records + 1}`
+      : undefined;
+    if (reason !== undefined) return { records, end: pos, reason };
+    records++;
+    pos = (found as FrameAt).end;
+  }
+  return { records, end: pos, reason: undefined };
+}
+
+/**
+ * Whether a log never got its first record written completely (a crash
+ * while creating it): its bytes are a proper prefix of a header plus one
+ * record. Such a log is an unborn run: readers skip it and the next writer
+ * sets it aside. A complete first record that fails its checksum is damage,
+ * not an unborn run.
+ *
+ * @param head The file's first 48 bytes (or all of it, if shorter).
+ * @param size The file's size.
+ * @returns True for an unborn log.
+ *
+ * @example A bare header is unborn
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isUnbornLog, logHeader } from "./manifest_log.ts";
+ * assert.equal(isUnbornLog(logHeader(), 16), true);
+ * assert.equal(isUnbornLog(new Uint8Array(16), 16), false);
+ * ```
+ */
+export function isUnbornLog(head: Uint8Array, size: number): boolean {
+  for (let i = 0; i < Math.min(head.length, LOG_MAGIC.length); i++) {
+    if (head[i] !== LOG_MAGIC[i]) return false; // not a log at all: damage
+  }
+  const first = LOG_HEADER_SIZE + FRAME_HEADER_SIZE;
+  if (size < first || head.length < first) return true;
+  const length = new DataView(head.buffer, head.byteOffset, head.byteLength)
+    .getUint32(LOG_HEADER_SIZE, true);
+  return size < first + length;
+}
+
+/**
+ * The bytes of a new log: the header, then `first` as record 1 when given.
+ * Backends publish them in one atomic step, so no log lacks its first record.
+ *
+ * @param first The first record, if any.
+ * @returns The file's bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { newLogBytes } from "./manifest_log.ts";
+ * assert.equal(newLogBytes().length, 16);
+ * assert.ok(newLogBytes({ a: 1 }).length > 48);
+ * ```
+ */
+export function newLogBytes(first?: unknown): Uint8Array {
+  if (first === undefined) return logHeader();
+  const { bytes } = frameRecords(
+    [encodeRecord(first)],
+    0,
+    new Uint8Array(LINK_SIZE),
+    false,
+  );
+  const out = new Uint8Array(LOG_HEADER_SIZE + bytes.length);
+  out.set(logHeader());
+  out.set(bytes, LOG_HEADER_SIZE);
+  return out;
+}
+
+function encodeRecord(body: unknown): Uint8Array {
+  const bytes = encodeValue(body);
+  if (bytes.length > MAX_BODY_SIZE) {
+    throw new RangeError(
+      `Cannot append a ${bytes.length}-byte record: the limit is ${MAX_BODY_SIZE}; store large data as chunks`,
+    );
+  }
+  return bytes;
+}
+
+/** Frame encoded bodies after record `seq` whose link is `link`. */
+function frameRecords(
+  encoded: readonly Uint8Array[],
+  seq: number,
+  link: Uint8Array,
+  linkLast = true,
+): { bytes: Uint8Array; seq: number; link: Uint8Array } {
+  const total = encoded.reduce((n, b) => n + FRAME_HEADER_SIZE + b.length, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  for (const body of encoded) {
+    view.setUint32(pos, body.length, true);
+    view.setBigUint64(pos + 8, BigInt(++seq), true);
+    out.set(link, pos + 16);
+    out.set(body, pos + FRAME_HEADER_SIZE);
+    const frame = out.subarray(pos, pos + FRAME_HEADER_SIZE + body.length);
+    view.setUint32(pos + 4, crc32c(frame.subarray(8)), true);
+    // The last link is only needed to append more (it needs blake3Ready()).
+    if (linkLast || pos + frame.length < out.length) link = linkOf(frame);
+    pos += frame.length;
+  }
+  return { bytes: out, seq, link };
 }
 
 /**
@@ -253,7 +447,7 @@ export async function openFramedLog(
   file: LogFile,
   options: OpenFramedLogOptions = {},
 ): Promise<ManifestLog> {
-  const bytes = await file.read();
+  const bytes = options.bytes ?? await file.read();
   const scan = scanLog(bytes, file.name);
   await blake3Ready();
   let repaired: TailRepair | undefined;
@@ -272,11 +466,12 @@ export async function openFramedLog(
     repaired,
     options.write ? undefined : scan.tail,
     options.write ?? false,
+    options.fence,
   );
 }
 
 interface PendingAppend {
-  bodies: readonly unknown[];
+  encoded: Uint8Array[];
   resolve: (seq: number) => void;
   reject: (error: unknown) => void;
 }
@@ -289,6 +484,7 @@ class FramedLog implements ManifestLog {
   #queue: PendingAppend[] = [];
   #draining: Promise<void> | undefined;
   #failure: unknown;
+  readonly #fence: (() => Promise<void>) | undefined;
   readonly repaired: TailRepair | undefined;
   readonly tornTail: TailRepair | undefined;
 
@@ -299,7 +495,9 @@ class FramedLog implements ManifestLog {
     repaired: TailRepair | undefined,
     tornTail: TailRepair | undefined,
     writable: boolean,
+    fence: (() => Promise<void>) | undefined,
   ) {
+    this.#fence = fence;
     this.#file = file;
     this.#length = length;
     this.#link = link;
@@ -324,6 +522,10 @@ class FramedLog implements ManifestLog {
         ),
       );
     }
+    // A fenced writer keeps getting the same clear error.
+    if ((this.#failure as Error | undefined)?.name === "LockLostError") {
+      return Promise.reject(this.#failure);
+    }
     if (this.#failure !== undefined) {
       return Promise.reject(
         new Error(
@@ -334,8 +536,16 @@ class FramedLog implements ManifestLog {
         ),
       );
     }
+    // Encode now, so a record that cannot be encoded fails only this append
+    // with its own error, never the queue or later appends.
+    let encoded: Uint8Array[];
+    try {
+      encoded = bodies.map(encodeRecord);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const done = new Promise<number>((resolve, reject) =>
-      this.#queue.push({ bodies, resolve, reject })
+      this.#queue.push({ encoded, resolve, reject })
     );
     this.#draining ??= this.#drain();
     return done;
@@ -345,41 +555,16 @@ class FramedLog implements ManifestLog {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0);
       try {
-        const encoded = batch.flatMap((p) =>
-          p.bodies.map((b) => encodeValue(b))
-        );
-        const total = encoded.reduce(
-          (n, b) => n + FRAME_HEADER_SIZE + b.length,
-          0,
-        );
-        const out = new Uint8Array(total);
-        const view = new DataView(out.buffer);
-        let pos = 0;
-        let seq = this.#length;
-        let link = this.#link;
-        for (const body of encoded) {
-          if (body.length > MAX_BODY_SIZE) {
-            throw new RangeError(
-              `Cannot append a ${body.length}-byte record: the limit is ${MAX_BODY_SIZE}; store large data as chunks`,
-            );
-          }
-          view.setUint32(pos, body.length, true);
-          view.setBigUint64(pos + 8, BigInt(++seq), true);
-          out.set(link, pos + 16);
-          out.set(body, pos + FRAME_HEADER_SIZE);
-          const frame = out.subarray(
-            pos,
-            pos + FRAME_HEADER_SIZE + body.length,
-          );
-          view.setUint32(pos + 4, crc32c(frame.subarray(8)), true);
-          link = linkOf(frame);
-          pos += frame.length;
-        }
-        await this.#file.append(out);
+        const encoded = batch.flatMap((p) => p.encoded);
+        const framed = frameRecords(encoded, this.#length, this.#link);
+        const { seq, link } = framed;
+        // Fencing: a writer that lost its lock never appends.
+        await this.#fence?.();
+        await this.#file.append(framed.bytes);
         let next = this.#length;
         this.#length = seq;
         this.#link = link;
-        for (const p of batch) p.resolve(next += p.bodies.length);
+        for (const p of batch) p.resolve(next += p.encoded.length);
       } catch (error) {
         this.#failure = error;
         for (const p of batch.concat(this.#queue.splice(0))) p.reject(error);

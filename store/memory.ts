@@ -19,11 +19,14 @@ import {
   type JobLock,
   LockedError,
   type LockInfo,
+  LockLostError,
 } from "./lock.ts";
 import {
+  isUnbornLog,
   type LogFile,
-  logHeader,
+  logPrefix,
   type ManifestLog,
+  newLogBytes,
   openFramedLog,
 } from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
@@ -80,8 +83,14 @@ function memoryChunks(
     async *list() {
       yield* [...chunkBytes.keys()];
     },
-    delete(hash) {
-      return Promise.resolve(chunkBytes.delete(assertChunkHash(hash)));
+    delete(hash, options = {}) {
+      const entry = chunkBytes.get(assertChunkHash(hash));
+      const { notTouchedSince } = options;
+      if (
+        entry === undefined ||
+        (notTouchedSince !== undefined && entry.mtimeMs >= notTouchedSince)
+      ) return Promise.resolve(false);
+      return Promise.resolve(chunkBytes.delete(hash));
     },
   };
 }
@@ -89,10 +98,19 @@ function memoryChunks(
 /** Backing buffers with spare room, by log; a log whose bytes a test replaced is copied first. */
 const spare = new WeakMap<object, Map<string, ArrayBuffer>>();
 
+/** The writer generation of each log: a writer opened earlier is fenced off. */
+const generations = new WeakMap<object, Map<string, number>>();
+
 function memoryLogFile(
   logBytes: Map<string, Uint8Array>,
   key: string,
+  writer = false,
 ): LogFile {
+  let gens = generations.get(logBytes);
+  if (gens === undefined) generations.set(logBytes, gens = new Map());
+  const generation = writer ? (gens.get(key) ?? 0) + 1 : 0;
+  if (writer) gens.set(key, generation);
+  const current = () => !writer || gens.get(key) === generation;
   const name = `memory:jobs/${key}.log`;
   let owned = spare.get(logBytes);
   if (owned === undefined) spare.set(logBytes, owned = new Map());
@@ -109,6 +127,14 @@ function memoryLogFile(
       return Promise.resolve(bytes.slice());
     },
     append(bytes) {
+      if (!current()) {
+        // The memory twin of the fs backend's fresh inode per writer.
+        return Promise.reject(
+          new Error(
+            `Cannot append to manifest log "${name}": a later writer opened it`,
+          ),
+        );
+      }
       // Grow into spare capacity (doubling), so appends are amortised O(record), not O(log).
       const old = logBytes.get(key) ?? new Uint8Array();
       const size = old.length + bytes.length;
@@ -154,37 +180,110 @@ export function createMemoryStore(): MemoryStore {
   const locks = new Map<string, LockInfo>();
   const logKey = (job: string, run: string) =>
     `${assertName("job", job)}/${assertName("run", run)}`;
-  const runsOf = (job: string) =>
-    [...logBytes.keys()].filter((k) => k.startsWith(`${job}/`)).map((k) =>
+  /** Keys of a job's logs: aside copies have a "." suffix after the run. */
+  const keysOf = (job: string) =>
+    [...logBytes.keys()].filter((k) =>
+      k.startsWith(`${job}/`) && !k.slice(job.length + 1).includes(".log.")
+    );
+  const unbornOf = (job: string) =>
+    keysOf(job).filter((k) => {
+      const bytes = logBytes.get(k)!;
+      return isUnbornLog(bytes.subarray(0, 48), bytes.length);
+    });
+  const runsOf = (job: string) => {
+    const unborn = new Set(unbornOf(job));
+    return keysOf(job).filter((k) => !unborn.has(k)).map((k) =>
       k.slice(job.length + 1)
     ).sort();
+  };
+  const fenceOf = (job: string): { fence?: () => Promise<void> } => {
+    const info = locks.get(job);
+    if (info === undefined) return {};
+    return {
+      fence: () => {
+        const now = locks.get(job);
+        return now?.token === info.token
+          ? Promise.resolve()
+          : Promise.reject(new LockLostError(job, info.token, now));
+      },
+    };
+  };
 
   return {
     location,
     chunks: memoryChunks(location, chunkBytes),
     chunkBytes,
     logBytes,
-    async createLog(job, run): Promise<ManifestLog> {
+    async createLog(job, run, first): Promise<ManifestLog> {
       const key = logKey(job, run);
+      const bytes = newLogBytes(first);
+      for (const old of unbornOf(job)) {
+        logBytes.set(`${old}.unborn-${Date.now()}`, logBytes.get(old)!);
+        logBytes.delete(old);
+      }
       if (logBytes.has(key)) {
         throw new Error(
           `Cannot create run "${run}" of job "${job}": it exists`,
         );
       }
-      logBytes.set(key, logHeader());
-      return await openFramedLog(memoryLogFile(logBytes, key), { write: true });
-    },
-    async openLog(job, run) {
-      return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)), {
+      logBytes.set(key, bytes.slice());
+      return await openFramedLog(memoryLogFile(logBytes, key, true), {
         write: true,
+        ...fenceOf(job),
       });
     },
+    async openLog(job, run) {
+      const key = logKey(job, run);
+      await fenceOf(job).fence?.();
+      return await openFramedLog(memoryLogFile(logBytes, key, true), {
+        write: true,
+        ...fenceOf(job),
+      });
+    },
+    repairLog: (job, run) =>
+      settle(() => {
+        const key = logKey(job, run);
+        const bytes = logBytes.get(key);
+        if (bytes === undefined) {
+          throw new Error(
+            `Cannot read manifest log "memory:jobs/${key}.log": it does not exist`,
+          );
+        }
+        const prefix = logPrefix(bytes);
+        if (prefix.reason === undefined) {
+          return {
+            records: prefix.records,
+            offset: prefix.end,
+            cutBytes: 0,
+            reason: undefined,
+            aside: undefined,
+          };
+        }
+        const kind = prefix.records === 0 ? "unborn" : "cut";
+        const aside = `${key}.log.${kind}-${Date.now()}`;
+        logBytes.set(aside, bytes.slice(prefix.end));
+        if (prefix.records === 0) logBytes.delete(key);
+        else logBytes.set(key, bytes.slice(0, prefix.end));
+        memoryLogFile(logBytes, key, true); // fences any earlier writer
+        return {
+          records: prefix.records,
+          offset: prefix.end,
+          cutBytes: bytes.length - prefix.end,
+          reason: prefix.reason,
+          aside: `memory:jobs/${aside}`,
+        };
+      }),
     async readLog(job, run) {
       return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)));
     },
     listJobs() {
       return Promise.resolve(
-        [...new Set([...logBytes.keys()].map((k) => k.split("/")[0]!))].sort(),
+        [
+          ...new Set(
+            [...logBytes.keys()].filter((k) => !k.includes(".log."))
+              .map((k) => k.split("/")[0]!),
+          ),
+        ].sort(),
       );
     },
     listRuns: (job) => settle(() => runsOf(assertName("job", job))),
@@ -216,6 +315,12 @@ export function createMemoryStore(): MemoryStore {
             return locks.get(job)?.token !== info.token;
           },
           refresh: () => Promise.resolve(),
+          assertHeld() {
+            const now = locks.get(job);
+            return now?.token === info.token
+              ? Promise.resolve()
+              : Promise.reject(new LockLostError(job, info.token, now));
+          },
           release() {
             if (locks.get(job)?.token === info.token) locks.delete(job);
             return Promise.resolve();
@@ -223,9 +328,14 @@ export function createMemoryStore(): MemoryStore {
         };
       }),
     readLock: (job) => settle(() => locks.get(assertName("job", job))),
-    breakLock: (job) =>
+    listLocks: () => Promise.resolve([...locks.values()]),
+    breakLock: (job, options = {}) =>
       settle(() => {
         const holder = locks.get(assertName("job", job));
+        // Every holder of a memory lock is this live process.
+        if (holder !== undefined && !options.force) {
+          throw new LockedError(job, holder, { action: "unlock" });
+        }
         locks.delete(job);
         return holder;
       }),

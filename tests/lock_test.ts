@@ -269,7 +269,7 @@ test("acquireLock() throws LockedError with exitCode 3 for a live holder", async
     assert.deepEqual(error.holder, live);
     assert.equal(
       error.message,
-      `Cannot open job "nightly": locked by pid ${process.pid} on host "${hostname()}" since 2026-11-23T03:00:01Z (if that process is gone, run "cairn unlock nightly"; to wait, pass --wait-lock DURATION)`,
+      `Cannot open job "nightly": locked by pid ${process.pid} on host "${hostname()}" since 2026-11-23T03:00:01Z (if that process is gone, break the lock with breakLock; to wait for it, set waitMs)`,
     );
     // The holder's file is untouched and nothing else is left behind.
     assert.deepEqual(await readLock(locksDir, "nightly"), live);
@@ -451,7 +451,10 @@ test("JobLock.release() does not remove a lock taken over by another holder", as
 
     // refresh() first: it notices and marks the lock lost.
     const a = await acquireLock(locksDir, "nightly");
-    assert.equal((await breakLock(locksDir, "nightly"))?.token, a.info.token);
+    assert.equal(
+      (await breakLock(locksDir, "nightly", { force: true }))?.token,
+      a.info.token,
+    );
     const b = await acquireLock(locksDir, "nightly");
     const bFile = await readFile(join(locksDir, "nightly.lock"), "utf8");
     await a.refresh();
@@ -461,7 +464,10 @@ test("JobLock.release() does not remove a lock taken over by another holder", as
     assert.equal(await readFile(join(locksDir, "nightly.lock"), "utf8"), bFile);
 
     // release() straight away leaves the new holder alone too.
-    assert.equal((await breakLock(locksDir, "nightly"))?.token, b.info.token);
+    assert.equal(
+      (await breakLock(locksDir, "nightly", { force: true }))?.token,
+      b.info.token,
+    );
     const c = await acquireLock(locksDir, "nightly");
     await b.release();
     assert.equal((await readLock(locksDir, "nightly"))?.token, c.info.token);
@@ -514,6 +520,7 @@ test("acquireLock() rejects invalid job names with TypeError", async () => {
       "nightly\n",
       "é",
       "x".repeat(129),
+      "y".repeat(100_000),
       42,
       undefined,
     ];
@@ -523,7 +530,12 @@ test("acquireLock() rejects invalid job names with TypeError", async () => {
         (error: unknown) =>
           error instanceof TypeError &&
           error.message.startsWith("Cannot use job name ") &&
-          (typeof job !== "string" || error.message.includes(`"${job}"`)),
+          (typeof job !== "string" ||
+            error.message.includes(
+              job.length > 60
+                ? `(${job.length} characters)`
+                : `"${JSON.stringify(job).slice(1, -1)}"`,
+            )),
         `job ${JSON.stringify(job)}`,
       );
       await assert.rejects(readLock(locksDir, job as string), TypeError);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import { openFsStore, sweepTemp } from "../store/fs.ts";
-import { testStoreConformance } from "./store_conformance.ts";
+import { flipInRecord, testStoreConformance } from "./store_conformance.ts";
 import { tempDir } from "./temp.ts";
 
 testStoreConformance("fs", {
@@ -14,6 +14,18 @@ testStoreConformance("fs", {
     const bytes = await fs.readFile(path);
     bytes[0]! ^= 0xff;
     await fs.writeFile(path, bytes);
+  },
+  async ageChunk(store, hash, ms) {
+    const then = new Date(Date.now() - ms);
+    const path = join(store.location, "chunks", hash.slice(0, 2), hash);
+    await fs.utimes(path, then, then);
+  },
+  async damageLog(store, job, run, seq) {
+    const path = join(store.location, "jobs", job, `${run}.log`);
+    await fs.writeFile(
+      path,
+      flipInRecord(new Uint8Array(await fs.readFile(path)), seq),
+    );
   },
 });
 

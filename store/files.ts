@@ -1,0 +1,449 @@
+/**
+ * The filesystem discipline every cairn writer follows, in one place: new
+ * bytes go to a temp file that is written and fsynced, then published by a
+ * rename (replace) or a hard link (create only), and the directory that
+ * received the name is fsynced, so a published file survives a power cut.
+ * Also errno checks, readable wrappers for the errors users hit (full disk,
+ * read-only store, a directory where a file belongs) and an abortable sleep.
+ *
+ * @module
+ */
+import { constants } from "node:fs";
+import * as fs from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+
+/**
+ * Whether `error` is a Node-style system error with one of `codes`.
+ *
+ * @param error Anything caught.
+ * @param codes Errno names such as `"ENOENT"`.
+ * @returns True when the error's `code` is one of them.
+ *
+ * @example Recognise a missing file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFile } from "node:fs/promises";
+ * import { isErrno } from "./files.ts";
+ * const error = await readFile("/nonexistent/x").catch((e) => e);
+ * assert.equal(isErrno(error, "ENOENT"), true);
+ * ```
+ */
+export function isErrno(error: unknown, ...codes: string[]): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && codes.includes(code);
+}
+
+const FIXES: Record<string, string> = {
+  ENOSPC: "the disk is full; free space (for example with a gc) and rerun",
+  EDQUOT: "the disk quota is exhausted; free space and rerun",
+  EROFS: "the file system is read-only; use a writable store",
+  EACCES: "permission denied; check the owner and mode of the store",
+  EPERM: "permission denied; check the owner and mode of the store",
+  EISDIR: "a directory is where a file belongs; move it away",
+  ENOTDIR: "a file is where a directory belongs; move it away",
+  ELOOP: "a symbolic link is where cairn expects a file or directory; " +
+    "cairn never follows links inside a store, so replace it with the real thing",
+};
+
+/**
+ * Give a raw system error a message naming the action, the path and the fix.
+ * Errors without a known fix are returned unchanged.
+ *
+ * @param error The caught error.
+ * @param action What failed, e.g. `Cannot write chunk`.
+ * @param path The path involved.
+ * @returns The error to throw; the original is its `cause`.
+ *
+ * @example Explain a full disk
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { explainFsError } from "./files.ts";
+ * const raw = Object.assign(new Error("ENOSPC: no space left"), { code: "ENOSPC" });
+ * const error = explainFsError(raw, "Cannot write chunk", "/s/chunks/ab");
+ * assert.match(String(error), /Cannot write chunk "\/s\/chunks\/ab": the disk is full/);
+ * ```
+ */
+export function explainFsError(
+  error: unknown,
+  action: string,
+  path: string,
+): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const fix = typeof code === "string" ? FIXES[code] : undefined;
+  if (fix === undefined) return error;
+  const wrapped = new Error(`${action} "${path}": ${fix} (${code})`, {
+    cause: error,
+  });
+  return Object.assign(wrapped, { code });
+}
+
+/**
+ * fsync a directory, so that a rename, link or unlink in it is durable.
+ *
+ * @param dir The directory.
+ * @returns Resolves once synced.
+ *
+ * @example Sync a temp directory
+ * ```ts
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { syncDir } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * await syncDir(dir);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, constants.O_RDONLY | O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
+/** Open flags that refuse a symbolic link as the last path component. */
+export const O_NOFOLLOW: number = constants.O_NOFOLLOW ?? 0;
+
+/**
+ * A fresh temp-file name in `dir`: `.NAME.PID-HEX.tmp` beside a target, or
+ * `PID-HEX.tmp` in a temp directory.
+ *
+ * @param dir The directory the temp file goes in.
+ * @param beside The target's base name, when the temp file sits next to it.
+ * @returns The path.
+ *
+ * @example A temp name beside a target
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tempPath } from "./files.ts";
+ * assert.match(tempPath("/s/locks", "job.lock"), /^\/s\/locks\/\.job\.lock\.\d+-[0-9a-f]+\.tmp$/);
+ * ```
+ */
+export function tempPath(dir: string, beside?: string): string {
+  const suffix = `${process.pid}-${randomBytes(6).toString("hex")}.tmp`;
+  return join(dir, beside === undefined ? suffix : `.${beside}.${suffix}`);
+}
+
+/** Options for {@linkcode writeNewFile}. */
+export interface WriteNewFileOptions {
+  /** Mode of the new file, before the umask. Default: `0o644`. */
+  mode?: number;
+  /** fsync the file before returning. Default: true. */
+  sync?: boolean;
+}
+
+/**
+ * Create `path` (which must not exist), write `bytes` and fsync it. On
+ * failure the partial file is removed.
+ *
+ * @param path The new file, usually a {@linkcode tempPath}.
+ * @param bytes Its contents.
+ * @param options Mode and whether to fsync.
+ * @returns Resolves once written.
+ *
+ * @example Write a temp file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, readFile, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { writeNewFile } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * await writeNewFile(join(dir, "a"), new TextEncoder().encode("hi"));
+ * assert.equal(await readFile(join(dir, "a"), "utf8"), "hi");
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function writeNewFile(
+  path: string,
+  bytes: Uint8Array | string,
+  options: WriteNewFileOptions = {},
+): Promise<void> {
+  const handle = await fs.open(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW,
+    options.mode ?? 0o644,
+  );
+  try {
+    await handle.writeFile(bytes);
+    if (options.sync !== false) await handle.sync();
+    await handle.close();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await fs.rm(path, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Publish a written temp file at `path`: by rename (replacing what is there)
+ * or, with `exclusive`, by hard link (failing when `path` exists; the temp is
+ * removed either way). The directory of `path` is fsynced after.
+ *
+ * @param temp A written, fsynced temp file on the same file system.
+ * @param path Where it is published.
+ * @param exclusive Only create, never replace.
+ * @returns False when `exclusive` and `path` already existed.
+ *
+ * @example Publish exclusively
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { publishFile, tempPath, writeNewFile } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * for (const expected of [true, false]) {
+ *   const temp = tempPath(dir, "config");
+ *   await writeNewFile(temp, "{}");
+ *   assert.equal(await publishFile(temp, join(dir, "config"), true), expected);
+ * }
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function publishFile(
+  temp: string,
+  path: string,
+  exclusive = false,
+): Promise<boolean> {
+  try {
+    if (exclusive) await fs.link(temp, path);
+    else await fs.rename(temp, path);
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    if (exclusive && isErrno(error, "EEXIST")) return false;
+    throw error;
+  }
+  if (exclusive) await fs.rm(temp, { force: true });
+  await syncDir(dirname(path));
+  return true;
+}
+
+/**
+ * Make directory `dir` (not its parents) if missing, fsyncing its parent
+ * when it was created. A symbolic link or a file in its place is refused.
+ *
+ * @param dir The directory.
+ * @returns Resolves once it exists.
+ *
+ * @example Make a directory twice
+ * ```ts
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { ensureDir } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * await ensureDir(join(dir, "a"));
+ * await ensureDir(join(dir, "a"));
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function ensureDir(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir);
+    await syncDir(dirname(dir));
+    return;
+  } catch (error) {
+    if (!isErrno(error, "EEXIST")) throw error;
+  }
+  await assertRealDir(dir);
+}
+
+/**
+ * Throw unless `dir` is a directory itself, not a symbolic link to one.
+ *
+ * @param dir The path.
+ * @returns Resolves when it is a real directory.
+ *
+ * @example A temp dir is real
+ * ```ts
+ * import { tmpdir } from "node:os";
+ * import { realpath } from "node:fs/promises";
+ * import { assertRealDir } from "./files.ts";
+ * await assertRealDir(await realpath(tmpdir()));
+ * ```
+ */
+export async function assertRealDir(dir: string): Promise<void> {
+  const stat = await fs.lstat(dir);
+  if (stat.isSymbolicLink()) {
+    throw Object.assign(
+      new Error(
+        `Cannot use "${dir}": it is a symbolic link; cairn never follows links inside a store, so replace it with a real directory`,
+      ),
+      { code: "ELOOP" },
+    );
+  }
+  if (!stat.isDirectory()) {
+    throw Object.assign(
+      new Error(
+        `Cannot use "${dir}": it is not a directory; move it away`,
+      ),
+      { code: "ENOTDIR" },
+    );
+  }
+}
+
+/**
+ * Sleep for `ms`, or reject with `signal.reason` once it aborts.
+ *
+ * @param ms Milliseconds.
+ * @param signal Aborts the sleep.
+ * @returns Resolves after `ms`.
+ *
+ * @example Sleep briefly
+ * ```ts
+ * import { sleep } from "./files.ts";
+ * await sleep(1);
+ * ```
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Refuse to replace anything but a regular file: a link, a FIFO or a device stays as it is. */
+async function assertReplaceable(path: string): Promise<void> {
+  const stat = await fs.lstat(path).catch((error) => {
+    if (isErrno(error, "ENOENT")) return undefined;
+    throw error;
+  });
+  if (stat === undefined || stat.isFile()) return;
+  const what = stat.isSymbolicLink()
+    ? "a symbolic link"
+    : stat.isDirectory()
+    ? "a directory"
+    : "a device, FIFO or socket";
+  throw Object.assign(
+    new Error(
+      `Cannot write "${path}": it is ${what}, and only a regular file is replaced; pick another path or remove it first`,
+    ),
+    { code: stat.isDirectory() ? "EISDIR" : "EEXIST" },
+  );
+}
+
+/** Options for {@linkcode writeFileAtomically}. */
+export interface WriteFileAtomicallyOptions {
+  /** Mode of the new file, before the umask. Default: `0o666`. */
+  mode?: number;
+}
+
+/**
+ * Write a file atomically. `write` receives a `chunk` function and passes it
+ * the file's contents part by part (text is UTF-8 encoded); the parts go to
+ * a temp file in the same directory, written in 1 MiB batches, which is
+ * fsynced, renamed over `path` once `write` resolves, and its directory
+ * fsynced. If anything fails, the temp file is removed and `path` is left as
+ * it was. Only a regular file is ever replaced: a symbolic link, a directory,
+ * a FIFO or a device at `path` is an error, and is left alone.
+ *
+ * @param path Destination path.
+ * @param write Produces the contents through `chunk`.
+ * @param options The file mode.
+ * @returns A promise that settles once the file is durably in place.
+ *
+ * @example Write in parts; a failed write leaves the old file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { writeFileAtomically } from "./files.ts";
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-atomic-"));
+ * const path = join(dir, "out.txt");
+ * await writeFileAtomically(path, async (chunk) => {
+ *   await chunk("hello ");
+ *   await chunk(new TextEncoder().encode("world"));
+ * });
+ * assert.equal(await readFile(path, "utf8"), "hello world");
+ * await assert.rejects(
+ *   writeFileAtomically(path, async (chunk) => {
+ *     await chunk("partial");
+ *     throw new Error("Cannot produce the rest");
+ *   }),
+ *   /Cannot produce the rest/,
+ * );
+ * assert.equal(await readFile(path, "utf8"), "hello world");
+ * assert.deepEqual(await readdir(dir), ["out.txt"]);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function writeFileAtomically(
+  path: string,
+  write: (chunk: (part: string | Uint8Array) => Promise<void>) => Promise<void>,
+  options: WriteFileAtomicallyOptions = {},
+): Promise<void> {
+  await assertReplaceable(path);
+  const temp = tempPath(dirname(path), basename(path));
+  const handle = await fs.open(
+    temp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW,
+    options.mode ?? 0o666,
+  );
+  try {
+    try {
+      const encoder = new TextEncoder();
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let position = 0;
+      const flush = async () => {
+        let bytes: Uint8Array;
+        if (pending.length === 1) {
+          bytes = pending[0]!;
+        } else {
+          bytes = new Uint8Array(pendingBytes);
+          let at = 0;
+          for (const part of pending) {
+            bytes.set(part, at);
+            at += part.length;
+          }
+        }
+        pending = [];
+        pendingBytes = 0;
+        for (let done = 0; done < bytes.length;) {
+          const { bytesWritten } = await handle.write(
+            bytes,
+            done,
+            bytes.length - done,
+            position,
+          );
+          done += bytesWritten;
+          position += bytesWritten;
+        }
+      };
+      await write(async (part) => {
+        const bytes = typeof part === "string" ? encoder.encode(part) : part;
+        pending.push(bytes);
+        pendingBytes += bytes.length;
+        if (pendingBytes >= 1 << 20) await flush();
+      });
+      await flush();
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    await fs.unlink(temp).catch(() => {});
+    throw explainFsError(error, "Cannot write", path);
+  }
+  await publishFile(temp, path).catch((error) => {
+    throw explainFsError(error, "Cannot write", path);
+  });
+}
