@@ -1,11 +1,13 @@
 /**
- * Opening a store by location: a directory path for the fs backend, or
- * `memory:` for a store that lives in this process.
+ * Opening a store by location: a directory path for the fs backend,
+ * `s3://bucket/prefix` (or `s3a://`) for the S3 backend, or `memory:` for a
+ * store that lives in this process.
  *
  * @module
  */
 import { openFsStore } from "../store/fs.ts";
 import { createMemoryStore } from "../store/memory.ts";
+import { openS3Store } from "../store/s3.ts";
 import type { Store } from "../store/store.ts";
 
 /** The store used when none is named: `$CAIRN_STORE`, else `./.cairn`. */
@@ -17,8 +19,10 @@ const memoryStores = new Map<string, Store>();
 
 /**
  * Open a store. `memory:` (or `memory:NAME`) gives an in-process store shared
- * by every call with the same name; anything else is a directory, created
- * when missing.
+ * by every call with the same name; `s3://bucket/prefix` or
+ * `s3a://bucket/prefix` a store in an S3 bucket (endpoint and credentials
+ * from the `AWS_*` variables); anything else is a directory, created when
+ * missing.
  *
  * @param location Store location. Default: {@linkcode defaultStoreLocation}.
  * @returns The store.
@@ -42,6 +46,7 @@ export async function openStore(
     }
     return store;
   }
+  if (/^s3a?:\/\//.test(location)) return await openS3Store(location);
   return await openFsStore(location);
 }
 

@@ -40,6 +40,8 @@ export interface S3Object {
   lastModified: number;
   /** ETag without quotes. */
   etag: string;
+  /** User metadata (`x-amz-meta-*`, names without the prefix); HEAD only. */
+  metadata?: Record<string, string>;
 }
 
 /** A fetched object. */
@@ -63,6 +65,14 @@ export interface PutConditions {
   ifAbsent?: boolean;
   /** Write only if the object's ETag is this one (`If-Match`, unquoted). */
   ifMatch?: string;
+  /** User metadata to store with the object (`x-amz-meta-NAME`). */
+  metadata?: Record<string, string>;
+}
+
+/** Options for {@linkcode S3Client.get}. */
+export interface S3GetOptions {
+  /** Read at most this many bytes of the body (the rest is never read). Default: all. */
+  maxBytes?: number;
 }
 
 /** The operations the S3 store needs. */
@@ -78,7 +88,18 @@ export interface S3Client {
     conditions?: PutConditions,
   ): Promise<PutOutcome>;
   /** GET an object, or undefined when it does not exist. */
-  get(key: string): Promise<S3Body | undefined>;
+  get(key: string, options?: S3GetOptions): Promise<S3Body | undefined>;
+  /**
+   * Copy an object onto a key (itself, to refresh its time), replacing its
+   * metadata; false when the source does not exist.
+   */
+  copy(
+    from: string,
+    to: string,
+    metadata?: Record<string, string>,
+  ): Promise<boolean>;
+  /** Create the bucket; an existing bucket of ours is fine. */
+  createBucket(): Promise<void>;
   /** HEAD an object, or undefined when it does not exist. */
   head(key: string): Promise<S3Object | undefined>;
   /** DELETE an object; returns whether the server still had it (best effort). */
@@ -317,7 +338,37 @@ export function createS3Client(
     );
   }
 
-  async function get(key: string): Promise<S3Body | undefined> {
+  async function readBody(
+    response: Response,
+    maxBytes: number | undefined,
+  ): Promise<Uint8Array> {
+    if (maxBytes === undefined || response.body === null) {
+      return new Uint8Array(await response.arrayBuffer());
+    }
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    const reader = response.body.getReader();
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      size += value.length;
+    }
+    await reader.cancel().catch(() => {});
+    const out = new Uint8Array(Math.min(size, maxBytes));
+    let at = 0;
+    for (const part of parts) {
+      const take = part.subarray(0, out.length - at);
+      out.set(take, at);
+      at += take.length;
+    }
+    return out;
+  }
+
+  async function get(
+    key: string,
+    options: S3GetOptions = {},
+  ): Promise<S3Body | undefined> {
     const { response } = await send("GET", objectUrl(key));
     if (response.status === 404) {
       await response.body?.cancel();
@@ -325,7 +376,7 @@ export function createS3Client(
     }
     if (!response.ok) return fail(response, `read "${key}"`);
     return {
-      body: new Uint8Array(await response.arrayBuffer()),
+      body: await readBody(response, options.maxBytes),
       etag: unquote(response.headers.get("etag")),
       lastModified: Date.parse(response.headers.get("last-modified") ?? "") ||
         0,
@@ -344,6 +395,9 @@ export function createS3Client(
     // RGW matches If-Match only against the ETag without its quotes.
     if (conditions.ifMatch !== undefined) {
       headers["if-match"] = conditions.ifMatch;
+    }
+    for (const [name, value] of Object.entries(conditions.metadata ?? {})) {
+      headers[`x-amz-meta-${name}`] = value;
     }
     const { response, retried } = await send("PUT", objectUrl(key), {
       body,
@@ -371,7 +425,12 @@ export function createS3Client(
     const { response } = await send("HEAD", objectUrl(key));
     if (response.status === 404) return undefined;
     if (!response.ok) return fail(response, `stat "${key}"`);
+    const metadata: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      if (name.startsWith("x-amz-meta-")) metadata[name.slice(11)] = value;
+    });
     return {
+      metadata,
       key,
       size: Number(response.headers.get("content-length") ?? 0),
       lastModified: Date.parse(response.headers.get("last-modified") ?? "") ||
@@ -386,6 +445,52 @@ export function createS3Client(
     if (!response.ok && response.status !== 404) {
       await fail(response, `delete "${key}"`);
     }
+  }
+
+  async function copy(
+    from: string,
+    to: string,
+    metadata: Record<string, string> = {},
+  ): Promise<boolean> {
+    const headers: Record<string, string> = {
+      "content-type": "application/octet-stream",
+      "x-amz-copy-source": `/${location.bucket}/${
+        from.split("/").map(encodeURIComponent).join("/")
+      }`,
+      "x-amz-metadata-directive": "REPLACE",
+    };
+    for (const [name, value] of Object.entries(metadata)) {
+      headers[`x-amz-meta-${name}`] = value;
+    }
+    const { response } = await send("PUT", objectUrl(to), { headers });
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return false;
+    }
+    if (!response.ok) return fail(response, `copy "${from}" to "${to}"`);
+    // A copy can fail after a 200 status line: the error is in the body.
+    const text = await response.text();
+    if (text.includes("<Error>")) {
+      throw new S3RequestError(
+        `Cannot copy "${from}" to "${to}" on ${url}: ${
+          tag(text, "Code") ?? "error"
+        }`,
+        response.status,
+      );
+    }
+    return true;
+  }
+
+  async function createBucket(): Promise<void> {
+    const { response } = await send("PUT", bucketUrl);
+    const text = await response.text().catch(() => "");
+    if (response.ok || tag(text, "Code") === "BucketAlreadyOwnedByYou") return;
+    throw new S3RequestError(
+      `Cannot create bucket "${location.bucket}" on ${url}: HTTP ${response.status} ${
+        tag(text, "Code") ?? ""
+      }`.trim(),
+      response.status,
+    );
   }
 
   async function* pages(
@@ -437,7 +542,18 @@ export function createS3Client(
     }
   }
 
-  return { location, url, put, get, head, delete: remove, list, listFolders };
+  return {
+    location,
+    url,
+    put,
+    get,
+    head,
+    copy,
+    createBucket,
+    delete: remove,
+    list,
+    listFolders,
+  };
 }
 
 /**
