@@ -4,6 +4,8 @@ import { openS3Store } from "../store/s3.ts";
 import type { Store } from "../store/store.ts";
 import { flipInRecord, testStoreConformance } from "./store_conformance.ts";
 import { freshS3Url, rawClient, s3 } from "./s3_env.ts";
+import { startIgnoringS3 } from "./fixtures/s3_fake.ts";
+import { collectOutput, killAfterLines, startScript } from "./child_process.ts";
 
 const skip = s3.skip;
 const clientOf = (store: Store) => rawClient(store.location);
@@ -58,5 +60,162 @@ test(
       openS3Store(url, { env: s3.env! }),
       /expected a cairn-store version 1 config/,
     );
+  },
+);
+
+test("openS3Store() refuses a server that ignores If-None-Match, naming it", async () => {
+  const fake = await startIgnoringS3();
+  try {
+    await assert.rejects(
+      openS3Store("s3://bucket/p", {
+        env: {
+          AWS_ENDPOINT_URL: fake.url,
+          AWS_ACCESS_KEY_ID: "a",
+          AWS_SECRET_ACCESS_KEY: "s",
+        },
+        client: { attempts: 1 },
+      }),
+      (error: Error) =>
+        /ignores conditional writes/.test(error.message) &&
+        error.message.includes(fake.url),
+    );
+  } finally {
+    await fake.close();
+  }
+});
+
+test(
+  "openLog() on S3: of 16 racing writers exactly one wins each record, and the log replays cleanly",
+  { skip },
+  async () => {
+    const url = await freshS3Url("race");
+    const stores = await Promise.all(
+      Array.from({ length: 16 }, () => openS3Store(url, { env: s3.env! })),
+    );
+    await (await stores[0]!.createLog("race", "r", { round: 0 })).close();
+    const rounds = 4;
+    for (let round = 1; round <= rounds; round++) {
+      // Every writer opens the log as it stands, then all append record N at once.
+      const logs = await Promise.all(stores.map((s) => s.openLog("race", "r")));
+      assert.ok(logs.every((log) => log.length === round));
+      const results = await Promise.allSettled(
+        logs.map((log, writer) => log.append([{ round, writer }])),
+      );
+      const won = results.filter((r) => r.status === "fulfilled");
+      assert.equal(won.length, 1, `round ${round}: ${won.length} writers won`);
+      for (const r of results) {
+        if (r.status === "rejected") {
+          assert.match(String(r.reason), /another writer appended segment/);
+        }
+      }
+      await Promise.all(logs.map((log) => log.close()));
+    }
+    const seen: unknown[] = [];
+    const reader = await stores[0]!.readLog("race", "r");
+    for await (
+      const e of reader.replay<{ round: number }>({ verifyChain: true })
+    ) {
+      seen.push([e.seq, e.body.round]);
+    }
+    assert.deepEqual(
+      seen,
+      Array.from({ length: rounds + 1 }, (_, i) => [i + 1, i]),
+    );
+  },
+);
+
+test(
+  "lock() on S3 takes over the lease of a SIGKILLed writer, whose acknowledged records all stay",
+  { skip },
+  async () => {
+    const url = await freshS3Url("lease");
+    const child = startScript(
+      new URL("./fixtures/s3_lease_child.ts", import.meta.url),
+      [url],
+      s3.env!,
+    );
+    const printed = await killAfterLines(child, 3);
+    const acked = printed.trim().split("\n").map(Number).filter((n) => n > 0);
+    assert.ok(acked.length >= 3, `child printed ${JSON.stringify(printed)}`);
+    const store = await openS3Store(url, { env: s3.env! });
+    // Its pid is gone on this host, so the lease is free at once.
+    const lock = await store.lock("leased", { waitMs: 10_000 });
+    const log = await store.openLog("leased", "r");
+    assert.ok(log.length >= acked.at(-1)!);
+    await log.append([{ n: log.length + 1, pid: process.pid }]);
+    await log.close();
+    await lock.release();
+    const ns: number[] = [];
+    const reader = await store.readLog("leased", "r");
+    for await (const e of reader.replay<{ n: number }>({ verifyChain: true })) {
+      ns.push(e.body.n);
+    }
+    assert.deepEqual(ns, ns.map((_, i) => i + 1));
+  },
+);
+
+test(
+  "lock() on S3 takes over a lease whose heartbeat expired, and fences a live holder it forced out",
+  { skip },
+  async () => {
+    const url = await freshS3Url("expiry");
+    const client = rawClient(url);
+    const old = new Date(Date.now() - 60_000).toISOString();
+    // A holder on another machine that stopped renewing a minute ago.
+    await client.put(
+      `${client.location.prefix}locks/leased.lock`,
+      new TextEncoder().encode(JSON.stringify({
+        job: "leased",
+        host: "elsewhere",
+        pid: 4211,
+        startedAt: old,
+        heartbeatAt: old,
+        token: "00ff",
+      })),
+    );
+    const store = await openS3Store(url, { env: s3.env! });
+    await assert.rejects(
+      store.lock("leased"),
+      (e: Error) => e.name === "LockedError",
+    );
+    const lock = await store.lock("leased", { staleAfterMs: 30_000 });
+    assert.equal((await store.readLock("leased"))?.token, lock.info.token);
+    await (await store.createLog("leased", "r", { n: 1 })).close();
+    await lock.release();
+    assert.equal(await store.readLock("leased"), undefined);
+    // A live writer forced out stops before its next append.
+    const child = startScript(
+      new URL("./fixtures/s3_lease_child.ts", import.meta.url),
+      [url],
+      s3.env!,
+    );
+    const ended = collectOutput(child);
+    await new Promise<void>((resolve) => {
+      let out = "";
+      child.stdout!.on("data", (d) => {
+        out += d;
+        if (out.split("\n").length > 3) {
+          resolve();
+        }
+      });
+    });
+    const taker = await store.lock("leased", { force: true });
+    const result = await ended;
+    assert.equal(result.code, 5, result.stderr);
+    assert.match(result.stdout, /LockLostError\n$/);
+    const log = await store.openLog("leased", "r");
+    const n = await log.append([{ n: log.length + 1, pid: process.pid }]);
+    await log.close();
+    await taker.release();
+    const ns: number[] = [];
+    for await (
+      const e of (await store.readLog("leased", "r")).replay<{ n: number }>({
+        verifyChain: true,
+      })
+    ) {
+      ns.push(e.body.n);
+    }
+    assert.equal(ns.length, n);
+    assert.deepEqual(ns, ns.map((_, i) => i + 1));
   },
 );
