@@ -29,6 +29,7 @@ export {
   type OpenFsStoreOptions,
   type StoreConfig,
 } from "./store/fs.ts";
+export { openS3Store, type OpenS3StoreOptions } from "./store/s3.ts";
 export { blake3Hex, crc32c } from "./store/hash.ts";
 export * from "./lib/open_store.ts";
 export * from "./lib/records.ts";

@@ -9,6 +9,7 @@
 import { stat } from "node:fs/promises";
 import { formatDuration, parseDuration } from "../lib/duration.ts";
 import { collectGarbage } from "../lib/gc.ts";
+import { openStore } from "../lib/open_store.ts";
 import { forgetRuns, type RetentionPolicy } from "../lib/forget.ts";
 import { readValueChunks } from "../lib/output.ts";
 import type { StepRecord } from "../lib/records.ts";
@@ -62,7 +63,10 @@ import {
  */
 export async function openExistingStore(ctx: CliContext): Promise<Store> {
   const location = ctx.storeLocation;
-  if (!location.startsWith("memory:")) {
+  if (/^s3a?:\/\//.test(location)) {
+    // Refuses a prefix with no cairn config rather than creating one.
+    await openStore(location, { create: false });
+  } else if (!location.startsWith("memory:")) {
     const found = await stat(`${location}/config`).then(
       () => true,
       () => false,

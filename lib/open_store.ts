@@ -17,6 +17,15 @@ export function defaultStoreLocation(): string {
 
 const memoryStores = new Map<string, Store>();
 
+/** Options for {@linkcode openStore}. */
+export interface OpenStoreOptions {
+  /**
+   * Create the store when the location holds none (a missing or empty
+   * directory, an S3 prefix without a config). Default: true.
+   */
+  create?: boolean;
+}
+
 /**
  * Open a store. `memory:` (or `memory:NAME`) gives an in-process store shared
  * by every call with the same name; `s3://bucket/prefix` or
@@ -25,6 +34,7 @@ const memoryStores = new Map<string, Store>();
  * missing.
  *
  * @param location Store location. Default: {@linkcode defaultStoreLocation}.
+ * @param options Whether to create a missing store.
  * @returns The store.
  *
  * @example An in-memory store
@@ -37,6 +47,7 @@ const memoryStores = new Map<string, Store>();
  */
 export async function openStore(
   location: string = defaultStoreLocation(),
+  options: OpenStoreOptions = {},
 ): Promise<Store> {
   if (location.startsWith("memory:")) {
     let store = memoryStores.get(location);
@@ -46,8 +57,8 @@ export async function openStore(
     }
     return store;
   }
-  if (/^s3a?:\/\//.test(location)) return await openS3Store(location);
-  return await openFsStore(location);
+  if (/^s3a?:\/\//.test(location)) return await openS3Store(location, options);
+  return await openFsStore(location, options);
 }
 
 /**
