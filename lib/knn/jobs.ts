@@ -26,6 +26,7 @@ import { join } from "node:path";
 import type { JobEvent } from "../events.ts";
 import { type Job, runJob, type RunJobOptions } from "../job.ts";
 import { replayRun } from "../replay.ts";
+import { runSharedParts } from "../shared_work.ts";
 import type { StepContext } from "../job.ts";
 import { fingerprint } from "../../store/cbor.ts";
 import {
@@ -127,6 +128,20 @@ export interface KnnJobBaseOptions extends KnnPlanOptions {
   lock?: AcquireLockOptions;
   /** Stop gracefully on SIGINT/SIGTERM, as `runJob` does. Default: true. */
   handleSignals?: boolean;
+  /**
+   * Share the blocks with other processes running the same job on the same
+   * store (on any machines): each takes block leases, computes and commits
+   * blocks, then one assembles the outputs while the others wait for it (see
+   * `runSharedParts`). The outputs are the same bytes as a single process's.
+   * Supported by {@linkcode knnJob}. Default: false.
+   */
+  sharedWorkers?: boolean;
+  /**
+   * With `sharedWorkers`: a block lease without a heartbeat for this long is
+   * taken over by another worker (a dead worker on the same host is taken
+   * over at once). Default: 60 000.
+   */
+  leaseMs?: number;
 }
 
 /** Options for {@linkcode knnJob}. */
@@ -431,17 +446,7 @@ class KnnRun {
   ): Promise<T> {
     const prepared = await this.prepared();
     let ran = false;
-    const memoKey = `${key.split("/")[0]}/${await fingerprint({
-      v: KNN_CODE_VERSION,
-      ref: this.inputs.refHash,
-      query: this.inputs.queryHash,
-      metric: this.inputs.metric,
-      zeroVector: this.inputs.zeroVector,
-      excludeSelf: this.inputs.excludeSelf,
-      start: range[0],
-      end: range[1],
-      ...memo(range),
-    })}`;
+    const memoKey = await blockMemoKey(this.inputs, key, range, memo);
     const value = await this.job.step(key, (ctx) => {
       ran = true;
       const started = performance.now();
@@ -585,6 +590,75 @@ class KnnRun {
   }
 }
 
+/** The memo key of a block step: what any job computing the same block shares. */
+async function blockMemoKey(
+  inputs: Inputs,
+  key: string,
+  range: [number, number],
+  memo: (range: [number, number]) => Record<string, unknown>,
+): Promise<string> {
+  return `${key.split("/")[0]}/${await fingerprint({
+    v: KNN_CODE_VERSION,
+    ref: inputs.refHash,
+    query: inputs.queryHash,
+    metric: inputs.metric,
+    zeroVector: inputs.zeroVector,
+    excludeSelf: inputs.excludeSelf,
+    start: range[0],
+    end: range[1],
+    ...memo(range),
+  })}`;
+}
+
+/** The blocks a family can share between workers (`sharedWorkers`). */
+interface SharedBlocks<T> {
+  prefix: string;
+  compute: BlockCompute<T>;
+  memo: (range: [number, number]) => Record<string, unknown>;
+}
+
+/** Compute the blocks together with other workers, before the job itself runs. */
+async function shareBlocks<T>(
+  name: string,
+  inputs: Inputs,
+  plan: KnnJobPlan,
+  shared: SharedBlocks<T>,
+  options: KnnJobBaseOptions,
+): Promise<void> {
+  let prepared: PreparedReference | undefined;
+  const parts = await Promise.all(
+    blockRanges(plan.queryRows, plan.blockRows).map(async (range) => {
+      const key = rangeKey(shared.prefix, range, plan.queryRows);
+      return {
+        key,
+        memo: await blockMemoKey(inputs, key, range, shared.memo),
+        compute: (ctx: StepContext) => {
+          // Prepared once per process; a pure function of the reference.
+          prepared ??= prepareReference(inputs.ref.matrix, inputs.metric, {
+            zeroVector: inputs.zeroVector,
+          });
+          const started = performance.now();
+          const out = shared.compute(prepared, range[0], range[1], ctx);
+          ctx.stats({
+            rows: range[1] - range[0],
+            ms: Math.round(performance.now() - started),
+          });
+          return out;
+        },
+      };
+    }),
+  );
+  await runSharedParts(name, parts, {
+    memo: KNN_MEMO_NAMESPACE,
+    version: KNN_CODE_VERSION,
+    kind: "knn-block",
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+  });
+}
+
 type BlockCompute<T> = (
   prepared: PreparedReference,
   start: number,
@@ -613,6 +687,7 @@ async function runKnnFamily<T>(
   config: Record<string, unknown>,
   options: KnnJobBaseOptions,
   body: (run: KnnRun) => Promise<T>,
+  shared?: SharedBlocks<unknown>,
 ): Promise<T> {
   const fullConfig = {
     op: kind,
@@ -641,6 +716,12 @@ async function runKnnFamily<T>(
       ? {}
       : { handleSignals: options.handleSignals }),
   };
+  if (options.sharedWorkers && shared !== undefined) {
+    await shareBlocks(name, inputs, plan, shared, options);
+    // Every block is committed: one worker assembles, the others wait for it
+    // and then find the run completed.
+    jobOptions.lock = { waitMs: 7 * 24 * 3_600_000, ...options.lock };
+  }
   return await runJob(
     name,
     jobOptions,
@@ -703,6 +784,8 @@ export async function knnJob(
   const k = options.k;
   checkK(k, inputs.ref.matrix.rows, inputs.excludeSelf);
   const plan = planOf(inputs, "knn", k, options);
+  const memo = () => ({ op: "knn", k });
+  const queries = (inputs.query ?? inputs.ref).matrix;
   return await runKnnFamily(
     "knn",
     inputs,
@@ -711,7 +794,6 @@ export async function knnJob(
     options,
     async (run) => {
       const compute = knnBlockCompute(k, inputs.excludeSelf, run.queries);
-      const memo = () => ({ op: "knn", k });
       const names = ["index.npy", "distance.npy"];
       const { expected, only } = await run.previousOutputs(names);
       if (only?.size === 0) {
@@ -748,6 +830,11 @@ export async function knnJob(
         result.distance = set.sink("distance.npy").array as Float32Array;
       }
       return result;
+    },
+    {
+      prefix: "block",
+      compute: knnBlockCompute(k, inputs.excludeSelf, queries),
+      memo,
     },
   );
 }
