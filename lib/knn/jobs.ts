@@ -720,7 +720,7 @@ async function runKnnFamily<T>(
     await shareBlocks(name, inputs, plan, shared, options);
     // Every block is committed: one worker assembles, the others wait for it
     // and then find the run completed.
-    jobOptions.lock = { waitMs: 7 * 24 * 3_600_000, ...options.lock };
+    jobOptions.lock = { ...options.lock, waitMs: 7 * 24 * 3_600_000 };
   }
   return await runJob(
     name,
