@@ -62,7 +62,7 @@ osd data = $DIR/osd\$id
 mon data = $DIR/mon
 osd crush chooseleaf type = 0
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw dns name = localhost
 rgw enable usage log = false
 CONF

@@ -203,7 +203,11 @@ interface Segment {
   index: number;
   key: string;
   size: number;
+  etag: string;
 }
+
+/** Bytes of log segments already read, by key; up to this many bytes are kept. */
+const SEGMENT_CACHE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Open (and by default create) a store under an `s3://bucket/prefix` URL.
@@ -285,21 +289,46 @@ function s3Store(client: S3Client): Store {
         index: segments.length,
         key: object.key,
         size: object.size,
+        etag: object.etag,
       });
     }
     return segments;
   }
 
+  // Segments are never rewritten except by repair (which changes the
+  // ETag), so a segment read once is served from memory while its listed
+  // ETag matches: a reader polling a live log fetches only new segments.
+  const cache = new Map<string, { etag: string; bytes: Uint8Array }>();
+  let cachedBytes = 0;
+  const remember = (key: string, etag: string, bytes: Uint8Array) => {
+    if (bytes.length > SEGMENT_CACHE_BYTES / 4 || etag === "") return;
+    const old = cache.get(key);
+    if (old !== undefined) cachedBytes -= old.bytes.length;
+    cache.delete(key);
+    cache.set(key, { etag, bytes });
+    cachedBytes += bytes.length;
+    for (const [k, v] of cache) {
+      if (cachedBytes <= SEGMENT_CACHE_BYTES) break;
+      cache.delete(k);
+      cachedBytes -= v.bytes.length;
+    }
+  };
+
   async function readSegments(
     segments: Segment[],
   ): Promise<Uint8Array> {
     const parts = await mapLimited(segments, async (s) => {
+      const hit = cache.get(s.key);
+      if (hit !== undefined && hit.etag === s.etag && s.etag !== "") {
+        return hit.bytes;
+      }
       const got = await client.get(s.key);
       if (got === undefined) {
         throw new Error(
           `Cannot read manifest log segment "${s.key}": it vanished (was the run deleted?)`,
         );
       }
+      remember(s.key, got.etag, got.body);
       return got.body;
     });
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -364,7 +393,9 @@ function s3Store(client: S3Client): Store {
           index: slot,
           key: segmentKey(dir, slot),
           size: bytes.length,
+          etag: done.etag,
         });
+        remember(segmentKey(dir, slot), done.etag, bytes.slice());
         next = slot + 1;
       },
       async truncate(size) {
@@ -390,9 +421,13 @@ function s3Store(client: S3Client): Store {
             0,
             size - start,
           );
-          await client.put(cut.key, body);
+          const put = await client.put(cut.key, body);
           segments = segments.slice(0, keep + 1);
-          segments[keep] = { ...cut, size: body.length };
+          segments[keep] = {
+            ...cut,
+            size: body.length,
+            etag: put.written ? put.etag : "",
+          };
         }
         if (next !== undefined) next = segments.length;
       },
