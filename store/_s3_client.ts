@@ -342,8 +342,14 @@ export function createS3Client(
     response: Response,
     maxBytes: number | undefined,
   ): Promise<Uint8Array> {
-    if (maxBytes === undefined || response.body === null) {
-      return new Uint8Array(await response.arrayBuffer());
+    const length = Number(response.headers.get("content-length") ?? NaN);
+    if (
+      maxBytes === undefined || response.body === null ||
+      (Number.isSafeInteger(length) && length <= maxBytes)
+    ) {
+      // Bounded by the declared length; the reader below only for the rest.
+      const body = new Uint8Array(await response.arrayBuffer());
+      return maxBytes === undefined ? body : body.subarray(0, maxBytes);
     }
     const parts: Uint8Array[] = [];
     let size = 0;

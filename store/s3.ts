@@ -61,6 +61,8 @@ const TOUCHED = "cairn-touched";
 const MARKER_ABANDONED_MS = 30_000;
 /** Largest chunk read when the caller gives no size: a chunk is at most 64 MiB. */
 const MAX_CHUNK_READ = 256 * 1024 * 1024;
+/** Chunks at least this large are looked up (HEAD) before they are uploaded. */
+const HEAD_FIRST_BYTES = 1024 * 1024;
 /** Segment keys: 12 decimal digits, so they sort in order. */
 const SEGMENT_DIGITS = 12;
 /** Requests in flight when reading a log's segments or listing runs. */
@@ -119,12 +121,19 @@ function s3Chunks(client: S3Client, prefix: string): ChunkStore {
     async put(bytes): Promise<PutResult> {
       const hash = await blake3Hex(bytes);
       const key = chunkKey(hash);
+      // A large chunk that exists is not uploaded just to be refused.
+      let probe = bytes.length >= HEAD_FIRST_BYTES;
       for (;;) {
-        const created = await client.put(key, bytes, {
-          ifAbsent: true,
-          metadata: touch(),
-        });
-        if (created.written) return { hash, size: bytes.length, stored: true };
+        if (!probe || (await client.head(key)) === undefined) {
+          const created = await client.put(key, bytes, {
+            ifAbsent: true,
+            metadata: touch(),
+          });
+          if (created.written) {
+            return { hash, size: bytes.length, stored: true };
+          }
+        }
+        probe = false;
         // A dedup hit counts only once its refresh lands and no GC is judging
         // the chunk: a GC puts its marker before it reads the chunk's time,
         // so it either sees this refresh or we see its marker and wait.
