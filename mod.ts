@@ -42,6 +42,13 @@ export * from "./lib/memo.ts";
 export * from "./lib/verify.ts";
 export * from "./lib/forget.ts";
 export * from "./lib/gc.ts";
+export {
+  partJobName,
+  runSharedParts,
+  type RunSharedPartsOptions,
+  type SharedPart,
+  type SharedPartsReport,
+} from "./lib/shared_work.ts";
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";

@@ -26,6 +26,10 @@ if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null || ! comm
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq radosgw ceph-mon ceph-osd) >&2
 fi
 
+# Test files run in parallel may all start it at once: one at a time.
+exec 9>"${DIR%/}.lock"
+flock 9
+
 if [ -f "$DIR/ready" ]; then
   log "already running in $DIR"
 else

@@ -229,7 +229,17 @@ const SEGMENT_CACHE_BYTES = 32 * 1024 * 1024;
  * @param options Environment, client and creation options.
  * @returns The store.
  *
- * @example Open a store on a local Ceph RGW
+ * @example Credentials are checked before anything is sent
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openS3Store } from "./s3.ts";
+ * await assert.rejects(
+ *   openS3Store("s3://cairn-test/nightly", { env: {} }),
+ *   /set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+ * );
+ * ```
+ *
+ * @example Open a store on a local Ceph RGW (`eval "$(bash scripts/rgw_start.sh)"` first)
  * ```ts ignore
  * import { openS3Store } from "./s3.ts";
  * const store = await openS3Store("s3://cairn-test/nightly");
