@@ -144,9 +144,13 @@ function s3Chunks(client: S3Client, prefix: string): ChunkStore {
         await waitForGc(hash);
       }
     },
-    async get(hash) {
+    async get(hash, options = {}) {
+      // Never read more than the recorded size (plus one byte, to see a longer object).
+      const { size } = options;
       const got = await client.get(chunkKey(hash), {
-        maxBytes: MAX_CHUNK_READ,
+        maxBytes: size !== undefined && Number.isSafeInteger(size) && size >= 0
+          ? Math.min(size + 1, MAX_CHUNK_READ)
+          : MAX_CHUNK_READ,
       });
       if (got === undefined) throw new MissingChunkError(hash, where);
       const actual = await blake3Hex(got.body);

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { openS3Store } from "../store/s3.ts";
+import { CorruptChunkError } from "../store/chunk_store.ts";
 import type { Store } from "../store/store.ts";
 import { flipInRecord, testStoreConformance } from "./store_conformance.ts";
 import { freshS3Url, rawClient, s3 } from "./s3_env.ts";
@@ -217,5 +218,44 @@ test(
     }
     assert.equal(ns.length, n);
     assert.deepEqual(ns, ns.map((_, i) => i + 1));
+  },
+);
+
+test(
+  "chunks.get({ size }) on S3 never reads much more than the recorded size of an oversized object",
+  { skip },
+  async () => {
+    const url = await freshS3Url("bounded");
+    let received = 0;
+    const counting: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (response.body === null) return response;
+      const counted = response.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            received += chunk.length;
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+      return new Response(counted, response);
+    };
+    const store = await openS3Store(url, {
+      env: s3.env!,
+      client: { fetch: counting },
+    });
+    const { hash } = await store.chunks.put(new Uint8Array([1, 2, 3]));
+    // Something replaced the 3-byte chunk with 16 MiB.
+    const client = rawClient(url);
+    await client.put(
+      `${client.location.prefix}chunks/${hash.slice(0, 2)}/${hash}`,
+      new Uint8Array(16 << 20),
+    );
+    received = 0;
+    await assert.rejects(
+      store.chunks.get(hash, { size: 3 }),
+      (e: unknown) => e instanceof CorruptChunkError && e.hash === hash,
+    );
+    assert.ok(received < 4 << 20, `read ${received} bytes of a 16 MiB object`);
   },
 );
