@@ -134,14 +134,20 @@ function s3Chunks(client: S3Client, prefix: string): ChunkStore {
           }
         }
         probe = false;
-        // A dedup hit counts only once its refresh lands and no GC is judging
-        // the chunk: a GC puts its marker before it reads the chunk's time,
-        // so it either sees this refresh or we see its marker and wait.
+        // A dedup hit counts only once (1) its refresh landed, (2) no GC
+        // marker is seen after it, and (3) the chunk is still there after
+        // that. A GC puts its marker before it reads the chunk's time and
+        // removes it after deleting: a GC that marked after (2) reads our
+        // refresh and keeps the chunk; one that marked before (2) and was
+        // gone by then had deleted before (3), which sees it.
         if (!(await client.copy(key, key, touch()))) continue; // deleted: write again
-        if (await client.head(markerKey(hash)) === undefined) {
+        if (await client.head(markerKey(hash)) !== undefined) {
+          await waitForGc(hash);
+          continue;
+        }
+        if (await client.head(key) !== undefined) {
           return { hash, size: bytes.length, stored: false };
         }
-        await waitForGc(hash);
       }
     },
     async get(hash, options = {}) {

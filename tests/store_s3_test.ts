@@ -6,6 +6,7 @@ import type { Store } from "../store/store.ts";
 import { flipInRecord, testStoreConformance } from "./store_conformance.ts";
 import { freshS3Url, rawClient, s3 } from "./s3_env.ts";
 import { startIgnoringS3 } from "./fixtures/s3_fake.ts";
+import { testRandom } from "./test_seed.ts";
 import { collectOutput, killAfterLines, startScript } from "./child_process.ts";
 
 const skip = s3.skip;
@@ -257,5 +258,49 @@ test(
       (e: unknown) => e instanceof CorruptChunkError && e.hash === hash,
     );
     assert.ok(received < 4 << 20, `read ${received} bytes of a 16 MiB object`);
+  },
+);
+
+test(
+  "chunks.put() racing GC's delete(notTouchedSince) on S3 never loses a chunk it reported stored or deduplicated",
+  { skip },
+  async () => {
+    const url = await freshS3Url("gcrace");
+    const [writer, gc] = await Promise.all([
+      openS3Store(url, { env: s3.env! }),
+      openS3Store(url, { env: s3.env! }),
+    ]);
+    const client = rawClient(url);
+    const { between } = testRandom("s3 gc race delays");
+    let deleted = 0;
+    let hits = 0;
+    for (let i = 0; i < 30; i++) {
+      const bytes = new TextEncoder().encode(`race ${i} ${url}`);
+      const { hash } = await writer.chunks.put(bytes);
+      const key = `${client.location.prefix}chunks/${hash.slice(0, 2)}/${hash}`;
+      await client.copy(key, key, {
+        "cairn-touched": String(Date.now() - 7_200_000),
+      });
+      const cutoff = Date.now() - 3_600_000;
+      const delay = between(0, 12);
+      const [put, removed] = await Promise.all([
+        new Promise((r) => setTimeout(r, delay)).then(() =>
+          writer.chunks.put(bytes)
+        ),
+        gc.chunks.delete(hash, { notTouchedSince: cutoff }),
+      ]);
+      if (removed) deleted++;
+      if (!put.stored) hits++;
+      assert.deepEqual(
+        await writer.chunks.get(hash),
+        bytes,
+        `round ${i}: put said stored=${put.stored}, delete said ${removed}`,
+      );
+    }
+    // Both outcomes happened, or the race was not exercised.
+    assert.ok(
+      deleted > 0 && hits > 0,
+      `deleted ${deleted}, dedup hits ${hits}`,
+    );
   },
 );
