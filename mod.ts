@@ -8,7 +8,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { runJob } from "./mod.ts";
- * const sum = await runJob("doc-example", { store: "memory:", handleSignals: false }, async (job) => {
+ * const sum = await runJob("doc-example", { store: "memory:" }, async (job) => {
  *   let total = 0;
  *   for (let i = 0; i < 4; i++) total += await job.step(`part-${i}`, () => i * i);
  *   return total;
@@ -35,6 +35,7 @@ export * from "./lib/open_store.ts";
 export * from "./lib/records.ts";
 export * from "./lib/events.ts";
 export * from "./lib/job.ts";
+export * from "./lib/signals.ts";
 export * from "./lib/replay.ts";
 export * from "./lib/retry.ts";
 export * from "./lib/output.ts";
@@ -52,3 +53,63 @@ export {
 export * from "./lib/duration.ts";
 export * from "./lib/knn/mod.ts";
 export * from "./lib/map/mod.ts";
+// The dataset processors family (its built-in processors are in
+// "@cairn/cairn/processor" and, by name, in getProcessor).
+export { BaseProcessor } from "./lib/processor/base_processor.ts";
+export {
+  type ProcessorRunOptions,
+  type ProcessorRunResult,
+  resumeProcessor,
+  type ResumeProcessorOptions,
+  runProcessor,
+  type RunProcessorOptions,
+} from "./lib/processor/run.ts";
+export {
+  type CheckpointSummary,
+  listProcessorDatasets,
+  processedItems,
+  type ProcessedItemsOptions,
+  type ProcessorDataset,
+  type ProcessorStatus,
+  processorStatus,
+  type ProcessorStatusOptions,
+} from "./lib/processor/status.ts";
+export {
+  getProcessor,
+  loadProcessor,
+  processorNames,
+  registerProcessor,
+} from "./lib/processor/registry.ts";
+export type {
+  CheckpointStatus,
+  ItemError,
+  ProcessContext,
+  Processor,
+  ProcessorCheckpointState,
+  ProcessorEvent,
+  ProcessorItem,
+  SetupContext,
+} from "./lib/processor/types.ts";
+export {
+  AuditHooks,
+  CheckpointHooks,
+  type CheckpointState,
+  type CheckpointStore,
+  type Component,
+  type ComponentContext,
+  composeHooks,
+  listResumable,
+  loadPipelineConfig,
+  LoggingHooks,
+  MetricsHooks,
+  type PipelineConfig,
+  PipelineConfigChangedError,
+  PipelineConfigError,
+  type PipelineHooks,
+  pipelineOutput,
+  type PipelineRun,
+  registerComponent,
+  resumePipeline,
+  runPipeline,
+  type RunPipelineOptions,
+} from "./lib/pipeline/mod.ts";

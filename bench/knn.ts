@@ -17,7 +17,7 @@ import {
   concatKnnBlocks,
   type KnnBlock,
   parseNpyHeader,
-  planKnn,
+  planKnnBlocks,
   prepareReference,
   readMatrixFile,
   recallAtK,
@@ -150,7 +150,7 @@ log(`cairn on ${runtimeName()}: ${N_QUERY} × ${N_REF} × ${DIM}, k = ${K}`);
 const t0 = performance.now();
 const prepared = prepareReference(ref, "euclidean");
 const t1 = performance.now();
-const plan = planKnn({
+const plan = planKnnBlocks({
   nRef: N_REF,
   nQuery: N_QUERY,
   dim: DIM,

@@ -31,7 +31,6 @@ if (args[0] === "--worker") {
     blockRows: Number(blockRows),
     job: "bench-shared",
     sharedWorkers: true,
-    handleSignals: false,
   });
   process.exit(0);
 }

@@ -7,6 +7,8 @@
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
 import { KNN_COMMANDS } from "./knn_commands.ts";
+import { processorCommand } from "./processor_command.ts";
+import { pipelineCommand } from "./pipeline_command.ts";
 import { repairCommand } from "./repair_command.ts";
 import { STORE_COMMANDS } from "./store_commands.ts";
 
@@ -16,4 +18,6 @@ export const COMMANDS: Command[] = [
   ...STORE_COMMANDS,
   repairCommand,
   ...KNN_COMMANDS,
+  processorCommand,
+  pipelineCommand,
 ];

@@ -8,6 +8,7 @@
  * @module
  */
 import { InterruptedError, runJob, type StepContext } from "../lib/job.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import type { JobEvent } from "../lib/events.ts";
 import { parseDuration } from "../lib/duration.ts";
 import { sleep } from "../lib/retry.ts";
@@ -326,8 +327,11 @@ export const demoCommand: Command = {
     }${storeFlag}`;
     let runId = "";
     let summary: DemoStats;
+    // SIGINT/SIGTERM stop the job cleanly (exit 130/143); a second one exits at once.
+    const stop = abortOnSignals({ exitOnSecondSignal: true });
     try {
       summary = await runJob(name, {
+        signal: stop.signal,
         store: await ctx.store(),
         kind: "demo",
         config,
@@ -391,6 +395,8 @@ export const demoCommand: Command = {
         );
       }
       throw error;
+    } finally {
+      stop.dispose();
     }
     // A completed run that lost a chunk is reopened and computes again.
     alreadyCompleted &&= computed === 0;

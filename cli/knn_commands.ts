@@ -19,15 +19,16 @@ import {
   type KnnJobBaseOptions,
   type KnnJobInfo,
   type KnnJobPlan,
-  knnPlan,
   knnRecall,
   knnRerank,
   METRICS,
   parseByteSize,
+  planKnnJob,
   radiusJob,
   readMatrixFileInfo,
 } from "../lib/knn/mod.ts";
 import type { Metric, ZeroVectorPolicy } from "../lib/knn/mod.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import {
   type CliContext,
   type Command,
@@ -194,6 +195,18 @@ function kOf(args: CommandArgs): number {
 }
 
 /** Options shared by the three job commands. */
+/** Run a job that SIGINT/SIGTERM stop cleanly (exit 130/143); a second signal exits at once. */
+async function withSignalAbort<T>(
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = abortOnSignals({ exitOnSecondSignal: true });
+  try {
+    return await run(stop.signal);
+  } finally {
+    stop.dispose();
+  }
+}
+
 function jobOptionsOf(ctx: CliContext, args: CommandArgs): KnnJobBaseOptions {
   const job = stringOption(args, "job");
   const excludeSelf = excludeSelfOf(args);
@@ -315,15 +328,18 @@ export const knnCommand: Command = {
         throw new UsageError(`Invalid --lease: ${(error as Error).message}`);
       }
     }
-    const result = await knnJob(ref, {
-      ...jobOptionsOf(ctx, args),
-      k,
-      ...(args.values["workers-shared"] === true
-        ? { sharedWorkers: true }
-        : {}),
-      ...(leaseMs === undefined ? {} : { leaseMs }),
-      ...(query === undefined ? {} : { query }),
-    });
+    const result = await withSignalAbort((signal) =>
+      knnJob(ref, {
+        ...jobOptionsOf(ctx, args),
+        signal,
+        k,
+        ...(args.values["workers-shared"] === true
+          ? { sharedWorkers: true }
+          : {}),
+        ...(leaseMs === undefined ? {} : { leaseMs }),
+        ...(query === undefined ? {} : { query }),
+      })
+    );
     report(
       ctx,
       result,
@@ -410,13 +426,16 @@ export const knnGraphCommand: Command = {
         "Invalid --min-shared without --kind snn: it applies to SNN graphs only",
       );
     }
-    const result = await knnGraphJob(ref, {
-      ...jobOptionsOf(ctx, args),
-      k,
-      kind,
-      symmetrize: symmetrize as "none" | "union" | "mutual",
-      ...(minShared === undefined ? {} : { minShared }),
-    });
+    const result = await withSignalAbort((signal) =>
+      knnGraphJob(ref, {
+        ...jobOptionsOf(ctx, args),
+        signal,
+        k,
+        kind,
+        symmetrize: symmetrize as "none" | "union" | "mutual",
+        ...(minShared === undefined ? {} : { minShared }),
+      })
+    );
     const shape = kind === "snn" ? "SNN" : `${symmetrize} kNN`;
     report(
       ctx,
@@ -480,12 +499,15 @@ export const radiusCommand: Command = {
       throw new UsageError("Missing --radius: this command needs it");
     }
     const countOnly = args.values["count-only"] === true;
-    const result = await radiusJob(ref, {
-      ...jobOptionsOf(ctx, args),
-      radius,
-      countOnly,
-      ...(query === undefined ? {} : { query }),
-    });
+    const result = await withSignalAbort((signal) =>
+      radiusJob(ref, {
+        ...jobOptionsOf(ctx, args),
+        signal,
+        radius,
+        countOnly,
+        ...(query === undefined ? {} : { query }),
+      })
+    );
     report(
       ctx,
       result,
@@ -610,7 +632,7 @@ export const knnPlanCommand: Command = {
         `Cannot plan: query matrix "${queryPath}" has ${query.cols} columns, but reference matrix "${refPath}" has ${ref.cols}; both need the same dimension`,
       );
     }
-    const plan = knnPlan(ref, {
+    const plan = planKnnJob(ref, {
       kind,
       k,
       ...(query === undefined ? {} : { query }),

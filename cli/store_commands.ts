@@ -10,14 +10,19 @@ import { stat } from "node:fs/promises";
 import { formatDuration, parseDuration } from "../lib/duration.ts";
 import { collectGarbage } from "../lib/gc.ts";
 import { openStore } from "../lib/open_store.ts";
-import { forgetRuns, type RetentionPolicy } from "../lib/forget.ts";
+import {
+  forgetRuns,
+  formatCalendarDuration,
+  parseCalendarDuration,
+  type RetentionPolicy,
+} from "../lib/forget.ts";
 import { readValueChunks } from "../lib/output.ts";
 import type { StepRecord } from "../lib/records.ts";
 import { replayRun, runChunks, type RunState } from "../lib/replay.ts";
 import { subsetFilter, verifyStore } from "../lib/verify.ts";
 import { writeFileAtomically } from "../lib/write_file_atomically.ts";
 import { formatByteSize } from "../lib/knn/job_plan.ts";
-import { encodeNpy, type NpyWritable } from "../lib/knn/npy.ts";
+import { encodeNpy, type NpyWritable } from "../lib/io/npy.ts";
 import { describeMapRun, type MapRunProgress } from "../lib/map/describe.ts";
 import {
   assertChunkHash,
@@ -750,6 +755,121 @@ export const verifyCommand: Command = {
 };
 
 // ---------------------------------------------------------------------------
+// forget: restic's policy flags (processor helper's block; one flag per
+// RetentionPolicy option, named as restic names them)
+
+const FORGET_COUNT_FLAGS = [
+  ["keep-last", "keepLast", "Keep the newest N runs"],
+  [
+    "keep-hourly",
+    "keepHourly",
+    "Keep the newest run of each of the last N hours with runs",
+  ],
+  [
+    "keep-daily",
+    "keepDaily",
+    "Keep the newest run of each of the last N days with runs",
+  ],
+  [
+    "keep-weekly",
+    "keepWeekly",
+    "Keep the newest run of each of the last N ISO weeks with runs",
+  ],
+  [
+    "keep-monthly",
+    "keepMonthly",
+    "Keep the newest run of each of the last N months with runs",
+  ],
+  [
+    "keep-yearly",
+    "keepYearly",
+    "Keep the newest run of each of the last N years with runs",
+  ],
+] as const;
+
+const FORGET_WITHIN_FLAGS = [
+  [
+    "keep-within",
+    "keepWithin",
+    "Keep runs started within DURATION (restic's 1y2m3d3h: m is months) of the job's newest run",
+  ],
+  [
+    "keep-within-hourly",
+    "keepWithinHourly",
+    "Keep the newest run of each hour within DURATION of the newest run",
+  ],
+  [
+    "keep-within-daily",
+    "keepWithinDaily",
+    "Keep the newest run of each day within DURATION of the newest run",
+  ],
+  [
+    "keep-within-weekly",
+    "keepWithinWeekly",
+    "Keep the newest run of each week within DURATION of the newest run",
+  ],
+  [
+    "keep-within-monthly",
+    "keepWithinMonthly",
+    "Keep the newest run of each month within DURATION of the newest run",
+  ],
+  [
+    "keep-within-yearly",
+    "keepWithinYearly",
+    "Keep the newest run of each year within DURATION of the newest run",
+  ],
+] as const;
+
+const FORGET_POLICY_OPTIONS: Command["options"] = {
+  ...Object.fromEntries(FORGET_COUNT_FLAGS.map(([flag, , description]) => [
+    flag,
+    {
+      type: "string",
+      valueName: "N",
+      description: `${description} (-1: unlimited)`,
+    },
+  ])),
+  ...Object.fromEntries(FORGET_WITHIN_FLAGS.map(([flag, , description]) => [
+    flag,
+    { type: "string", valueName: "DURATION", description },
+  ])),
+  "keep-tag": {
+    type: "string",
+    multiple: true,
+    valueName: "TAGS",
+    description:
+      "Keep runs that have all these comma-separated tags (repeatable)",
+  },
+};
+
+function forgetPolicyArgs(args: CommandArgs): RetentionPolicy {
+  const policy: RetentionPolicy = {};
+  for (const [flag, key] of FORGET_COUNT_FLAGS) {
+    const n = intOption(args, flag, -1);
+    if (n !== undefined) policy[key] = n;
+  }
+  for (const [flag, key] of FORGET_WITHIN_FLAGS) {
+    const text = stringOption(args, flag);
+    if (text === undefined) continue;
+    try {
+      policy[key] = formatCalendarDuration(parseCalendarDuration(text));
+    } catch (error) {
+      throw new UsageError(`Invalid --${flag}: ${(error as Error).message}`);
+    }
+  }
+  const tags = args.values["keep-tag"];
+  if (Array.isArray(tags)) {
+    policy.keepTags = tags.map((t) => String(t).split(","));
+  }
+  if (Object.keys(policy).length === 0) {
+    throw new UsageError(
+      "Missing a retention policy: pass at least one --keep-* flag (--keep-last, --keep-daily, --keep-within, --keep-tag, ...)",
+    );
+  }
+  return policy;
+}
+
+// ---------------------------------------------------------------------------
 // forget
 
 /**
@@ -764,37 +884,12 @@ export const forgetCommand: Command = {
   name: "forget",
   summary: "Delete runs a retention policy does not keep",
   usage:
-    "cairn forget --keep-last N | --keep-within DURATION | --keep-daily N | --keep-weekly N | --keep-monthly N [--dry-run] [JOB...]",
+    "cairn forget [--keep-last N] [--keep-hourly|daily|weekly|monthly|yearly N] [--keep-within[-hourly|-daily|-weekly|-monthly|-yearly] DURATION] [--keep-tag TAGS] [--dry-run] [JOB...]",
   description:
     'Applies restic-style retention to each job\'s runs (or only the jobs named). Every rule given adds runs to keep; unfinished runs are always kept. Forgetting deletes run logs only; run "cairn gc" afterwards to delete the chunks no remaining run references.',
   positionals: true,
   options: {
-    "keep-last": {
-      type: "string",
-      valueName: "N",
-      description: "Keep the newest N runs",
-    },
-    "keep-within": {
-      type: "string",
-      valueName: "DURATION",
-      description:
-        "Keep runs started within DURATION (e.g. 7d) of the job's newest run",
-    },
-    "keep-daily": {
-      type: "string",
-      valueName: "N",
-      description: "Keep the newest run of each of the last N days with runs",
-    },
-    "keep-weekly": {
-      type: "string",
-      valueName: "N",
-      description: "Keep the newest run of each of the last N weeks with runs",
-    },
-    "keep-monthly": {
-      type: "string",
-      valueName: "N",
-      description: "Keep the newest run of each of the last N months with runs",
-    },
+    ...FORGET_POLICY_OPTIONS,
     "dry-run": {
       type: "boolean",
       description: "Show what would be removed; delete nothing",
@@ -804,24 +899,10 @@ export const forgetCommand: Command = {
     "cairn forget --keep-last 3",
     "cairn forget --keep-daily 7 --keep-weekly 4 --dry-run",
     "cairn forget --keep-within 30d nightly && cairn gc",
+    "cairn forget --keep-within-daily 1m --keep-monthly -1 --keep-tag release",
   ],
   async run(ctx, args) {
-    const policy: RetentionPolicy = {};
-    const last = intOption(args, "keep-last");
-    const within = durationArg(args, "keep-within");
-    const daily = intOption(args, "keep-daily");
-    const weekly = intOption(args, "keep-weekly");
-    const monthly = intOption(args, "keep-monthly");
-    if (last !== undefined) policy.keepLast = last;
-    if (within !== undefined) policy.keepWithinMs = within;
-    if (daily !== undefined) policy.keepDaily = daily;
-    if (weekly !== undefined) policy.keepWeekly = weekly;
-    if (monthly !== undefined) policy.keepMonthly = monthly;
-    if (Object.keys(policy).length === 0) {
-      throw new UsageError(
-        "Missing a retention policy: pass at least one of --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly",
-      );
-    }
+    const policy = forgetPolicyArgs(args);
     const dryRun = args.values["dry-run"] === true;
     const jobs = args.positionals.map(jobArg);
     const store = await openExistingStore(ctx);

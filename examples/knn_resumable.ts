@@ -15,11 +15,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  abortOnSignals,
   InterruptedError,
   knnJob,
   type KnnJobOptions,
-  knnPlan,
   matrixFrom,
+  planKnnJob,
 } from "../mod.ts";
 
 const dir = await mkdtemp(join(tmpdir(), "cairn-knn-example-"));
@@ -35,7 +36,7 @@ const options: KnnJobOptions = {
   out: join(dir, "knn"),
   memoryBudgetBytes: 16 * 1024 * 1024,
 };
-const plan = knnPlan(ref, {
+const plan = planKnnJob(ref, {
   k: 10,
   memoryBudgetBytes: options.memoryBudgetBytes!,
 });
@@ -64,8 +65,11 @@ try {
   console.log(`stopped after ${blocks} blocks: ${error.message}`);
 }
 
-// Second run: resumes, computing only the blocks that are missing.
-const resumed = await knnJob(ref, options);
+// Second run: resumes, computing only the blocks that are missing. Ctrl-C
+// stops it cleanly (rerun to resume).
+const signals = abortOnSignals({ exitOnSecondSignal: true });
+const resumed = await knnJob(ref, { ...options, signal: signals.signal });
+signals.dispose();
 console.log(
   `resumed run ${resumed.run}: computed ${resumed.computedBlocks} of ${resumed.plan.blocks} blocks`,
 );

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runJob } from "../mod.ts";
+import { abortOnSignals, runJob } from "../mod.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -26,12 +26,14 @@ const temp = values.store === undefined
 const store = values.store ?? join(temp!, "store");
 
 let computed = 0;
+// Ctrl-C stops the job cleanly: the run is recorded interrupted, rerun to resume.
+const stop = abortOnSignals({ exitOnSecondSignal: true });
 
 /** Sum the squares of six parts; each part is one step, stored once done. */
 async function nightly(failAt?: number): Promise<number> {
   return await runJob(
     "nightly-squares",
-    { store, config: { parts: 6 } },
+    { store, config: { parts: 6 }, signal: stop.signal },
     async (job) => {
       let sum = 0;
       for (let part = 0; part < 6; part++) {
@@ -59,4 +61,5 @@ console.log(`second run resumed: computed ${computed} parts, total ${total}`);
 computed = 0;
 await nightly();
 console.log(`third run: computed ${computed} parts (already complete)`);
+stop.dispose();
 if (temp !== undefined) await rm(temp, { recursive: true });

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
+  abortOnSignals,
   collectGarbage,
   forgetRuns,
   openStore,
@@ -34,10 +35,12 @@ const temp = values.store === undefined
   : undefined;
 const store = await openStore(values.store ?? join(temp!, "store"));
 
+// Ctrl-C stops a job cleanly: its run is recorded interrupted.
+const stop = abortOnSignals({ exitOnSecondSignal: true });
 for (const day of ["2026-11-21", "2026-11-22", "2026-11-23"]) {
   await runJob(
     "daily-report",
-    { store, config: { day }, newRun: true },
+    { store, config: { day }, newRun: true, signal: stop.signal },
     async (job) => {
       const rows = await job.step(
         "rows",
@@ -47,6 +50,8 @@ for (const day of ["2026-11-21", "2026-11-22", "2026-11-23"]) {
     },
   );
 }
+
+stop.dispose();
 
 const forgot = await forgetRuns(store, { jobs: ["daily-report"], keepLast: 1 });
 // graceMs: 0 sweeps at once; the default grace period protects chunks that a

@@ -8,7 +8,7 @@
  */
 import { hostname } from "node:os";
 import { CorruptChunkError, MissingChunkError } from "../store/chunk_store.ts";
-import { fingerprint } from "../store/cbor.ts";
+import { encodeValue, fingerprint } from "../store/cbor.ts";
 import type { AcquireLockOptions, JobLock } from "../store/lock.ts";
 import type { ManifestLog } from "../store/manifest_log.ts";
 import { assertName, type Store } from "../store/store.ts";
@@ -27,9 +27,16 @@ import {
   readValueChunks,
   writeValueChunks,
 } from "./output.ts";
-import { replayRun, type RunState, type RunStatus } from "./replay.ts";
+import {
+  latestRun,
+  replayRun,
+  type RunState,
+  type RunStatus,
+} from "./replay.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
+import { abortOnSignals } from "./signals.ts";
+import { forgetRuns, type RetentionPolicy } from "./forget.ts";
 
 /** Options for {@linkcode openJob}. */
 export interface OpenJobOptions {
@@ -50,6 +57,8 @@ export interface OpenJobOptions {
   memo?: string;
   /** Start a new run even when the latest one could be resumed or has another config. Default: false. */
   newRun?: boolean;
+  /** A new run's predecessor (a failed run it continues), recorded in its header. Default: none. */
+  resumedFrom?: string;
   /** Lock options (wait, force, staleness). */
   lock?: AcquireLockOptions;
   /** Aborting it stops the job: no new steps start. */
@@ -62,6 +71,8 @@ export interface OpenJobOptions {
   retry?: RetryOptions;
   /** Largest chunk a step output is cut into. Default: 4 MiB. */
   maxChunkBytes?: number;
+  /** Tags recorded in a new run's header, for retention (`keepTags`). Default: none. */
+  tags?: string[];
 }
 
 /** What a step function receives. */
@@ -91,6 +102,8 @@ export class InterruptedError extends Error {
   /** 130 for SIGINT, 143 for SIGTERM, else 130. */
   readonly exitCode: number;
   /**
+   * Create the error for a stopped job.
+   *
    * @param job The job name.
    * @param signal The signal name.
    */
@@ -106,13 +119,71 @@ export class InterruptedError extends Error {
   }
 }
 
+/** Options for {@linkcode Job.checkStep}. */
+export interface CheckStepOptions {
+  /** Read every chunk and check its hash, not only that it exists. Default: false. */
+  readData?: boolean;
+}
+
+/** Why a step's output could not be read. */
+export type MissingStepOutputReason = "not-done" | "missing" | "corrupt";
+
+/**
+ * A step's stored output cannot be read: the step is not done, or one of its
+ * chunks is missing or corrupt. In the last two cases the job has forgotten
+ * the step, so `job.step()` with the same key recomputes it.
+ */
+export class MissingStepOutputError extends Error {
+  /** The job name. */
+  readonly job: string;
+  /** The step key. */
+  readonly key: string;
+  /** Why: not done, a chunk missing, or a chunk corrupt. */
+  readonly reason: MissingStepOutputReason;
+  /**
+   * Create the error for a step whose output cannot be read.
+   *
+   * @param job The job name.
+   * @param key The step key.
+   * @param reason Why the output cannot be read.
+   * @param options The chunk error, as `cause`.
+   */
+  constructor(
+    job: string,
+    key: string,
+    reason: MissingStepOutputReason,
+    options?: ErrorOptions,
+  ) {
+    super(
+      reason === "not-done"
+        ? `Cannot read step "${key}" of job "${job}": it is not done`
+        : `Cannot read step "${key}" of job "${job}": a chunk of its output is ${reason}; run the step again to recompute it`,
+      options,
+    );
+    this.name = "MissingStepOutputError";
+    this.job = job;
+    this.key = key;
+    this.reason = reason;
+  }
+}
+
+function reasonOf(
+  error: MissingChunkError | CorruptChunkError,
+): MissingStepOutputReason {
+  return error instanceof CorruptChunkError ? "corrupt" : "missing";
+}
+
 /** The job's latest unfinished run has another config. */
 export class ConfigChangedError extends Error {
   /** The run that has the other config. */
   readonly run: string;
   /** Human descriptions of what differs. */
   readonly changes: string[];
+  /** The option that starts over instead: `newRun` (a CLI maps it to its flag). */
+  readonly option: "newRun";
   /**
+   * Create the error for a resume refused because the config changed.
+   *
    * @param job The job name.
    * @param run The unfinished run.
    * @param changes What differs.
@@ -121,9 +192,10 @@ export class ConfigChangedError extends Error {
     super(
       `Cannot resume job "${job}": run "${run}" is unfinished and was started with another config (${
         changes.join("; ")
-      }); pass --new-run (newRun: true) to start over, or restore the old config to resume`,
+      }); pass newRun: true to start over, or restore the old config to resume`,
     );
     this.name = "ConfigChangedError";
+    this.option = "newRun";
     this.run = run;
     this.changes = changes;
   }
@@ -198,6 +270,26 @@ function newRunId(previous: string | undefined): string {
   return `${stamp}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** Throw a TypeError naming the step when `stats` cannot go into a log record. */
+function checkStats(job: string, key: string, stats: unknown): void {
+  try {
+    encodeValue(stats);
+  } catch (error) {
+    throw new TypeError(
+      `Cannot record the stats of step "${key}" of job "${job}": ${
+        errorMessage(error)
+      }`,
+      { cause: error },
+    );
+  }
+}
+
+/** The signal an abort reason names (as `abortOnSignals` sets it), if any. */
+function signalNameOf(reason: unknown): string | undefined {
+  const cause = reason instanceof Error ? reason.cause : undefined;
+  return cause === "SIGINT" || cause === "SIGTERM" ? cause : undefined;
+}
+
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -249,7 +341,7 @@ export async function openJob(
     ...options.lock,
   });
   try {
-    const latestId = (await store.listRuns(name)).at(-1);
+    const latestId = latestRun(await store.listRuns(name));
     const latest = latestId === undefined
       ? undefined
       : await replayRun(store, name, latestId);
@@ -355,8 +447,14 @@ export class Job {
     this.#config = init.config;
     this.#total = init.options.total ?? init.prior?.total;
     const external = init.options.signal;
-    if (external?.aborted) this.#stop.abort(external.reason);
-    external?.addEventListener("abort", () => this.stop(), { once: true });
+    if (external?.aborted) {
+      this.stop(signalNameOf(external.reason));
+    }
+    external?.addEventListener(
+      "abort",
+      () => this.stop(signalNameOf(external.reason)),
+      { once: true },
+    );
   }
 
   /** @internal Open or create the run log and record this attempt. */
@@ -389,7 +487,6 @@ export class Job {
       }
     } else {
       this.run = newRunId(this.#previousRun);
-      this.#log = await this.store.createLog(this.name, this.run);
       const header: RunRecord = {
         type: "run",
         job: this.name,
@@ -405,8 +502,15 @@ export class Job {
           ? {}
           : { memo: this.#options.memo }),
         ...(this.#codeHash === undefined ? {} : { codeHash: this.#codeHash }),
+        ...(this.#options.tags === undefined
+          ? {}
+          : { tags: this.#options.tags }),
+        ...(this.#options.resumedFrom === undefined
+          ? {}
+          : { resumedFrom: this.#options.resumedFrom }),
       };
-      await this.#log.append([header]);
+      // Published with the log in one step: a log never exists without its header.
+      this.#log = await this.store.createLog(this.name, this.run, header);
     }
     await this.#beginAttempt();
     this.#emit({
@@ -650,22 +754,39 @@ export class Job {
     }, options);
   }
 
-  /** Read a stored output; when its chunks are gone, forget the step so it is recomputed. */
+  /**
+   * The one path for a stored output: read it (or with `check`, only check
+   * its chunks). When a chunk is missing or corrupt, the corrupt copy is
+   * deleted and, for the job's own steps (`own`), the step is forgotten, so
+   * the next `step()` recomputes it.
+   */
   async #readOrForget<T>(
     key: string,
     output: OutputRef,
     own = true,
-  ): Promise<{ ok: true; value: T } | { ok: false }> {
+    check?: "present" | "data",
+  ): Promise<
+    { ok: true; value: T } | {
+      ok: false;
+      error: MissingChunkError | CorruptChunkError;
+    }
+  > {
     try {
-      if (output.kind === "value") {
+      if (check === undefined && output.kind === "value") {
         return {
           ok: true,
           value: await readValueChunks<T>(this.store.chunks, output.chunks),
         };
       }
-      for (const item of output.items) {
-        if (!(await this.store.chunks.has(item[0]!.hash))) {
-          throw new MissingChunkError(item[0]!.hash, this.store.location);
+      // Streams are read item by item later: check their chunks now.
+      const refs = check === undefined && output.kind === "stream"
+        ? output.items.map((item) => item[0]!)
+        : chunksOf(output);
+      for (const ref of refs) {
+        if (check === "data") {
+          await this.store.chunks.get(ref.hash);
+        } else if (!(await this.store.chunks.has(ref.hash))) {
+          throw new MissingChunkError(ref.hash, this.store.location);
         }
       }
       return { ok: true, value: undefined as T };
@@ -674,22 +795,75 @@ export class Job {
         !(error instanceof MissingChunkError ||
           error instanceof CorruptChunkError)
       ) throw error;
-      if (error instanceof CorruptChunkError) {
-        // Remove the damaged copy: put() would take a same-size file for a
-        // dedup hit and keep it, so the recomputed output would stay corrupt.
-        await this.store.chunks.delete(error.hash).catch(() => {});
-      }
-      if (own) {
-        this.#steps.delete(key);
-        this.#emit({
-          type: "warning",
-          job: this.name,
-          message:
-            `Step "${key}" of job "${this.name}" lost its output (${error.message}); recomputing it`,
-        });
-      }
-      return { ok: false };
+      await this.#forgetDamaged(key, error, own);
+      return { ok: false, error };
     }
+  }
+
+  /** Delete a corrupt chunk and (for own steps) forget the step that references it. */
+  async #forgetDamaged(
+    key: string,
+    error: MissingChunkError | CorruptChunkError,
+    own: boolean,
+  ): Promise<void> {
+    if (error instanceof CorruptChunkError) {
+      // Remove the damaged copy: put() would take a same-size file for a
+      // dedup hit and keep it, so the recomputed output would stay corrupt.
+      await this.store.chunks.delete(error.hash).catch(() => {});
+    }
+    if (own && this.#steps.has(key)) {
+      this.#steps.delete(key);
+      this.#emit({
+        type: "warning",
+        job: this.name,
+        message:
+          `Step "${key}" of job "${this.name}" lost its output (${error.message}); recomputing it`,
+      });
+    }
+  }
+
+  /**
+   * Check that a done step's output chunks are intact. A step whose chunks
+   * are missing or (with `readData`) corrupt is forgotten, and corrupt
+   * copies are deleted, so the next {@linkcode Job.step} recomputes it. Use it
+   * before trusting a completed run's results without reading them.
+   *
+   * @param key The step key.
+   * @param options `readData` also reads and hashes every chunk.
+   * @returns True when the step is done and intact; false when it is not done
+   *   or was just forgotten.
+   *
+   * @example A corrupt chunk is found, and the step recomputes
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openJob } from "./job.ts";
+   * import { createMemoryStore } from "../store/memory.ts";
+   * const store = createMemoryStore();
+   * const job = await openJob("checked", { store });
+   * await job.step("a", () => 1);
+   * assert.equal(await job.checkStep("a", { readData: true }), true);
+   * const output = job.stepRecord("a")!.output;
+   * assert.ok(output.kind === "value");
+   * await store.chunks.delete(output.chunks[0]!.hash);
+   * assert.equal(await job.checkStep("a"), false);
+   * assert.equal(job.isDone("a"), false);
+   * assert.equal(await job.step("a", () => 1), 1);
+   * await job.complete();
+   * ```
+   */
+  async checkStep(
+    key: string,
+    options: CheckStepOptions = {},
+  ): Promise<boolean> {
+    const done = this.#steps.get(key);
+    if (done === undefined) return false;
+    const result = await this.#readOrForget(
+      key,
+      done.output,
+      true,
+      options.readData ? "data" : "present",
+    );
+    return result.ok;
   }
 
   async #record(record: StepRecord): Promise<void> {
@@ -718,7 +892,10 @@ export class Job {
           key,
           attempt,
           signal: this.#stop.signal,
-          stats: (s) => (stats = { ...stats, ...s }),
+          stats: (s) => {
+            checkStats(this.name, key, s);
+            stats = { ...stats, ...s };
+          },
         });
       } catch (error) {
         const willRetry = attempt <= policy.retries &&
@@ -745,6 +922,9 @@ export class Job {
       }
     }, { ...policy, signal: this.#stop.signal });
     const durationMs = Math.round(performance.now() - started);
+    // Checked again: the caller may have changed the objects since. A record
+    // that cannot be encoded fails this step alone and is never appended.
+    if (stats !== undefined) checkStats(this.name, key, stats);
     await this.#record({
       type: "step",
       key,
@@ -824,33 +1004,70 @@ export class Job {
    *
    * @param key The step key.
    * @returns The items.
+   * @throws {MissingStepOutputError} When the step is not a done stream step,
+   *   or an item's chunk is missing or corrupt (the step is then forgotten,
+   *   so `stepStream` recomputes it).
    */
   async *readStream<T>(key: string): AsyncIterable<T> {
     const done = this.#steps.get(key);
     if (done === undefined || done.output.kind !== "stream") {
-      throw new RangeError(
-        `Cannot read stream "${key}" of job "${this.name}": no such done stream step`,
-      );
+      throw new MissingStepOutputError(this.name, key, "not-done");
     }
     for (const refs of done.output.items) {
-      yield await readValueChunks<T>(this.store.chunks, refs);
+      let value: T;
+      try {
+        value = await readValueChunks<T>(this.store.chunks, refs);
+      } catch (error) {
+        throw await this.#damaged(key, error);
+      }
+      yield value;
     }
   }
 
   /**
-   * Read a done step's output.
+   * Read a done step's output. It never recomputes: when the output is
+   * damaged, the step is forgotten (and a corrupt chunk deleted) and a
+   * {@linkcode MissingStepOutputError} says why; `step()` with the same key
+   * then recomputes it. To read or recompute in one call, use `step()`.
    *
    * @param key The step key.
    * @returns The output.
+   * @throws {MissingStepOutputError} When the step is not done, or its chunks
+   *   are missing or corrupt.
+   *
+   * @example Read, or learn why not
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MissingStepOutputError, openJob } from "./job.ts";
+   * const job = await openJob("reads", { store: "memory:read-example" });
+   * await job.step("a", () => 42);
+   * assert.equal(await job.read("a"), 42);
+   * await assert.rejects(job.read("b"), (e) => e instanceof MissingStepOutputError && e.reason === "not-done");
+   * await job.complete();
+   * ```
    */
   async read<T>(key: string): Promise<T> {
     const done = this.#steps.get(key);
     if (done === undefined || done.output.kind !== "value") {
-      throw new RangeError(
-        `Cannot read step "${key}" of job "${this.name}": it is not done`,
-      );
+      throw new MissingStepOutputError(this.name, key, "not-done");
     }
-    return await readValueChunks<T>(this.store.chunks, done.output.chunks);
+    const result = await this.#readOrForget<T>(key, done.output);
+    if (result.ok) return result.value;
+    throw new MissingStepOutputError(this.name, key, reasonOf(result.error), {
+      cause: result.error,
+    });
+  }
+
+  /** Turn a chunk error into a MissingStepOutputError, forgetting the step. */
+  async #damaged(key: string, error: unknown): Promise<unknown> {
+    if (
+      !(error instanceof MissingChunkError ||
+        error instanceof CorruptChunkError)
+    ) return error;
+    await this.#forgetDamaged(key, error, true);
+    return new MissingStepOutputError(this.name, key, reasonOf(error), {
+      cause: error,
+    });
   }
 
   /** Chunks referenced by done steps. */
@@ -910,6 +1127,56 @@ export class Job {
   }
 
   /**
+   * Record how the work on the run ended and close the job: the lifecycle
+   * {@linkcode runJob} uses, for callers that drive a job themselves (a
+   * generator yielding results, say). Work that returned completes the run
+   * (unless a stop refused some step); work stopped by `signal` or
+   * {@linkcode Job.stop} records the run interrupted and throws
+   * {@linkcode InterruptedError}; any other failure records it failed (the
+   * caller rethrows its error).
+   *
+   * @param outcome `{ ok: true, summary? }` when the work returned, `{ ok: false, error }` when it threw.
+   * @returns Once the end is recorded and the lock released.
+   * @throws {InterruptedError} When the job was stopping.
+   *
+   * @example Drive a job by hand
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openJob } from "./job.ts";
+   * const job = await openJob("settled", { store: "memory:settle-example" });
+   * try {
+   *   await job.step("a", () => 1);
+   *   await job.settle({ ok: true, summary: { steps: 1 } });
+   * } catch (error) {
+   *   await job.settle({ ok: false, error });
+   *   throw error;
+   * }
+   * assert.equal(job.status, "completed");
+   * ```
+   */
+  async settle(outcome: SettleOutcome): Promise<void> {
+    try {
+      // A stop that refused no step came after the work was done: the run is complete.
+      if (outcome.ok && this.#refused === 0) {
+        await this.complete(outcome.summary);
+        return;
+      }
+      if (this.stopping) {
+        await this.close();
+        const reason = this.#stop.signal.reason;
+        throw reason instanceof InterruptedError
+          ? reason
+          : new InterruptedError(this.name, this.#stopSignal);
+      }
+      await this.fail(
+        outcome.ok ? new Error("Steps were refused") : outcome.error,
+      );
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
    * Close the job. An unfinished run is recorded as interrupted (resumable).
    */
   async close(): Promise<void> {
@@ -939,18 +1206,32 @@ export class Job {
   }
 }
 
+/** How the work on a run ended, for {@linkcode Job.settle}. */
+export type SettleOutcome =
+  | { ok: true; summary?: unknown }
+  | { ok: false; error: unknown };
+
 /** Options for {@linkcode runJob}. */
 export interface RunJobOptions<T = unknown> extends OpenJobOptions {
-  /** Stop gracefully on SIGINT and SIGTERM; a second signal exits at once. Default: true. */
+  /**
+   * Install SIGINT/SIGTERM handlers for the job's duration (a second signal
+   * exits at once). Default: false: the library leaves signals to the caller.
+   *
+   * @deprecated Pass `signal: abortOnSignals().signal` (from `lib/signals.ts`) instead.
+   */
   handleSignals?: boolean;
   /** Turn the body's result into the summary recorded with the completed run. Default: none. */
   summarize?: (result: T) => unknown;
+  /** A restic-style retention policy applied to this job's runs after a completed run. Default: none. */
+  retain?: RetentionPolicy;
 }
 
 /**
  * Open a job, run `body`, and record how it ended: completed, failed, or
- * interrupted by SIGINT/SIGTERM (then {@linkcode InterruptedError} is thrown,
- * whose `exitCode` is 130 or 143). The lock is always released.
+ * interrupted because `signal` aborted (then {@linkcode InterruptedError} is
+ * thrown, whose `exitCode` is 130, or 143 for SIGTERM). The lock is always
+ * released. No signal handlers are installed: pass
+ * `signal: abortOnSignals().signal` to stop on SIGINT/SIGTERM.
  *
  * @param name The job name.
  * @param options Job options.
@@ -961,7 +1242,7 @@ export interface RunJobOptions<T = unknown> extends OpenJobOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { runJob } from "./job.ts";
- * const total = await runJob("sum", { store: "memory:run-job-example", handleSignals: false }, async (job) => {
+ * const total = await runJob("sum", { store: "memory:run-job-example" }, async (job) => {
  *   let sum = 0;
  *   for (let i = 0; i < 3; i++) sum += await job.step(`part-${i}`, () => i * 10);
  *   return sum;
@@ -974,35 +1255,41 @@ export async function runJob<T>(
   options: RunJobOptions<T>,
   body: (job: Job) => Promise<T>,
 ): Promise<T> {
-  const job = await openJob(name, options);
-  const handlers: [string, () => void][] = [];
-  if (options.handleSignals ?? true) {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      const handler = () => {
-        if (job.stopping) process.exit(sig === "SIGINT" ? 130 : 143);
-        job.stop(sig);
-      };
-      process.on(sig, handler);
-      handlers.push([sig, handler]);
-    }
+  const signals = options.handleSignals
+    ? abortOnSignals({ exitOnSecondSignal: true })
+    : undefined;
+  const signal = signals === undefined
+    ? options.signal
+    : options.signal === undefined
+    ? signals.signal
+    : AbortSignal.any([options.signal, signals.signal]);
+  let job: Job;
+  try {
+    job = await openJob(name, {
+      ...options,
+      ...(signal === undefined ? {} : { signal }),
+    });
+  } catch (error) {
+    signals?.dispose();
+    throw error;
   }
   try {
-    const result = await body(job);
-    // A stop that refused no step came after the work was done: the run is complete.
-    if (job.refusedSteps > 0) throw job.signal.reason;
-    await job.complete(options.summarize?.(result));
-    return result;
-  } catch (error) {
-    if (job.stopping) {
-      await job.close();
-      throw job.signal.reason instanceof InterruptedError
-        ? job.signal.reason
-        : new InterruptedError(name);
+    let result: T;
+    let summary: unknown;
+    try {
+      result = await body(job);
+      summary = options.summarize?.(result);
+    } catch (error) {
+      await job.settle({ ok: false, error });
+      throw error;
     }
-    await job.fail(error);
-    throw error;
+    await job.settle({ ok: true, summary });
+    if (options.retain !== undefined) {
+      await forgetRuns(job.store, { ...options.retain, jobs: [name] });
+    }
+    return result;
   } finally {
-    for (const [sig, handler] of handlers) process.off(sig, handler);
+    signals?.dispose();
     await job.close();
   }
 }

@@ -33,6 +33,8 @@ export interface RunRecord {
   pid: number;
   /** Run this one was started to replace, if any. */
   resumedFrom?: string;
+  /** Labels for retention (`keepTags`) and listing. */
+  tags?: string[];
 }
 
 /** A process (re)opened the run. */

@@ -21,12 +21,15 @@ export type RunStatus = "running" | "completed" | "failed" | "interrupted";
 
 /** A run rebuilt from its log. */
 export interface RunState {
+  /** The job name. */
   job: string;
+  /** The run id (see {@linkcode compareRuns} for their order). */
   run: string;
   /** The run's first record. */
   header: RunRecord;
   /** `running` when the last attempt has no end record (it may be live, or killed). */
   status: RunStatus;
+  /** When the run was created, by the clock of its host (for display, not order). */
   startedAt: string;
   /** Time of the last end record, if the run has ended. */
   endedAt?: string;
@@ -195,6 +198,66 @@ export async function readRunHeader(
 }
 
 /**
+ * The one rule for run order: compare two runs by run id. Ids start with the
+ * run's start time (`YYYYMMDDTHHMMSS.mmmZ-…`) and `openJob` makes each new id
+ * sort after the job's newest one, even when the clock stepped back, while it
+ * holds the job's lock. So id order is creation order, and the newest run
+ * (the one `openJob` resumes, `ls` calls latest or running, `forget` counts
+ * from) is the last by id. `startedAt` is only a display field: after a clock
+ * step it can disagree with the order in which the runs were made.
+ *
+ * @param a A run id, or anything with a `run` id.
+ * @param b Another.
+ * @returns Negative when `a` is older, positive when newer, 0 when the same run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compareRuns } from "./replay.ts";
+ * const runs = ["20260102T000000.000Z-bbbbbbbb", "20260101T000000.000Z-aaaaaaaa"];
+ * assert.deepEqual(runs.sort(compareRuns), ["20260101T000000.000Z-aaaaaaaa", "20260102T000000.000Z-bbbbbbbb"]);
+ * ```
+ */
+export function compareRuns(
+  a: string | { run: string },
+  b: string | { run: string },
+): number {
+  const x = typeof a === "string" ? a : a.run;
+  const y = typeof b === "string" ? b : b.run;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * The newest of some runs by {@linkcode compareRuns}: the run `openJob`
+ * resumes, and the one `ls` shows as latest (or running).
+ *
+ * @param runs Run ids, or anything with a `run` id, in any order.
+ * @returns The newest, or undefined when there are none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { latestRun } from "./replay.ts";
+ * // The second run started "earlier" by the clock (it stepped back), but was made later.
+ * const runs = [
+ *   { run: "20260101T120000.000Z-aaaaaaaa", startedAt: "2026-01-01T12:00:00.000Z" },
+ *   { run: "20260101T120000.001Z-bbbbbbbb", startedAt: "2026-01-01T11:00:00.000Z" },
+ * ];
+ * assert.equal(latestRun(runs)?.run, "20260101T120000.001Z-bbbbbbbb");
+ * assert.equal(latestRun([]), undefined);
+ * ```
+ */
+export function latestRun<T extends string | { run: string }>(
+  runs: Iterable<T>,
+): T | undefined {
+  let best: T | undefined;
+  for (const run of runs) {
+    if (best === undefined || compareRuns(run, best) > 0) best = run;
+  }
+  return best;
+}
+
+/**
  * Replay every run of a job, oldest first.
  *
  * @param store The store.
@@ -214,7 +277,7 @@ export async function replayJob(
   job: string,
 ): Promise<RunState[]> {
   const states: RunState[] = [];
-  for (const run of await store.listRuns(job)) {
+  for (const run of (await store.listRuns(job)).sort(compareRuns)) {
     states.push(await replayRun(store, job, run));
   }
   return states;

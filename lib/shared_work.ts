@@ -181,7 +181,6 @@ export async function runSharedParts(
           version: options.version ?? "1",
           memo: options.memo,
           total: 1,
-          handleSignals: false,
           lock: { staleAfterMs: leaseMs },
           ...(options.signal === undefined ? {} : { signal: options.signal }),
           ...(options.onEvent === undefined

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { runCairn } from "./cli_command.ts";
 import { freshS3Url, rawClient, s3 } from "./s3_env.ts";
@@ -90,5 +91,47 @@ test(
       await client.head(`${client.location.prefix}config`),
       undefined,
     );
+  },
+);
+
+test(
+  "cairn pipeline run with checkpoint location s3a:// keeps its checkpoints in S3",
+  { skip },
+  async () => {
+    const store = (await freshS3Url("pipeline")).replace(/^s3:/, "s3a:");
+    const dir = await tempDir();
+    const components = fileURLToPath(
+      new URL("./fixtures/pipeline_components.ts", import.meta.url),
+    );
+    const log = join(dir, "log.txt");
+    const config = join(dir, "p.conf");
+    await writeFile(
+      config,
+      `pipeline {
+  pipeline-name = "S3 pipeline"
+  checkpoint { enabled = true, location = "${store}" }
+  pipeline-components = [
+    { instance-type = "${components}#Source", instance-name = Source, instance-config { log = "${log}", n = 4 } }
+    { instance-type = "${components}#Sum", instance-name = Sum, instance-config { log = "${log}" } }
+  ]
+}
+`,
+    );
+    const run = await runCairn(["--json", "pipeline", "run", config], {
+      env: { NO_COLOR: "", ...s3.env },
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).status, "completed");
+    const listed = await cairn(
+      store.replace(/^s3a:/, "s3:"),
+      ["--json", "ls"],
+      0,
+    );
+    const runs = JSON.parse(listed.stdout) as { job: string; status: string }[];
+    assert.deepEqual(
+      runs.map((r) => [r.job.replace(/-[0-9a-f]+$/, ""), r.status]),
+      [["pipeline-s3-pipeline", "completed"]],
+    );
+    await cairn(store, ["verify", "--read-data"], 0);
   },
 );

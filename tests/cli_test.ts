@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { COMMANDS } from "../cli/commands.ts";
 import { openJob } from "../lib/job.ts";
 import { openFsStore } from "../store/fs.ts";
-import { parseNpyHeader } from "../lib/knn/npy.ts";
+import { parseNpyHeader } from "../lib/io/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
 import { runCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
@@ -124,14 +124,14 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
       "cairn demo --help",
     ],
     [
-      ["forget", "--keep-within", "1y"],
+      ["forget", "--keep-within", "2w"],
       /Invalid --keep-within/,
       "cairn forget --help",
     ],
     [["forget"], /Missing a retention policy/, "cairn forget --help"],
     [
-      ["forget", "--keep-last", "-1"],
-      /Invalid --keep-last "-1"/,
+      ["forget", "--keep-last", "-2"],
+      /Invalid --keep-last "-2"/,
       "cairn forget --help",
     ],
     [

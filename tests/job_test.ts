@@ -3,11 +3,13 @@ import assert from "node:assert/strict";
 import {
   ConfigChangedError,
   InterruptedError,
+  MissingStepOutputError,
   openJob,
   runJob,
 } from "../lib/job.ts";
 import type { JobEvent } from "../lib/events.ts";
-import { replayJob, replayRun } from "../lib/replay.ts";
+import { latestRun, replayJob, replayRun } from "../lib/replay.ts";
+import { abortOnSignals } from "../lib/signals.ts";
 import { createMemoryStore } from "../store/memory.ts";
 import { LockedError } from "../store/lock.ts";
 
@@ -37,14 +39,14 @@ test("openJob() on a completed run with the same config returns stored results w
   const store = createMemoryStore();
   await runJob(
     "done",
-    { store, handleSignals: false },
+    { store },
     (job) => job.step("x", () => 5),
   );
   const before = (await replayJob(store, "done"))[0]!.records;
   let called = false;
   const value = await runJob(
     "done",
-    { store, handleSignals: false },
+    { store },
     (job) => job.step("x", () => (called = true, 6)),
   );
   assert.equal(value, 5);
@@ -64,7 +66,9 @@ test("openJob() reports a changed config on an unfinished run, naming what chang
     (e: unknown) => {
       assert.ok(e instanceof ConfigChangedError);
       assert.deepEqual(e.changes, ["config.k: 10 -> 20"]);
-      assert.match(e.message, /--new-run/);
+      assert.match(e.message, /newRun: true/);
+      assert.doesNotMatch(e.message, /--new-run/);
+      assert.equal(e.option, "newRun");
       return true;
     },
   );
@@ -184,13 +188,12 @@ test("Job.step() reuses another run's output through the memo namespace", async 
   let calls = 0;
   await runJob(
     "m1",
-    { store, memo: "square@1", handleSignals: false },
+    { store, memo: "square@1" },
     (job) => job.step("x", () => (calls++, 49), { memo: "7" }),
   );
   const value = await runJob("m2", {
     store,
     memo: "square@1",
-    handleSignals: false,
   }, (job) => job.step("y", () => (calls++, 0), { memo: "7" }));
   assert.equal(value, 49);
   assert.equal(calls, 1);
@@ -205,7 +208,7 @@ test("runJob() records interrupted when stopped, and no step starts after the st
   await assert.rejects(
     runJob(
       "stop",
-      { store, signal: controller.signal, handleSignals: false },
+      { store, signal: controller.signal },
       async (job) => {
         for (let i = 0; i < 10; i++) {
           await job.step(`s${i}`, () => {
@@ -238,7 +241,7 @@ test("openJob() refuses a job locked by another holder with exit code 3", async 
 test("Job.step() rejects bad keys and runJob() records failures", async () => {
   const store = createMemoryStore();
   await assert.rejects(
-    runJob("bad", { store, handleSignals: false }, async (job) => {
+    runJob("bad", { store }, async (job) => {
       await assert.rejects(job.step("", () => 1), TypeError);
       throw new RangeError("the body failed");
     }),
@@ -265,7 +268,7 @@ test("openJob() gives new runs ids that sort after the previous run, even within
 
 test("runJob() recomputes a lost chunk of a completed run and completes it again", async () => {
   const store = createMemoryStore();
-  const opts = { store, handleSignals: false, config: { v: 1 } };
+  const opts = { store, config: { v: 1 } };
   let calls = 0;
   const body = async (job: import("../lib/job.ts").Job) => {
     const a = await job.step("a", () => (calls++, "A"));
@@ -296,7 +299,6 @@ test("runJob() completes a run whose body finished even if a stop came at the en
     {
       store,
       signal: controller.signal,
-      handleSignals: false,
       summarize: (n: number) => ({ total: n }),
     },
     async (job) => {
@@ -316,7 +318,7 @@ test("runJob() completes a run whose body finished even if a stop came at the en
 
 test("Job.step() on a completed run takes a new step from another run's memo by reopening the run", async () => {
   const store = createMemoryStore();
-  const opts = { store, memo: "shared@1", handleSignals: false };
+  const opts = { store, memo: "shared@1" };
   await runJob(
     "donor",
     opts,
@@ -335,4 +337,258 @@ test("Job.step() on a completed run takes a new step from another run's memo by 
   assert.equal(state.status, "completed");
   assert.equal(state.attempts, 2);
   assert.equal(state.steps.get("second")?.memoHit, true);
+});
+
+/** Flip one bit of a stored chunk in a memory store. */
+function flipBit(store: ReturnType<typeof createMemoryStore>, hash: string) {
+  const entry = store.chunkBytes.get(hash)!;
+  const bytes = entry.bytes.slice();
+  bytes[bytes.length >> 1]! ^= 0x10;
+  store.chunkBytes.set(hash, { ...entry, bytes });
+}
+
+function valueChunk(
+  job: { stepRecord(key: string): { output: unknown } | undefined },
+  key: string,
+): string {
+  const output = job.stepRecord(key)!.output as {
+    kind: string;
+    chunks: { hash: string }[];
+  };
+  assert.equal(output.kind, "value");
+  return output.chunks[0]!.hash;
+}
+
+test("Job.read() reports a flipped chunk as MissingStepOutputError, deletes it, and step() recomputes it", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("flip", { store });
+  await job.step("a", () => ({ n: 1, text: "x".repeat(100) }));
+  const hash = valueChunk(job, "a");
+  flipBit(store, hash);
+  const events: JobEvent[] = [];
+  await job.close();
+  const again = await openJob("flip", {
+    store,
+    onEvent: (e) => events.push(e),
+  });
+  await assert.rejects(again.read("a"), (e: unknown) => {
+    assert.ok(e instanceof MissingStepOutputError);
+    assert.equal(e.reason, "corrupt");
+    assert.equal(e.key, "a");
+    return true;
+  });
+  assert.equal(again.isDone("a"), false);
+  assert.equal(store.chunkBytes.has(hash), false);
+  assert.ok(
+    events.some((e) =>
+      e.type === "warning" && /lost its output/.test(e.message)
+    ),
+  );
+  let calls = 0;
+  const value = await again.step(
+    "a",
+    () => (calls++, { n: 1, text: "x".repeat(100) }),
+  );
+  assert.deepEqual(value, { n: 1, text: "x".repeat(100) });
+  assert.equal(calls, 1);
+  assert.equal(await again.read("a").then((v) => (v as { n: number }).n), 1);
+  await assert.rejects(
+    again.read("nope"),
+    (e: unknown) =>
+      e instanceof MissingStepOutputError && e.reason === "not-done",
+  );
+  await again.complete();
+});
+
+test("Job.checkStep() finds a flipped bit in a completed run only with readData, and the rerun heals it", async () => {
+  const store = createMemoryStore();
+  await runJob("check", { store }, async (job) => {
+    await job.step("a", () => new Float64Array(64).fill(1));
+    await job.step("b", () => new Float64Array(64).fill(2));
+  });
+  const first = (await replayJob(store, "check"))[0]!;
+  const hashB = (first.steps.get("b")!.output as { chunks: { hash: string }[] })
+    .chunks[0]!.hash;
+  flipBit(store, hashB);
+  let calls = 0;
+  await runJob("check", { store }, async (job) => {
+    assert.equal(job.status, "completed");
+    assert.equal(await job.checkStep("a", { readData: true }), true);
+    assert.equal(await job.checkStep("b"), true); // present, not read
+    assert.equal(await job.checkStep("b", { readData: true }), false);
+    assert.equal(job.isDone("b"), false);
+    await job.step("b", () => (calls++, new Float64Array(64).fill(2)));
+  });
+  assert.equal(calls, 1);
+  const states = await replayJob(store, "check");
+  assert.equal(states.length, 1);
+  assert.equal(states[0]!.status, "completed");
+  // Every chunk the run references reads back intact.
+  for (const step of states[0]!.steps.values()) {
+    for (const ref of (step.output as { chunks: { hash: string }[] }).chunks) {
+      await store.chunks.get(ref.hash);
+    }
+  }
+});
+
+class Point {
+  x = 1;
+}
+
+test("Job.step() with stats that cannot be encoded fails only that step, with the real TypeError", async () => {
+  const store = createMemoryStore();
+  const job = await openJob("bad-stats", { store });
+  const results = await Promise.allSettled([
+    job.step("good-1", async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      return 1;
+    }),
+    job.step("bad", (ctx) => {
+      ctx.stats({ where: new Point() });
+      return 2;
+    }),
+    job.step("good-2", async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      return 3;
+    }),
+  ]);
+  assert.equal(results[0]!.status, "fulfilled");
+  assert.equal(results[2]!.status, "fulfilled");
+  const bad = results[1]!;
+  assert.equal(bad.status, "rejected");
+  assert.ok(bad.status === "rejected" && bad.reason instanceof TypeError);
+  assert.match(String(bad.reason.message), /stats of step "bad"/);
+  assert.match(String(bad.reason.message), /Point/);
+  // Later appends still work.
+  assert.equal(await job.step("after", () => 4), 4);
+  await job.complete();
+  const state = (await replayJob(store, "bad-stats"))[0]!;
+  assert.equal(state.status, "completed");
+  assert.deepEqual([...state.steps.keys()].sort(), [
+    "after",
+    "good-1",
+    "good-2",
+  ]);
+});
+
+test("runJob() installs no signal handlers; abortOnSignals() stops it on SIGTERM with exit code 143", async () => {
+  const store = createMemoryStore();
+  const before = process.listenerCount("SIGINT");
+  await runJob("no-handlers", { store }, async (job) => {
+    assert.equal(process.listenerCount("SIGINT"), before);
+    assert.equal(process.listenerCount("SIGTERM"), 0);
+    await job.step("a", () => 1);
+  });
+  // SIGTERM: Deno's test runner takes SIGINT for itself.
+  const stop = abortOnSignals({ signals: ["SIGTERM"] });
+  try {
+    assert.equal(stop.exitCode, undefined);
+    await assert.rejects(
+      runJob("sigint", { store, signal: stop.signal }, async (job) => {
+        await job.step("a", () => 1);
+        const aborted = new Promise((r) =>
+          stop.signal.addEventListener("abort", r)
+        );
+        // Deno's signal listeners do not keep the event loop alive.
+        const keepAlive = setInterval(() => {}, 1000);
+        process.kill(process.pid, "SIGTERM");
+        await aborted.finally(() => clearInterval(keepAlive));
+        await job.step("b", () => 2);
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof InterruptedError);
+        assert.equal(e.signal, "SIGTERM");
+        assert.equal(e.exitCode, 143);
+        return true;
+      },
+    );
+    assert.equal(stop.exitCode, 143);
+  } finally {
+    stop.dispose();
+  }
+  assert.equal(process.listenerCount("SIGTERM"), 0);
+  const state = (await replayJob(store, "sigint"))[0]!;
+  assert.equal(state.status, "interrupted");
+  assert.equal(state.end?.error, "stopped by SIGTERM");
+});
+
+test("openJob() resumes the newest run by id even when the clock stepped back", async () => {
+  const store = createMemoryStore();
+  const first = await openJob("clock", { store });
+  await first.step("a", () => 1);
+  await first.complete();
+  const RealDate = Date;
+  const hourAgo = () => RealDate.now() - 3_600_000;
+  class PastDate extends RealDate {
+    constructor(...args: unknown[]) {
+      super(...((args.length === 0 ? [hourAgo()] : args) as [number]));
+    }
+    static override now() {
+      return hourAgo();
+    }
+  }
+  globalThis.Date = PastDate as DateConstructor;
+  let second;
+  try {
+    second = await openJob("clock", { store, newRun: true });
+    await second.step("a", () => 1);
+    await second.close(); // unfinished: the next open must resume it
+  } finally {
+    globalThis.Date = RealDate;
+  }
+  const states = await replayJob(store, "clock");
+  assert.equal(states.length, 2);
+  const newest = states.find((s) => s.run === second.run)!;
+  const oldest = states.find((s) => s.run === first.run)!;
+  assert.ok(newest.startedAt < oldest.startedAt, "the clock stepped back");
+  assert.equal(latestRun(states)?.run, second.run);
+  const third = await openJob("clock", { store });
+  assert.equal(third.run, second.run);
+  assert.ok(third.resumed);
+  await third.complete();
+});
+
+test("Job.settle() gives a generator runJob's lifecycle: completed, failed or interrupted", async () => {
+  const store = createMemoryStore();
+  /** Yields step results as they are done, the way a map engine streams them. */
+  async function* stream(name: string, signal?: AbortSignal, failAt = -1) {
+    const job = await openJob(name, { store, ...(signal ? { signal } : {}) });
+    try {
+      for (let i = 0; i < 4; i++) {
+        yield await job.step(`item-${i}`, () => {
+          if (i === failAt) throw new Error(`Item ${i} failed`);
+          return i * i;
+        });
+      }
+    } catch (error) {
+      await job.settle({ ok: false, error });
+      throw error;
+    }
+    await job.settle({ ok: true, summary: { items: 4 } });
+  }
+  const values = [];
+  for await (const v of stream("gen-ok")) values.push(v);
+  assert.deepEqual(values, [0, 1, 4, 9]);
+  const ok = (await replayJob(store, "gen-ok"))[0]!;
+  assert.equal(ok.status, "completed");
+  assert.deepEqual(ok.end?.summary, { items: 4 });
+
+  await assert.rejects(async () => {
+    for await (const _ of stream("gen-fail", undefined, 2));
+  }, /Item 2 failed/);
+  assert.equal((await replayJob(store, "gen-fail"))[0]!.status, "failed");
+
+  const stop = new AbortController();
+  await assert.rejects(async () => {
+    for await (const v of stream("gen-stop", stop.signal)) {
+      if (v === 1) stop.abort();
+    }
+  }, InterruptedError);
+  const stopped = (await replayJob(store, "gen-stop"))[0]!;
+  assert.equal(stopped.status, "interrupted");
+  assert.equal(stopped.steps.size, 2);
+  // The lock was released every time.
+  const again = await openJob("gen-stop", { store });
+  assert.ok(again.resumed);
+  await again.close();
 });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   collectWithinRadius,
@@ -11,7 +11,6 @@ import {
   knnGraphJob,
   knnJob,
   type KnnJobOptions,
-  knnPlan,
   knnRecall,
   knnRerank,
   type Matrix,
@@ -21,6 +20,7 @@ import {
   parseIntNpy,
   parseNpy,
   parseNpyHeader,
+  planKnnJob,
   prepareReference,
   radiusJob,
   searchKnn,
@@ -31,6 +31,7 @@ import type { JobEvent } from "../lib/events.ts";
 import { ConfigChangedError, InterruptedError } from "../lib/job.ts";
 import { replayRun } from "../lib/replay.ts";
 import { openStore } from "../lib/open_store.ts";
+import { verifyStore } from "../lib/verify.ts";
 import { randomFloat32 } from "../lib/random.ts";
 import { createMemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/store.ts";
@@ -48,8 +49,6 @@ function randomMatrix(rows: number, cols: number, seed: number): Matrix {
   }
   return matrixFrom(data, cols);
 }
-
-const quiet = { handleSignals: false } as const;
 
 async function stores(): Promise<[string, () => Promise<Store>][]> {
   const root = await tempDir();
@@ -73,7 +72,6 @@ test("knnJob() equals searchKnn for self and query searches on memory and fs sto
     const store = await open();
     const out = join(await tempDir(), "self");
     const self = await knnJob(ref, {
-      ...quiet,
       store,
       k: 5,
       blockRows: 64,
@@ -102,7 +100,6 @@ test("knnJob() equals searchKnn for self and query searches on memory and fs sto
       const metric of ["euclidean", "sqeuclidean", "cosine", "ip"] as const
     ) {
       const got = await knnJob(ref, {
-        ...quiet,
         store,
         query,
         k: 7,
@@ -160,7 +157,6 @@ test("knnJob() matches a float64 brute force on a tiny case", async () => {
   const k = 4;
   for (const metric of ["euclidean", "sqeuclidean"] as Metric[]) {
     const got = await knnJob(ref, {
-      ...quiet,
       store: createMemoryStore(),
       k,
       metric,
@@ -196,7 +192,6 @@ test("knnGraphJob() equals knnGraph and snnGraph; directed graphs have n*k edges
   for (const symmetrize of ["none", "union", "mutual"] as const) {
     const out = join(await tempDir(), symmetrize);
     const got = await knnGraphJob(ref, {
-      ...quiet,
       store,
       k: 4,
       symmetrize,
@@ -220,7 +215,6 @@ test("knnGraphJob() equals knnGraph and snnGraph; directed graphs have n*k edges
     );
   }
   const snn = await knnGraphJob(ref, {
-    ...quiet,
     store,
     k: 4,
     kind: "snn",
@@ -239,7 +233,6 @@ test("knnGraphJob() equals knnGraph and snnGraph; directed graphs have n*k edges
   );
   await assert.rejects(
     knnGraphJob(ref, {
-      ...quiet,
       store,
       k: 4,
       kind: "snn",
@@ -257,7 +250,6 @@ test("radiusJob() counts, then collects, equal to the pure functions; phases sho
     const events: JobEvent[] = [];
     const out = join(await tempDir(), "radius");
     const got = await radiusJob(ref, {
-      ...quiet,
       store,
       query,
       radius: 0.6,
@@ -308,7 +300,6 @@ test("radiusJob() counts, then collects, equal to the pure functions; phases sho
     assert.deepEqual(state.steps.get("count/25-50")?.stats?.rows, 25);
 
     const counted = await radiusJob(ref, {
-      ...quiet,
       store,
       query,
       radius: 0.6,
@@ -331,7 +322,7 @@ test("knnJob() rerun of a completed job computes no block and rewrites only miss
   const ref = randomMatrix(120, 5, 7);
   const store = createMemoryStore();
   const out = join(await tempDir(), "out");
-  const options: KnnJobOptions = { ...quiet, store, k: 3, blockRows: 30, out };
+  const options: KnnJobOptions = { store, k: 3, blockRows: 30, out };
   const first = await knnJob(ref, options);
   const index = await readFile(join(out, "index.npy"));
   const distance = await readFile(join(out, "distance.npy"));
@@ -365,7 +356,7 @@ test("knnJob() rerun of a completed job computes no block and rewrites only miss
 
   const inMemory = await knnJob(
     ref,
-    { ...quiet, store, k: 3, blockRows: 30 },
+    { store, k: 3, blockRows: 30 },
   );
   assert.equal(inMemory.computedBlocks, 0);
   assert.deepEqual(
@@ -378,7 +369,6 @@ test("knnJob() resumes an interrupted run: finished blocks are not recomputed an
   const ref = randomMatrix(200, 6, 8);
   const query = randomMatrix(100, 6, 9);
   const base = await knnJob(ref, {
-    ...quiet,
     store: createMemoryStore(),
     query,
     k: 6,
@@ -391,7 +381,6 @@ test("knnJob() resumes an interrupted run: finished blocks are not recomputed an
   const computed: string[] = [];
   await assert.rejects(
     knnJob(ref, {
-      ...quiet,
       store,
       query,
       k: 6,
@@ -416,7 +405,6 @@ test("knnJob() resumes an interrupted run: finished blocks are not recomputed an
   await assert.rejects(stat(join(out, "index.npy")), /ENOENT/);
   const events: JobEvent[] = [];
   const resumed = await knnJob(ref, {
-    ...quiet,
     store,
     query,
     k: 6,
@@ -440,15 +428,14 @@ test("knnJob() resumes an interrupted run: finished blocks are not recomputed an
 test("knnJob() keys a job by its data and parameters; another config on a named unfinished run needs newRun", async () => {
   const ref = randomMatrix(60, 4, 10);
   const store = createMemoryStore();
-  const a = await knnJob(ref, { ...quiet, store, k: 3 });
-  const b = await knnJob(ref, { ...quiet, store, k: 4 });
+  const a = await knnJob(ref, { store, k: 3 });
+  const b = await knnJob(ref, { store, k: 4 });
   assert.notEqual(a.job, b.job, "changing k is a different config and job");
   assert.match(a.job, /^knn-[0-9a-f]{12}$/);
   const other = randomMatrix(60, 4, 11);
-  const c = await knnJob(other, { ...quiet, store, k: 3 });
+  const c = await knnJob(other, { store, k: 3 });
   assert.notEqual(a.job, c.job, "other data is another job");
   const d = await knnJob(matrixFrom(ref.data.slice(), 4), {
-    ...quiet,
     store,
     k: 3,
   });
@@ -458,11 +445,11 @@ test("knnJob() keys a job by its data and parameters; another config on a named 
   const stop = new AbortController();
   stop.abort();
   await assert.rejects(
-    knnJob(ref, { ...quiet, store, k: 3, job: "named", signal: stop.signal }),
+    knnJob(ref, { store, k: 3, job: "named", signal: stop.signal }),
     InterruptedError,
   );
   await assert.rejects(
-    knnJob(ref, { ...quiet, store, k: 5, job: "named" }),
+    knnJob(ref, { store, k: 5, job: "named" }),
     (error: unknown) => {
       assert.ok(error instanceof ConfigChangedError);
       assert.deepEqual(error.changes, ["config.k: 3 -> 5"]);
@@ -470,7 +457,6 @@ test("knnJob() keys a job by its data and parameters; another config on a named 
     },
   );
   const fresh = await knnJob(ref, {
-    ...quiet,
     store,
     k: 5,
     job: "named",
@@ -484,14 +470,12 @@ test("knnJob() reuses the prepared reference of earlier jobs on the same referen
   for (const [name, open] of await stores()) {
     const store = await open();
     const first = await knnJob(ref, {
-      ...quiet,
       store,
       query: randomMatrix(10, 5, 13),
       k: 2,
     });
     assert.equal(first.prepared, "computed", name);
     const second = await knnJob(ref, {
-      ...quiet,
       store,
       query: randomMatrix(12, 5, 14),
       k: 2,
@@ -502,7 +486,6 @@ test("knnJob() reuses the prepared reference of earlier jobs on the same referen
     );
     assert.equal(prepare?.memoHit, true);
     const cosine = await knnJob(ref, {
-      ...quiet,
       store,
       query: randomMatrix(12, 5, 14),
       k: 2,
@@ -647,7 +630,6 @@ test("knn jobs reject bad input with clear errors before touching the store", as
   );
 
   const allowed = await knnJob(zero, {
-    ...quiet,
     store,
     k: 2,
     metric: "cosine",
@@ -660,8 +642,8 @@ test("knn jobs reject bad input with clear errors before touching the store", as
   );
 });
 
-test("knnPlan() sizes blocks from the memory budget, and jobs follow it", async () => {
-  const plan = knnPlan({ rows: 20_000, cols: 128 }, {
+test("planKnnJob() sizes blocks from the memory budget, and jobs follow it", async () => {
+  const plan = planKnnJob({ rows: 20_000, cols: 128 }, {
     query: { rows: 2_000, cols: 128 },
     k: 10,
     memoryBudgetBytes: 64 * 1024 * 1024,
@@ -676,19 +658,23 @@ test("knnPlan() sizes blocks from the memory budget, and jobs follow it", async 
     plan.blockBytesEstimate + plan.sharedBytesEstimate,
   );
   assert.equal(
-    knnPlan({ rows: 1000, cols: 8 }, { query: { rows: 8192, cols: 8 }, k: 5 })
+    planKnnJob({ rows: 1000, cols: 8 }, {
+      query: { rows: 8192, cols: 8 },
+      k: 5,
+    })
       .blockRows,
     4096,
     "capped at maxBlockRows",
   );
-  assert.equal(knnPlan({ rows: 50, cols: 2 }, { blockRows: 7 }).blocks, 8);
-  assert.equal(knnPlan({ rows: 50, cols: 2 }, { kind: "radius" }).steps, 3);
+  assert.equal(planKnnJob({ rows: 50, cols: 2 }, { blockRows: 7 }).blocks, 8);
+  assert.equal(planKnnJob({ rows: 50, cols: 2 }, { kind: "radius" }).steps, 3);
   assert.equal(
-    knnPlan({ rows: 50, cols: 2 }, { kind: "radius", countOnly: true }).steps,
+    planKnnJob({ rows: 50, cols: 2 }, { kind: "radius", countOnly: true })
+      .steps,
     2,
   );
   assert.throws(
-    () => knnPlan({ rows: 1000, cols: 8 }, { memoryBudgetBytes: 100 }),
+    () => planKnnJob({ rows: 1000, cols: 8 }, { memoryBudgetBytes: 100 }),
     /raise the budget/,
   );
   assert.equal(parseByteSize("1.5KiB"), 1536);
@@ -696,7 +682,6 @@ test("knnPlan() sizes blocks from the memory budget, and jobs follow it", async 
   const ref = randomMatrix(100, 4, 18);
   const budget = 3 * (8 * 100 + 8 * 4 + 24 + 8 * 2);
   const job = await knnJob(ref, {
-    ...quiet,
     store: createMemoryStore(),
     k: 2,
     memoryBudgetBytes: budget,
@@ -711,7 +696,6 @@ test("knnRecall() and knnRerank() evaluate candidate lists against exact results
   const query = randomMatrix(40, 6, 20);
   const dir = await tempDir();
   const truth = await knnJob(ref, {
-    ...quiet,
     store: createMemoryStore(),
     query,
     k: 5,
@@ -930,3 +914,126 @@ test(
     assert.match(help.stdout, /Examples:\n {2}cairn knn --ref/);
   },
 );
+
+/** Flip one bit in the middle of each chunk's file in an fs store (real bytes on disk). */
+async function flipChunkFiles(root: string, hashes: Iterable<string>) {
+  for (const hash of hashes) {
+    const path = join(root, "chunks", hash.slice(0, 2), hash);
+    await chmod(path, 0o644).catch(() => {});
+    const bytes = new Uint8Array(await readFile(path));
+    bytes[bytes.length >> 1]! ^= 0x04;
+    await writeFile(path, bytes);
+  }
+}
+
+/** Chunk hashes of the given steps of a run, by step key. */
+async function stepChunks(
+  store: Store,
+  job: string,
+  run: string,
+  keys: (key: string) => boolean,
+): Promise<Map<string, string[]>> {
+  const state = await replayRun(store, job, run);
+  const out = new Map<string, string[]>();
+  for (const [key, step] of state.steps) {
+    if (!keys(key)) continue;
+    const refs = step.output.kind === "value"
+      ? step.output.chunks
+      : step.output.items.flat();
+    out.set(key, refs.map((r) => r.hash));
+  }
+  return out;
+}
+
+test("knnJob() rerun after bit flips recomputes every corrupt block and leaves no corrupt chunk referenced", async () => {
+  const ref = randomMatrix(200, 6, 11);
+  const root = join(await tempDir(), "store");
+  const store = await openStore(root);
+  const out = join(await tempDir(), "out");
+  const options: KnnJobOptions = { store, k: 4, blockRows: 40, out };
+  const first = await knnJob(ref, options);
+  assert.equal(first.computedBlocks, 5);
+  const index = await readFile(join(out, "index.npy"));
+  const distance = await readFile(join(out, "distance.npy"));
+  const chunks = await stepChunks(store, first.job, first.run, () => true);
+  assert.equal(chunks.size, 6, "prepare and 5 blocks");
+  await flipChunkFiles(root, [...chunks.values()].flat());
+  const before = await verifyStore(store, { readData: true });
+  assert.ok(before.problems.length >= 6, "verify sees the flipped chunks");
+
+  const healed = await knnJob(ref, options);
+  assert.equal(healed.run, first.run);
+  assert.equal(healed.computedBlocks, 5, "every corrupt block recomputed");
+  assert.equal(healed.prepared, "computed");
+  assert.equal(healed.alreadyCompleted, false);
+  assert.deepEqual(await readFile(join(out, "index.npy")), index);
+  assert.deepEqual(await readFile(join(out, "distance.npy")), distance);
+  const after = await verifyStore(store, { readData: true });
+  assert.deepEqual(after.problems, [], "no corrupt chunk is referenced");
+  const state = await replayRun(store, first.job, first.run);
+  assert.equal(state.status, "completed");
+
+  const again = await knnJob(ref, options);
+  assert.ok(again.alreadyCompleted && again.computedBlocks === 0);
+});
+
+test("knnJob() and radiusJob() heal flipped chunks of an unfinished run and of both radius phases", async () => {
+  const ref = randomMatrix(160, 5, 12);
+  const root = join(await tempDir(), "store");
+  const store = await openStore(root);
+  // An unfinished kNN run (stopped after 2 blocks), arrays kept in memory.
+  const stop = new AbortController();
+  let blocks = 0;
+  const options: KnnJobOptions = { store, k: 3, blockRows: 40, job: "half" };
+  await assert.rejects(
+    knnJob(ref, {
+      ...options,
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === "step-done" && e.key.startsWith("block/")) {
+          if (++blocks === 2) stop.abort();
+        }
+      },
+    }),
+    InterruptedError,
+  );
+  const runs = await store.listRuns("half");
+  const done = await stepChunks(store, "half", runs[0]!, (k) => k !== "");
+  assert.equal(done.size, 3, "prepare and 2 blocks");
+  await flipChunkFiles(root, [...done.values()].flat());
+  const resumed = await knnJob(ref, options);
+  assert.equal(resumed.run, runs[0]);
+  assert.equal(resumed.computedBlocks, 4, "2 corrupt and 2 new blocks");
+  const p = prepareReference(ref, "euclidean");
+  assert.deepEqual(
+    resumed.index,
+    searchKnn(p, ref, { k: 3, excludeSelf: true }).index,
+  );
+  assert.deepEqual((await verifyStore(store, { readData: true })).problems, []);
+
+  // A completed radius run with flips in the count and the collect phase.
+  const radius = await radiusJob(ref, {
+    store,
+    radius: 0.9,
+    blockRows: 40,
+    job: "ball",
+  });
+  const phases = await stepChunks(
+    store,
+    "ball",
+    radius.run,
+    (k) => k === "count/000-040" || k === "collect/120-160",
+  );
+  assert.equal(phases.size, 2);
+  await flipChunkFiles(root, [...phases.values()].flat());
+  const again = await radiusJob(ref, {
+    store,
+    radius: 0.9,
+    blockRows: 40,
+    job: "ball",
+  });
+  assert.equal(again.computedBlocks, 2);
+  assert.deepEqual(again.index, radius.index);
+  assert.deepEqual(again.offset, radius.offset);
+  assert.deepEqual((await verifyStore(store, { readData: true })).problems, []);
+});

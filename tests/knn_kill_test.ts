@@ -7,7 +7,12 @@ import { knnJob, matrixFrom, radiusJob, writeNpyFile } from "../lib/knn/mod.ts";
 import type { ManifestRecord } from "../lib/records.ts";
 import { randomFloat32 } from "../lib/random.ts";
 import { openFsStore } from "../store/fs.ts";
-import { killAfterLines, runScript, startScript } from "./child_process.ts";
+import {
+  collectOutput,
+  killAfterLines,
+  runScript,
+  startScript,
+} from "./child_process.ts";
 import { tempDir } from "./temp.ts";
 import { testRandom } from "./test_seed.ts";
 
@@ -91,7 +96,6 @@ test(
       k: 10,
       blockRows: 50,
       out: baseline,
-      handleSignals: false,
     });
     const store = join(dir, "store");
     const out = join(dir, "out");
@@ -143,7 +147,6 @@ test(
       radius: 3,
       blockRows: 100,
       out: baseline,
-      handleSignals: false,
     });
     assert.ok(expected.totalMatches > 1000);
     const store = join(dir, "store");
@@ -240,7 +243,6 @@ test("cairn knn killed with SIGKILL resumes through the CLI", {
     k: 10,
     blockRows: 50,
     out: baseline,
-    handleSignals: false,
   });
   await assertSameFiles(out, baseline, ["index.npy", "distance.npy"]);
   const records = await stepRecords(store, "cli-kill");
@@ -250,3 +252,58 @@ test("cairn knn killed with SIGKILL resumes through the CLI", {
   );
   assert.ok([...records.values()].every((n) => n === 1));
 });
+
+test(
+  "cairn knn stops cleanly on SIGTERM with exit code 143, and a rerun resumes",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const dir = await tempDir();
+    const ref = await writeReference(dir);
+    const store = join(dir, "store");
+    const args = [
+      "knn",
+      "--store",
+      store,
+      "--ref",
+      ref.path,
+      "--k",
+      "10",
+      "--block-rows",
+      "50",
+      "--out",
+      join(dir, "out"),
+      "--job",
+      "cli-term",
+      "--json",
+    ];
+    const child = startScript(CLI, args);
+    const done = collectOutput(child);
+    let seen = 0;
+    let buffer = "";
+    child.stderr!.on("data", (d) => {
+      buffer += d;
+      const lines = buffer.split("\n");
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        if (/"type":"step-done".*"key":"block\//.test(line) && ++seen === 3) {
+          // Not child.kill(): Deno then reports the signal, not the exit code.
+          process.kill(child.pid!, "SIGTERM");
+        }
+      }
+    });
+    const result = await done;
+    assert.equal(result.code, 143, result.stderr);
+    const records = await stepRecords(store, "cli-term");
+    assert.ok(records.size >= 3 && records.size < 81, `${records.size} steps`);
+    const rerun = await runScript(CLI, args);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const report = JSON.parse(rerun.stdout) as {
+      resumed: boolean;
+      computedBlocks: number;
+    };
+    assert.ok(report.resumed);
+    assert.ok(report.computedBlocks < 80);
+  },
+);

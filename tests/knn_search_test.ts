@@ -13,7 +13,7 @@ import {
   matrixFrom,
   type Metric,
   METRICS,
-  planKnn,
+  planKnnBlocks,
   prepareReference,
   recallAtK,
   rerankExact,
@@ -570,7 +570,7 @@ test("knnGraph() symmetrisation keeps its invariants", () => {
 // Planning and evaluation
 // ---------------------------------------------------------------------------
 
-test("planKnn() fits the budget and covers every row", () => {
+test("planKnnBlocks() fits the budget and covers every row", () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 1_000_000 }),
@@ -583,10 +583,13 @@ test("planKnn() fits the budget and covers every row", () => {
         const perRow = 8 * nRef + 8 * dim + 24 + 8 * k;
         const opts = { nRef, nQuery, dim, k, memoryBudgetBytes: budget };
         if (perRow > budget) {
-          assert.throws(() => planKnn(opts), /Cannot plan kNN: one query row/);
+          assert.throws(
+            () => planKnnBlocks(opts),
+            /Cannot plan kNN: one query row/,
+          );
           return;
         }
-        const plan = planKnn(opts);
+        const plan = planKnnBlocks(opts);
         assert.ok(plan.blockRows >= 1 && plan.blockRows <= nQuery);
         assert.ok(plan.peakBytesEstimate <= budget);
         assert.equal(plan.blocks, Math.ceil(nQuery / plan.blockRows));
@@ -598,7 +601,14 @@ test("planKnn() fits the budget and covers every row", () => {
     propertyRuns(300),
   );
   assert.throws(
-    () => planKnn({ nRef: 5, nQuery: 1, dim: 2, k: 6, memoryBudgetBytes: 1e9 }),
+    () =>
+      planKnnBlocks({
+        nRef: 5,
+        nQuery: 1,
+        dim: 2,
+        k: 6,
+        memoryBudgetBytes: 1e9,
+      }),
     /reference rows = 5, k = 6/,
   );
 });

@@ -33,7 +33,6 @@ async function writeReference(dir: string) {
     k: 8,
     blockRows: BLOCK_ROWS,
     out: baseline,
-    handleSignals: false,
   });
   return { path, baseline };
 }

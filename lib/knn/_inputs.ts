@@ -6,11 +6,9 @@
  */
 
 import { stat } from "node:fs/promises";
-import { blake3HexYielding } from "../../store/hash.ts";
-import { fingerprint } from "../../store/cbor.ts";
 import { checkMetric, type Metric, type ZeroVectorPolicy } from "./kernel.ts";
 import { type Matrix, validateFinite } from "./matrix.ts";
-import { readMatrixFile } from "./npy.ts";
+import { readMatrixFile } from "../io/npy.ts";
 
 /** A matrix, or the path of a `.npy` / `.fvecs` file holding one. */
 export type MatrixInput = Matrix | string;
@@ -113,7 +111,7 @@ export function checkZeroRows(
     }
     if (zero) {
       throw new RangeError(
-        `Cannot use ${m.label} with cosine: row ${r} is a zero vector, whose direction is undefined; remove it, or pass zeroVector: "one" (--zero-vector one) to give it distance 1 to everything`,
+        `Cannot use ${m.label} with cosine: row ${r} is a zero vector, whose direction is undefined; remove it, or pass zeroVector: "one" to give it distance 1 to everything`,
       );
     }
   }
@@ -263,27 +261,4 @@ export async function loadSearchInputs(
   checkZeroRows(ref, metric, zeroVector);
   if (query !== undefined) checkZeroRows(query, metric, zeroVector);
   return { ref, query, metric, zeroVector, excludeSelf };
-}
-
-/**
- * The identity of a matrix: BLAKE3 of its bytes, fingerprinted with its
- * shape and dtype, so equal data gives equal hashes wherever it came from.
- *
- * @param m The matrix.
- * @returns 64 hex characters.
- */
-export async function hashMatrix(m: Matrix): Promise<string> {
-  const bytes = new Uint8Array(
-    m.data.buffer,
-    m.data.byteOffset,
-    m.data.byteLength,
-  );
-  const data = await blake3HexYielding(bytes, 16 << 20);
-  return await fingerprint({
-    format: "cairn.knn.matrix",
-    dtype: m.data instanceof Float32Array ? "<f4" : "<f8",
-    rows: m.rows,
-    cols: m.cols,
-    data,
-  });
 }

@@ -12,7 +12,7 @@ import { mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { encodeNpyHeader, type NpyWritable } from "./npy.ts";
+import { encodeNpyHeader, type NpyWritable } from "../io/npy.ts";
 
 /** Size and BLAKE3 of an output file. */
 export interface OutputFileInfo {

@@ -16,7 +16,7 @@ import {
   prepareReference,
   type ZeroVectorPolicy,
 } from "./kernel.ts";
-import { type IntTable, readIntFile } from "./npy.ts";
+import { type IntTable, readIntFile } from "../io/npy.ts";
 
 /** Neighbour lists: an {@linkcode IntTable}, or a `.npy` file of int32/int64. */
 export type IndexInput = IntTable | string;

@@ -2,14 +2,14 @@
  * Execution plans for cairn's kNN jobs: how many query rows each block step
  * takes, how much memory that needs, and how many steps and chunks the job
  * will write. Every job ({@linkcode knnJob}, `knnGraphJob`, `radiusJob`)
- * takes the same {@linkcode KnnPlanOptions} and plans with
- * {@linkcode knnPlan}, so `cairn knn-plan` shows exactly what a job will do.
+ * takes the same {@linkcode KnnBlockSizeOptions} and plans with
+ * {@linkcode planKnnJob}, so `cairn knn-plan` shows exactly what a job will do.
  *
  * @module
  */
 
 import { DEFAULT_MAX_CHUNK_BYTES } from "../output.ts";
-import { planKnn } from "./plan.ts";
+import { planKnnBlocks } from "./block_plan.ts";
 
 /**
  * Default memory budget of one block's working set: 512 MiB.
@@ -36,9 +36,9 @@ export const DEFAULT_MEMORY_BUDGET_BYTES = 512 * 1024 * 1024;
 export const DEFAULT_MAX_BLOCK_ROWS = 4096;
 
 /** How blocks are sized; every kNN job accepts these. */
-export interface KnnPlanOptions {
+export interface KnnBlockSizeOptions {
   /**
-   * Bytes one block's working set may use; see `planKnn` for the model.
+   * Bytes one block's working set may use; see `planKnnBlocks` for the model.
    * Ignored when `blockRows` is given. Default: 512 MiB.
    */
   memoryBudgetBytes?: number;
@@ -59,8 +59,8 @@ export interface MatrixShape {
   cols: number;
 }
 
-/** What {@linkcode knnPlan} plans for. */
-export interface KnnPlanRequest extends KnnPlanOptions {
+/** What {@linkcode planKnnJob} plans for. */
+export interface PlanKnnJobOptions extends KnnBlockSizeOptions {
   /** The job. Default: `"knn"`. */
   kind?: "knn" | "knn-graph" | "radius";
   /** The query matrix's shape. Default: the reference's (self-search). */
@@ -217,7 +217,7 @@ function checkPositiveInt(name: string, value: unknown): number {
  * Plan a kNN, kNN-graph or radius job: block size from a memory budget (or
  * as given), peak memory, steps and chunks.
  *
- * Without `blockRows`, blocks are sized with `planKnn` for the budget, capped
+ * Without `blockRows`, blocks are sized with `planKnnBlocks` for the budget, capped
  * at `maxBlockRows`, then evened out so all blocks but the last are equal.
  *
  * @param ref The reference matrix, or just its shape.
@@ -228,8 +228,8 @@ function checkPositiveInt(name: string, value: unknown): number {
  * @example Plan 2,000 queries against 20,000 references
  * ```ts
  * import assert from "node:assert/strict";
- * import { knnPlan } from "./job_plan.ts";
- * const plan = knnPlan({ rows: 20_000, cols: 128 }, {
+ * import { planKnnJob } from "./job_plan.ts";
+ * const plan = planKnnJob({ rows: 20_000, cols: 128 }, {
  *   query: { rows: 2_000, cols: 128 }, k: 10, memoryBudgetBytes: 64 * 1024 * 1024,
  * });
  * assert.equal(plan.blockRows, 400);
@@ -238,9 +238,9 @@ function checkPositiveInt(name: string, value: unknown): number {
  * assert.equal(plan.outputBytes, 2 * (128 + 2_000 * 10 * 4));
  * ```
  */
-export function knnPlan(
+export function planKnnJob(
   ref: MatrixShape,
-  request: KnnPlanRequest = {},
+  request: PlanKnnJobOptions = {},
 ): KnnJobPlan {
   const kind = request.kind ?? "knn";
   if (kind !== "knn" && kind !== "knn-graph" && kind !== "radius") {
@@ -276,7 +276,7 @@ export function knnPlan(
       "maxBlockRows",
       request.maxBlockRows ?? DEFAULT_MAX_BLOCK_ROWS,
     );
-    const plan = planKnn({
+    const plan = planKnnBlocks({
       nRef: refRows,
       nQuery: queryRows,
       dim,

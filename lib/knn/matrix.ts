@@ -1,137 +1,15 @@
 /**
- * Dense row-major matrices for cairn's exact kNN family.
+ * The dense float matrix the kNN family computes on. It lives in `lib/io/`
+ * with the file formats that read and write it; this module keeps the kNN
+ * files' imports short.
  *
  * @module
  */
-
-/** Element storage a {@linkcode Matrix} may use. */
-export type MatrixData = Float32Array | Float64Array;
-
-/**
- * A dense, row-major, two-dimensional matrix.
- *
- * Row `i` occupies `data[i * cols]` up to (not including) `data[(i + 1) * cols]`.
- * Rows and columns are numbered from 0 everywhere in cairn.
- */
-export interface Matrix {
-  /** The elements, row after row. Its length is `rows * cols`. */
-  data: MatrixData;
-  /** The number of rows (at least 1). */
-  rows: number;
-  /** The number of columns (at least 1). */
-  cols: number;
-}
-
-/** Options for {@linkcode validateFinite}. */
-export interface ValidateFiniteOptions {
-  /** First row to check. Defaults to `0`. */
-  start?: number;
-  /** One past the last row to check. Defaults to `m.rows`. */
-  end?: number;
-}
-
-/**
- * Wraps row-major data as a {@linkcode Matrix}, checking its shape.
- *
- * The data is not copied.
- *
- * @param data Row-major elements, as a `Float32Array` or `Float64Array`.
- * @param cols The number of columns; `data.length` must be a non-zero multiple of it.
- * @returns The matrix, with `rows = data.length / cols`.
- * @throws {TypeError} If `data` is not a float array or its length is not a multiple of `cols`.
- * @throws {RangeError} If `cols` is not a positive integer or the matrix has no rows.
- *
- * @example Wrap six numbers as a 3 × 2 matrix
- * ```ts
- * import assert from "node:assert/strict";
- * import { matrixFrom } from "./matrix.ts";
- *
- * const m = matrixFrom(new Float32Array([1, 2, 3, 4, 5, 6]), 2);
- * assert.equal(m.rows, 3);
- * assert.equal(m.cols, 2);
- * assert.throws(() => matrixFrom(new Float32Array(5), 2), TypeError);
- * ```
- */
-export function matrixFrom(data: MatrixData, cols: number): Matrix {
-  if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) {
-    throw new TypeError(
-      `Cannot create matrix: data is ${
-        describeValue(data)
-      }, but a Float32Array or Float64Array is required`,
-    );
-  }
-  if (!Number.isSafeInteger(cols) || cols < 1) {
-    throw new RangeError(
-      `Cannot create matrix: cols must be a positive integer, but cols = ${
-        String(cols)
-      }`,
-    );
-  }
-  if (data.length % cols !== 0) {
-    throw new TypeError(
-      `Cannot create matrix: data length ${data.length} is not a multiple of cols = ${cols}; pass row-major data with ${cols} values per row`,
-    );
-  }
-  const rows = data.length / cols;
-  if (rows === 0) {
-    throw new RangeError(
-      "Cannot create matrix: it has 0 rows; provide at least one row",
-    );
-  }
-  return { data, rows, cols };
-}
-
-/**
- * Checks that every element in a range of rows is finite.
- *
- * @param m The matrix to check.
- * @param name What the matrix is, for the message, such as `"reference matrix"`.
- * @param options The rows to check; all rows by default.
- * @throws {RangeError} Naming the first row and column (both 0-based) that holds NaN or ±Infinity.
- *
- * @example Find the first NaN
- * ```ts
- * import assert from "node:assert/strict";
- * import { matrixFrom, validateFinite } from "./matrix.ts";
- *
- * const m = matrixFrom(new Float64Array([0, 1, 2, NaN]), 2);
- * assert.throws(
- *   () => validateFinite(m, "reference matrix"),
- *   /Cannot use reference matrix: row 1 column 1 is NaN; remove or impute non-finite values/,
- * );
- * validateFinite(m, "reference matrix", { end: 1 }); // row 0 is fine
- * ```
- */
-export function validateFinite(
-  m: Matrix,
-  name: string,
-  options: ValidateFiniteOptions = {},
-): void {
-  const start = options.start ?? 0;
-  const end = options.end ?? m.rows;
-  const { data, cols } = m;
-  const from = start * cols;
-  const to = end * cols;
-  for (let i = from; i < to; i++) {
-    const v = data[i]!;
-    // v - v is NaN exactly when v is NaN or ±Infinity.
-    if (v - v !== 0) {
-      const row = Math.floor(i / cols);
-      const col = i - row * cols;
-      throw new RangeError(
-        `Cannot use ${name}: row ${row} column ${col} is ${
-          String(v)
-        }; remove or impute non-finite values`,
-      );
-    }
-  }
-}
-
-/** Describes a value's type for an error message. */
-function describeValue(value: unknown): string {
-  if (value === null) return '"null"';
-  if (typeof value === "object") {
-    return `"${(value as object).constructor?.name ?? "object"}"`;
-  }
-  return `"${typeof value}"`;
-}
+export {
+  hashMatrix,
+  type Matrix,
+  type MatrixData,
+  matrixFrom,
+  validateFinite,
+  type ValidateFiniteOptions,
+} from "../io/matrix.ts";

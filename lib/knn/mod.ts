@@ -9,18 +9,18 @@
  * - {@linkcode countWithinRadius} and {@linkcode collectWithinRadius} do
  *   fixed-radius search; {@linkcode concatRadiusBlocks} builds CSR output.
  * - {@linkcode knnGraph} and {@linkcode snnGraph} build graphs.
- * - {@linkcode planKnn} sizes blocks for a memory budget.
+ * - {@linkcode planKnnBlocks} sizes blocks for a memory budget.
  * - {@linkcode recallAtK} and {@linkcode rerankExact} evaluate approximate
  *   results.
  * - {@linkcode parseNpy}, {@linkcode encodeNpy}, {@linkcode readMatrixFile}
  *   and {@linkcode writeNpyFile} move matrices in and out.
  *
  * On top of the core, resumable jobs (one step per block of query rows,
- * keyed by the matrices' content hashes; see `jobs.ts`):
+ * keyed by the matrices' content hashes ({@linkcode hashMatrix}); see `jobs.ts`):
  * - {@linkcode knnJob}, {@linkcode knnGraphJob} and {@linkcode radiusJob}
  *   run searches as cairn jobs that resume after a crash and write `.npy`
  *   outputs byte-identical to an uninterrupted run's;
- * - {@linkcode knnPlan} shows the block size, memory, steps and chunks a job
+ * - {@linkcode planKnnJob} shows the block size, memory, steps and chunks a job
  *   will use;
  * - {@linkcode knnRecall} and {@linkcode knnRerank} evaluate approximate
  *   neighbour lists stored as `.npy` files.
@@ -31,14 +31,14 @@
  * import {
  *   concatKnnBlocks,
  *   matrixFrom,
- *   planKnn,
+ *   planKnnBlocks,
  *   prepareReference,
  *   searchKnn,
  * } from "./mod.ts";
  *
  * const points = matrixFrom(new Float32Array([0, 0, 1, 0, 0, 1, 5, 5, 6, 5]), 2);
  * const prepared = prepareReference(points, "euclidean");
- * const plan = planKnn({
+ * const plan = planKnnBlocks({
  *   nRef: 5, nQuery: 5, dim: 2, k: 2, memoryBudgetBytes: 200,
  * });
  * const blocks = [];
@@ -55,6 +55,7 @@
  */
 
 export {
+  hashMatrix,
   type Matrix,
   type MatrixData,
   matrixFrom,
@@ -69,7 +70,6 @@ export {
   NPY_READ_DTYPES,
   type NpyHeader,
   type NpyWritable,
-  parseFvecs,
   parseIntNpy,
   parseNpy,
   parseNpyHeader,
@@ -77,7 +77,8 @@ export {
   readMatrixFile,
   readMatrixFileInfo,
   writeNpyFile,
-} from "./npy.ts";
+} from "../io/npy.ts";
+export { parseFvecs, type ParseFvecsOptions } from "../io/fvecs.ts";
 // kernel.ts's lower-level pieces (prepareQueries, computeKeyTile, exactKey,
 // checkRange, ...) serve search.ts, radius.ts and evaluate.ts and are not
 // re-exported here.
@@ -113,7 +114,11 @@ export {
   type SnnGraphOptions,
   type Symmetrize,
 } from "./graph.ts";
-export { type KnnPlan, planKnn, type PlanOptions } from "./plan.ts";
+export {
+  type KnnBlockPlan,
+  planKnnBlocks,
+  type PlanKnnBlocksOptions,
+} from "./block_plan.ts";
 export {
   type IndexTable,
   recallAtK,
@@ -126,32 +131,33 @@ export {
   DEFAULT_MEMORY_BUDGET_BYTES,
   formatByteSize,
   type FormatByteSizeOptions,
+  type KnnBlockSizeOptions,
   type KnnJobPlan,
-  knnPlan,
-  type KnnPlanOptions,
-  type KnnPlanRequest,
   type MatrixShape,
   parseByteSize,
+  planKnnJob,
+  type PlanKnnJobOptions,
 } from "./job_plan.ts";
 export {
   KNN_CODE_VERSION,
   KNN_MEMO_NAMESPACE,
-  knnGraphJob,
-  type KnnGraphJobOptions,
-  type KnnGraphJobResult,
-  knnJob,
   type KnnJobBaseOptions,
   type KnnJobInfo,
-  type KnnJobOptions,
-  type KnnJobResult,
-  matrixHash,
   type MatrixInput,
   type OutputFileInfo,
   type PreparedSource,
+} from "./jobs.ts";
+export { knnJob, type KnnJobOptions, type KnnJobResult } from "./knn_job.ts";
+export {
+  knnGraphJob,
+  type KnnGraphJobOptions,
+  type KnnGraphJobResult,
+} from "./graph_job.ts";
+export {
   radiusJob,
   type RadiusJobOptions,
   type RadiusJobResult,
-} from "./jobs.ts";
+} from "./radius_job.ts";
 export {
   type IndexInput,
   knnRecall,

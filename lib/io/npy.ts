@@ -2,7 +2,8 @@
  * Reading and writing NumPy `.npy` files and `.fvecs` files.
  *
  * Reading gives a float {@linkcode Matrix}: `.npy` with dtype `<f4` or `<f8`,
- * C order, two dimensions; `.fvecs` as float32. Writing supports `int32`,
+ * C order, two dimensions; {@linkcode readMatrixFile} also reads `.fvecs`
+ * (see `fvecs.ts`) as float32. Writing supports `int32`,
  * `int64`, `float32` and `float64` arrays of any shape.
  *
  * @module
@@ -11,6 +12,7 @@
 import { open, readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { writeFileAtomically } from "../write_file_atomically.ts";
+import { parseFvecs } from "./fvecs.ts";
 import { type Matrix, matrixFrom } from "./matrix.ts";
 
 /**
@@ -51,7 +53,6 @@ export interface NpyHeader {
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const NPY_PREFIX = "Cannot parse .npy";
-const FVECS_PREFIX = "Cannot parse .fvecs";
 
 /**
  * Parses the header of a `.npy` file (versions 1, 2 and 3).
@@ -235,35 +236,6 @@ function headerBytes(descr: string, shape: readonly number[]): Uint8Array {
 }
 
 /**
- * Parses a `.fvecs` file: each vector is an int32 dimension followed by that
- * many float32 values, all little-endian.
- *
- * @param bytes The whole file.
- * @returns A float32 matrix with one row per vector.
- * @throws {SyntaxError} If the file is empty or truncated, or the dimensions differ.
- *
- * @example Parse two 2-D vectors
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseFvecs } from "./npy.ts";
- *
- * const view = new DataView(new ArrayBuffer(24));
- * view.setInt32(0, 2, true);
- * view.setFloat32(4, 1, true);
- * view.setFloat32(8, 2, true);
- * view.setInt32(12, 2, true);
- * view.setFloat32(16, 3, true);
- * view.setFloat32(20, 4, true);
- * const m = parseFvecs(new Uint8Array(view.buffer));
- * assert.deepEqual([m.rows, m.cols], [2, 2]);
- * assert.deepEqual(Array.from(m.data), [1, 2, 3, 4]);
- * ```
- */
-export function parseFvecs(bytes: Uint8Array): Matrix {
-  return parseFvecsWith(bytes, FVECS_PREFIX);
-}
-
-/**
  * Reads a matrix file, choosing the format by extension: `.npy` or `.fvecs`.
  *
  * @param path The file path.
@@ -298,7 +270,7 @@ export async function readMatrixFile(path: string): Promise<Matrix> {
   const bytes = await readWholeFile(path, prefix);
   return ext === ".npy"
     ? parseNpyWith(bytes, prefix)
-    : parseFvecsWith(bytes, prefix);
+    : parseFvecs(bytes, { errorPrefix: prefix });
 }
 
 /** A two-dimensional table of integers, such as neighbour indices. */
@@ -711,54 +683,6 @@ function readHeader(bytes: Uint8Array, prefix: string): NpyHeader {
     shape,
     dataOffset,
   };
-}
-
-function parseFvecsWith(bytes: Uint8Array, prefix: string): Matrix {
-  if (bytes.length === 0) {
-    throw new SyntaxError(`${prefix}: the file holds no vectors`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let dim = 0;
-  let rows = 0;
-  for (let offset = 0; offset < bytes.length; rows++) {
-    if (offset + 4 > bytes.length) {
-      throw new SyntaxError(
-        `${prefix}: data is truncated: vector ${rows} has no complete dimension field`,
-      );
-    }
-    const d = view.getInt32(offset, true);
-    if (rows === 0) {
-      if (d <= 0) {
-        throw new SyntaxError(
-          `${prefix}: vector 0 declares dimension ${d}; dimensions must be positive (is this an .fvecs file?)`,
-        );
-      }
-      dim = d;
-    } else if (d !== dim) {
-      throw new SyntaxError(
-        `${prefix}: vector ${rows} has dimension ${d}, but vector 0 has ${dim}`,
-      );
-    }
-    offset += 4 + 4 * dim;
-    if (offset > bytes.length) {
-      throw new SyntaxError(
-        `${prefix}: data is truncated: vector ${rows} needs ${
-          4 * dim
-        } bytes of values, but only ${
-          bytes.length - (offset - 4 * dim)
-        } remain`,
-      );
-    }
-  }
-  const data = new Float32Array(rows * dim);
-  const stride = 4 + 4 * dim;
-  for (let r = 0; r < rows; r++) {
-    const base = r * stride + 4;
-    for (let c = 0; c < dim; c++) {
-      data[r * dim + c] = view.getFloat32(base + 4 * c, true);
-    }
-  }
-  return matrixFrom(data, dim);
 }
 
 /** Total header length (including the trailing newline) padded to 64 bytes. */

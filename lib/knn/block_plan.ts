@@ -4,8 +4,8 @@
  * @module
  */
 
-/** Inputs to {@linkcode planKnn}. All are required. */
-export interface PlanOptions {
+/** Inputs to {@linkcode planKnnBlocks}. All are required. */
+export interface PlanKnnBlocksOptions {
   /** Reference rows. */
   nRef: number;
   /** Query rows. */
@@ -19,7 +19,7 @@ export interface PlanOptions {
 }
 
 /** A block plan for a kNN job. */
-export interface KnnPlan {
+export interface KnnBlockPlan {
   /** Query rows per block (the last block may be shorter). */
   blockRows: number;
   /** Number of blocks, `ceil(nQuery / blockRows)`. */
@@ -32,7 +32,7 @@ export interface KnnPlan {
   chunkCount: number;
 }
 
-/** Bytes per query row of a block's working set; see {@linkcode planKnn}. */
+/** Bytes per query row of a block's working set; see {@linkcode planKnnBlocks}. */
 function bytesPerRow(nRef: number, dim: number, k: number): number {
   return 8 * nRef + 8 * dim + 24 + 8 * k;
 }
@@ -58,9 +58,9 @@ function bytesPerRow(nRef: number, dim: number, k: number): number {
  * @example Plan 2,000 queries against 20,000 references in 64 MiB
  * ```ts
  * import assert from "node:assert/strict";
- * import { planKnn } from "./plan.ts";
+ * import { planKnnBlocks } from "./block_plan.ts";
  *
- * const plan = planKnn({
+ * const plan = planKnnBlocks({
  *   nRef: 20_000, nQuery: 2_000, dim: 128, k: 10,
  *   memoryBudgetBytes: 64 * 1024 * 1024,
  * });
@@ -69,7 +69,7 @@ function bytesPerRow(nRef: number, dim: number, k: number): number {
  * assert.ok(plan.peakBytesEstimate <= 64 * 1024 * 1024);
  * ```
  */
-export function planKnn(options: PlanOptions): KnnPlan {
+export function planKnnBlocks(options: PlanKnnBlocksOptions): KnnBlockPlan {
   const { nRef, nQuery, dim, k, memoryBudgetBytes } = options;
   for (const [name, value] of Object.entries({ nRef, nQuery, dim, k })) {
     if (!Number.isSafeInteger(value) || value < 1) {

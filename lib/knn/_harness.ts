@@ -1,0 +1,547 @@
+/**
+ * The run harness the kNN jobs share: loading and hashing inputs, planning,
+ * the `prepare` step, block steps keyed by query-row range (memoized across
+ * jobs), output files, and the completed-run checks. Internal to `lib/knn/`.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Job, runJob, type RunJobOptions } from "../job.ts";
+import type { StepContext } from "../job.ts";
+import { replayRun } from "../replay.ts";
+import { runSharedParts } from "../shared_work.ts";
+import { fingerprint } from "../../store/cbor.ts";
+import { hashMatrix } from "../io/matrix.ts";
+import {
+  loadSearchInputs,
+  type MatrixInput,
+  type SearchInputs,
+} from "./_inputs.ts";
+import {
+  hashFile,
+  openOutputs,
+  type OutputFileInfo,
+  type OutputSet,
+  type OutputSpec,
+} from "./_outputs.ts";
+import {
+  type KnnBlockSizeOptions,
+  type KnnJobPlan,
+  planKnnJob,
+} from "./job_plan.ts";
+import {
+  KNN_CODE_VERSION,
+  KNN_MEMO_NAMESPACE,
+  type KnnJobBaseOptions,
+  type KnnJobInfo,
+  type PreparedSource,
+} from "./jobs.ts";
+import {
+  type PreparedReference,
+  prepareReference,
+  validatePrepared,
+} from "./kernel.ts";
+import type { Matrix } from "./matrix.ts";
+import { searchKnn } from "./search.ts";
+
+/** Stored blocks checked at once on a rerun of a completed run. */
+const CHECK_CONCURRENCY = 8;
+
+/** Inputs after loading and checking, with their content hashes. */
+export interface Inputs extends SearchInputs {
+  refHash: string;
+  queryHash: string | null;
+}
+
+export async function loadInputs(
+  refInput: MatrixInput,
+  queryInput: MatrixInput | undefined,
+  options: KnnJobBaseOptions,
+): Promise<Inputs> {
+  const inputs = await loadSearchInputs(refInput, queryInput, options);
+  return {
+    ...inputs,
+    refHash: await hashMatrix(inputs.ref.matrix),
+    queryHash: inputs.query === undefined
+      ? null
+      : await hashMatrix(inputs.query.matrix),
+  };
+}
+
+export function planOf(
+  inputs: Inputs,
+  kind: "knn" | "knn-graph" | "radius",
+  k: number,
+  options: KnnBlockSizeOptions & { countOnly?: boolean },
+): KnnJobPlan {
+  const q = inputs.query?.matrix;
+  return planKnnJob(inputs.ref.matrix, {
+    kind,
+    k,
+    ...(q === undefined ? {} : { query: q }),
+    ...(options.memoryBudgetBytes === undefined
+      ? {}
+      : { memoryBudgetBytes: options.memoryBudgetBytes }),
+    ...(options.blockRows === undefined
+      ? {}
+      : { blockRows: options.blockRows }),
+    ...(options.maxBlockRows === undefined
+      ? {}
+      : { maxBlockRows: options.maxBlockRows }),
+    ...(options.countOnly === undefined
+      ? {}
+      : { countOnly: options.countOnly }),
+  });
+}
+
+/** Query-row ranges of the blocks. */
+function blockRanges(rows: number, blockRows: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < rows; s += blockRows) {
+    out.push([s, Math.min(rows, s + blockRows)]);
+  }
+  return out;
+}
+
+function rangeKey(prefix: string, range: [number, number], rows: number) {
+  const width = String(rows).length;
+  return `${prefix}/${String(range[0]).padStart(width, "0")}-${
+    String(range[1]).padStart(width, "0")
+  }`;
+}
+
+/** State shared by the three job bodies. */
+export class KnnRun {
+  readonly job: Job;
+  readonly inputs: Inputs;
+  readonly options: KnnJobBaseOptions;
+  readonly plan: KnnJobPlan;
+  /** The run was completed when this call opened it. */
+  readonly completedBefore: boolean;
+  computedBlocks = 0;
+  memoBlocks = 0;
+  preparedSource: PreparedSource = "unused";
+  #prepared: Promise<PreparedReference> | undefined;
+
+  constructor(
+    job: Job,
+    inputs: Inputs,
+    options: KnnJobBaseOptions,
+    plan: KnnJobPlan,
+  ) {
+    this.job = job;
+    this.inputs = inputs;
+    this.options = options;
+    this.plan = plan;
+    this.completedBefore = job.status === "completed";
+  }
+
+  get queries(): Matrix {
+    return (this.inputs.query ?? this.inputs.ref).matrix;
+  }
+
+  get completed(): boolean {
+    return this.job.status === "completed";
+  }
+
+  /** The prepared reference: the `prepare` step, memoized across jobs. */
+  prepared(): Promise<PreparedReference> {
+    this.#prepared ??= this.#prepare();
+    return this.#prepared;
+  }
+
+  async #prepare(): Promise<PreparedReference> {
+    const { ref, refHash, metric, zeroVector } = this.inputs;
+    const wasDone = this.job.isDone("prepare");
+    let computed = false;
+    const stored = await this.job.step("prepare", (ctx) => {
+      computed = true;
+      const started = performance.now();
+      const p = prepareReference(ref.matrix, metric, { zeroVector });
+      ctx.stats({
+        rows: p.rows,
+        ms: Math.round(performance.now() - started),
+      });
+      return {
+        format: p.format,
+        version: p.version,
+        metric: p.metric,
+        rows: p.rows,
+        cols: p.cols,
+        mean: p.mean,
+        sqNorms: p.sqNorms,
+        zeroVector: p.zeroVector,
+        refHash,
+      };
+    }, {
+      memo: `prepared/${KNN_CODE_VERSION}/${refHash}/${metric}/${zeroVector}`,
+    });
+    this.preparedSource = computed
+      ? "computed"
+      : !wasDone && this.job.stepRecord("prepare")?.memoHit
+      ? "memo"
+      : "stored";
+    if (stored.refHash !== refHash) {
+      throw new Error(
+        `Cannot use the stored prepared reference of job "${this.job.name}": it belongs to another matrix; rerun with newRun: true`,
+      );
+    }
+    return validatePrepared({ ...stored, reference: ref.matrix.data });
+  }
+
+  /**
+   * Run a phase's block steps that are not done yet.
+   *
+   * @param prefix Step key prefix (`block`, `count`, `collect`).
+   * @param compute Computes one block.
+   * @param memo The block's memo key parts, or undefined for no memo.
+   */
+  async runBlocks<T>(
+    prefix: string,
+    compute: BlockCompute<T>,
+    memo: (range: [number, number]) => Record<string, unknown>,
+  ): Promise<void> {
+    for (const range of this.ranges) {
+      const key = this.key(prefix, range);
+      if (this.job.isDone(key)) continue;
+      this.job.signal.throwIfAborted();
+      await this.stepBlock(key, range, compute, memo);
+    }
+  }
+
+  async stepBlock<T>(
+    key: string,
+    range: [number, number],
+    compute: BlockCompute<T>,
+    memo: (range: [number, number]) => Record<string, unknown>,
+  ): Promise<T> {
+    const prepared = await this.prepared();
+    let ran = false;
+    const memoKey = await blockMemoKey(this.inputs, key, range, memo);
+    const value = await this.job.step(key, (ctx) => {
+      ran = true;
+      const started = performance.now();
+      const out = compute(prepared, range[0], range[1], ctx);
+      ctx.stats({
+        rows: range[1] - range[0],
+        ms: Math.round(performance.now() - started),
+      });
+      return out;
+    }, { memo: memoKey });
+    if (ran) this.computedBlocks++;
+    else if (this.job.stepRecord(key)?.memoHit) this.memoBlocks++;
+    return value;
+  }
+
+  /**
+   * A block's output: read back when stored intact, else computed now.
+   * `job.step` is the runtime's one read-or-recompute path: a missing or
+   * corrupt chunk is deleted, the step forgotten and recomputed.
+   */
+  readBlock<T>(
+    prefix: string,
+    range: [number, number],
+    compute: BlockCompute<T>,
+    memo: (range: [number, number]) => Record<string, unknown>,
+  ): Promise<T> {
+    return this.stepBlock(this.key(prefix, range), range, compute, memo);
+  }
+
+  /**
+   * For a run completed before this call: read and hash every chunk of its
+   * steps (`prepare` and the given phases), so that a rerun never trusts a
+   * corrupt block because the output files still look right. Damaged steps
+   * are forgotten (corrupt chunks deleted); `prepare` is recomputed here, the
+   * blocks by the next {@linkcode KnnRun.runBlocks}.
+   *
+   * @param prefixes The phases' step key prefixes.
+   */
+  async checkStored(prefixes: string[]): Promise<void> {
+    if (!this.completedBefore) return;
+    const keys = prefixes.flatMap((p) =>
+      this.ranges.map((r) => this.key(p, r))
+    );
+    if (!(await this.job.checkStep("prepare", { readData: true }))) {
+      await this.prepared();
+    }
+    // Several at a time: each check is a read and a hash, mostly waiting on I/O.
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        await this.job.checkStep(keys[next++]!, { readData: true });
+      }
+    };
+    await Promise.all(Array.from({ length: CHECK_CONCURRENCY }, worker));
+  }
+
+  get ranges(): [number, number][] {
+    return blockRanges(this.plan.queryRows, this.plan.blockRows);
+  }
+
+  key(prefix: string, range: [number, number]): string {
+    return rangeKey(prefix, range, this.plan.queryRows);
+  }
+
+  /**
+   * For a run completed before: the summary it recorded, and which output
+   * files are missing or differ from the recorded hashes (`only`, empty when
+   * every file is up to date). For any other run both are undefined, and
+   * `only` is undefined without `out`: every file is then written.
+   *
+   * @param names The job's output file names.
+   */
+  async previousOutputs(names: string[]): Promise<PreviousOutputs> {
+    if (!this.completedBefore) {
+      return { expected: undefined, only: undefined };
+    }
+    const state = await replayRun(this.job.store, this.job.name, this.job.run);
+    const expected = state.end?.summary as JobSummary | undefined;
+    const out = this.options.out;
+    if (out === undefined || expected?.outputs === undefined) {
+      return { expected, only: undefined };
+    }
+    const only = new Set<string>();
+    for (const name of names) {
+      const want = expected.outputs[name];
+      const have = await hashFile(join(out, name));
+      if (
+        want === undefined || have === undefined ||
+        have.blake3 !== want.blake3 || have.bytes !== want.bytes
+      ) only.add(name);
+    }
+    return { expected, only };
+  }
+
+  warn(message: string): void {
+    try {
+      this.options.onEvent?.({ type: "warning", job: this.job.name, message });
+    } catch {
+      // A broken listener must not break the job.
+    }
+  }
+
+  /** Fill outputs with `fill`, commit them, and build the common result. */
+  async writeOutputs(
+    specs: OutputSpec[],
+    fill: (set: OutputSet) => Promise<void>,
+    only: ReadonlySet<string> | undefined,
+    expected: JobSummary | undefined,
+  ): Promise<{ info: KnnJobInfo; set: OutputSet }> {
+    const out = this.options.out;
+    const set = await openOutputs(specs, {
+      ...(out === undefined ? {} : { dir: out }),
+      ...(only === undefined ? {} : { only }),
+    });
+    try {
+      await fill(set);
+    } catch (error) {
+      await set.abort();
+      throw error;
+    }
+    const { infos, written } = await set.commit();
+    if (expected?.outputs !== undefined) {
+      for (const [name, info] of Object.entries(infos)) {
+        const want = expected.outputs[name];
+        if (want !== undefined && want.blake3 !== info.blake3) {
+          this.warn(
+            `Output "${name}" of job "${this.job.name}" was rebuilt with BLAKE3 ${info.blake3}, but the completed run recorded ${want.blake3}`,
+          );
+        }
+      }
+    }
+    return { info: this.info(infos, written), set };
+  }
+
+  info(
+    outputs: Record<string, OutputFileInfo>,
+    written: string[],
+  ): KnnJobInfo {
+    const out = this.options.out;
+    const files: Record<string, string> = {};
+    if (out !== undefined) {
+      for (const name of Object.keys(outputs)) files[name] = join(out, name);
+    }
+    return {
+      job: this.job.name,
+      run: this.job.run,
+      resumed: this.job.resumed,
+      alreadyCompleted: this.completed,
+      plan: this.plan,
+      computedBlocks: this.computedBlocks,
+      memoBlocks: this.memoBlocks,
+      prepared: this.preparedSource,
+      outputs,
+      files,
+      written,
+    };
+  }
+
+  /** Mark the run completed with a summary: every block and output is done, even if a stop just arrived. */
+  async complete(summary: JobSummary): Promise<void> {
+    if (!this.completed) await this.job.complete(summary);
+  }
+}
+
+/** The memo key of a block step: what any job computing the same block shares. */
+async function blockMemoKey(
+  inputs: Inputs,
+  key: string,
+  range: [number, number],
+  memo: (range: [number, number]) => Record<string, unknown>,
+): Promise<string> {
+  return `${key.split("/")[0]}/${await fingerprint({
+    v: KNN_CODE_VERSION,
+    ref: inputs.refHash,
+    query: inputs.queryHash,
+    metric: inputs.metric,
+    zeroVector: inputs.zeroVector,
+    excludeSelf: inputs.excludeSelf,
+    start: range[0],
+    end: range[1],
+    ...memo(range),
+  })}`;
+}
+
+/** The blocks a family can share between workers (`sharedWorkers`). */
+export interface SharedBlocks<T> {
+  prefix: string;
+  compute: BlockCompute<T>;
+  memo: (range: [number, number]) => Record<string, unknown>;
+}
+
+/** Compute the blocks together with other workers, before the job itself runs. */
+async function shareBlocks<T>(
+  name: string,
+  inputs: Inputs,
+  plan: KnnJobPlan,
+  shared: SharedBlocks<T>,
+  options: KnnJobBaseOptions,
+): Promise<void> {
+  let prepared: PreparedReference | undefined;
+  const parts = await Promise.all(
+    blockRanges(plan.queryRows, plan.blockRows).map(async (range) => {
+      const key = rangeKey(shared.prefix, range, plan.queryRows);
+      return {
+        key,
+        memo: await blockMemoKey(inputs, key, range, shared.memo),
+        compute: (ctx: StepContext) => {
+          // Prepared once per process; a pure function of the reference.
+          prepared ??= prepareReference(inputs.ref.matrix, inputs.metric, {
+            zeroVector: inputs.zeroVector,
+          });
+          const started = performance.now();
+          const out = shared.compute(prepared, range[0], range[1], ctx);
+          ctx.stats({
+            rows: range[1] - range[0],
+            ms: Math.round(performance.now() - started),
+          });
+          return out;
+        },
+      };
+    }),
+  );
+  await runSharedParts(name, parts, {
+    memo: KNN_MEMO_NAMESPACE,
+    version: KNN_CODE_VERSION,
+    kind: "knn-block",
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+  });
+}
+
+export type BlockCompute<T> = (
+  prepared: PreparedReference,
+  start: number,
+  end: number,
+  ctx: StepContext,
+) => T;
+
+/** What a completed kNN run records in its end record. */
+export interface JobSummary {
+  outputs?: Record<string, OutputFileInfo>;
+  [field: string]: unknown;
+}
+
+/** What {@linkcode KnnRun.previousOutputs} finds. */
+interface PreviousOutputs {
+  /** The summary of the run, when it was completed before. */
+  expected: JobSummary | undefined;
+  /** The output files to write; undefined for all of them. */
+  only: Set<string> | undefined;
+}
+
+export async function runKnnFamily<T>(
+  kind: "knn" | "knn-graph" | "radius",
+  inputs: Inputs,
+  plan: KnnJobPlan,
+  config: Record<string, unknown>,
+  options: KnnJobBaseOptions,
+  body: (run: KnnRun) => Promise<T>,
+  shared?: SharedBlocks<unknown>,
+): Promise<T> {
+  const fullConfig = {
+    op: kind,
+    refHash: inputs.refHash,
+    queryHash: inputs.queryHash,
+    metric: inputs.metric,
+    zeroVector: inputs.zeroVector,
+    excludeSelf: inputs.excludeSelf,
+    blockRows: plan.blockRows,
+    ...config,
+  };
+  const name = options.job ??
+    `${kind}-${(await fingerprint(fullConfig)).slice(0, 12)}`;
+  const jobOptions: RunJobOptions = {
+    kind,
+    config: fullConfig,
+    version: KNN_CODE_VERSION,
+    memo: KNN_MEMO_NAMESPACE,
+    total: plan.steps,
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.newRun === undefined ? {} : { newRun: options.newRun }),
+    ...(options.lock === undefined ? {} : { lock: options.lock }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+  };
+  if (options.sharedWorkers && shared !== undefined) {
+    await shareBlocks(name, inputs, plan, shared, options);
+    // Every block is committed: one worker assembles, the others wait for it
+    // and then find the run completed.
+    jobOptions.lock = { ...options.lock, waitMs: 7 * 24 * 3_600_000 };
+  }
+  return await runJob(
+    name,
+    jobOptions,
+    (job) => body(new KnnRun(job, inputs, options, plan)),
+  );
+}
+
+export function knnBlockCompute(
+  k: number,
+  excludeSelf: boolean,
+  queries: Matrix,
+) {
+  return (
+    prepared: PreparedReference,
+    start: number,
+    end: number,
+  ): StoredKnnBlock => {
+    const b = searchKnn(prepared, queries, { k, start, end, excludeSelf });
+    return { index: b.index, distance: b.distance };
+  };
+}
+
+export interface StoredKnnBlock {
+  index: Int32Array;
+  distance: Float32Array;
+}
+
+/** Sum of the counts. */
+export function sum(values: Int32Array): number {
+  let s = 0;
+  for (let i = 0; i < values.length; i++) s += values[i]!;
+  return s;
+}
