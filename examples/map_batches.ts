@@ -48,6 +48,7 @@ const options = {
   retries: 2, // after the first attempt
   retryDelayMs: 10, // doubles each retry
   onError: "skip", // a failed item's slot holds its MapItemError
+  progress: process.stderr, // "[25%] items 1–10 of 40" lines; the library prints nothing itself
 } satisfies MapOptions;
 
 const ids = Array.from({ length: 40 }, (_, i) => i);

@@ -6,6 +6,7 @@ import { replayJob } from "../lib/replay.ts";
 import { openFsStore } from "../store/fs.ts";
 import { runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { testRandom } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/map_kill_child.ts", import.meta.url);
 const ITEMS = 5000;
@@ -30,10 +31,12 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   const resultFile = join(dir, "results.json");
   const args = [root, side, resultFile];
   let kills = 0;
-  const log: string[] = [];
+  // Kill points come from a printed seed: CAIRN_SEED=<seed> replays them.
+  const { seed, random } = testRandom("map() kill points");
+  const log: string[] = [`seed ${seed} (replay with CAIRN_SEED=${seed})`];
   for (let round = 0; round < 5; round++) {
     const before = sideEffects(side).length;
-    const target = before + 150 + Math.floor(Math.random() * 900);
+    const target = before + 150 + Math.floor(random() * 900);
     const child = startScript(CHILD, args);
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
@@ -72,14 +75,16 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   );
   assert.ok(
     counts.every((c) => c <= 1 + kills),
-    "no item ran more than once per kill",
+    `no item ran more than once per kill (${log.join("; ")})`,
   );
   const repeatedBatches = new Set(
     counts.flatMap((c, i) => (c > 1 ? [Math.floor(i / BATCH)] : [])),
   );
   assert.ok(
     repeatedBatches.size <= kills * CONCURRENCY,
-    `repeats fall in ${repeatedBatches.size} batches, at most ${CONCURRENCY} per kill`,
+    `repeats fall in ${repeatedBatches.size} batches, at most ${CONCURRENCY} per kill (${
+      log.join("; ")
+    })`,
   );
   const store = await openFsStore(root);
   const [job] = await store.listJobs();

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { map } from "../lib/map/map.ts";
-import { describeMapRun } from "../lib/map/describe.ts";
+import { describeMapRun, describeMapStep } from "../lib/map/describe.ts";
 import { replayJob } from "../lib/replay.ts";
 import { openFsStore } from "../store/fs.ts";
 import { runCairn } from "./cli_command.ts";
@@ -50,4 +50,28 @@ test("cairn show describes a map run: items, failures and rate", async () => {
   const report = JSON.parse(json.stdout);
   assert.equal(report.items.done, 30);
   assert.equal(report.items.failures.length, 5);
+});
+
+test("describeMapStep() gives show a batch's stats without per-item data, and its failures", async () => {
+  const store = join(await tempDir(), "store");
+  await mapWithFailures(store, Array.from({ length: 20 }, (_, i) => i));
+  const [run] = await replayJob(await openFsStore(store), "squares");
+  const [first, second] = [...run!.steps.values()];
+  const view = describeMapStep(run!, first!)!;
+  assert.deepEqual(Object.keys(view.stats).sort(), [
+    "computed",
+    "durationMs",
+    "failed",
+    "items",
+    "memoHits",
+    "start",
+  ]);
+  assert.equal(view.stats.failed, 1);
+  assert.deepEqual(view.failures, [{ index: 3, error: "no luck with 3" }]);
+  assert.deepEqual(describeMapStep(run!, second!)!.failures, [
+    { index: 10, error: "no luck with 10" },
+    { index: 17, error: "no luck with 17" },
+  ]);
+  const other = { ...run!, header: { ...run!.header, kind: "job" } };
+  assert.equal(describeMapStep(other, first!), undefined);
 });

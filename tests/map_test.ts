@@ -22,6 +22,7 @@ import { createMemoryStore } from "../store/memory.ts";
 import { openFsStore } from "../store/fs.ts";
 import { tempDir } from "./temp.ts";
 import { join } from "node:path";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { collatzSteps, failOdd } from "./fixtures/map_fns.ts";
 
 const FNS = new URL("./fixtures/map_fns.ts", import.meta.url);
@@ -72,7 +73,7 @@ test("map() reports progress in items and batch steps with kind, total and stats
   await map(range(250), (x) => x, {
     store,
     batchSize: 100,
-    progress: (e) => events.push(e),
+    onEvent: (e) => events.push(e),
   });
   const progress = events.filter((e) => e.type === "progress");
   assert.deepEqual(
@@ -180,7 +181,7 @@ test('map() with onError "skip" records per-item errors, keeps going, and expose
     onError: "skip",
     retries: 1,
     retryDelayMs: 1,
-    progress: (e) => events.push(e),
+    onEvent: (e) => events.push(e),
   });
   const expectedFailed = items.filter((x) => x % 7 === 3);
   const failed = failuresOf(out);
@@ -212,12 +213,18 @@ test('map() with onError "skip" records per-item errors, keeps going, and expose
   const errors = steps.flatMap((s) =>
     (s.stats!.errors as { index: number; error: string }[] | undefined) ?? []
   );
-  assert.deepEqual(errors.map((e) => e.index), expectedFailed);
+  // A batch waiting for retries may be recorded after the next one.
+  assert.deepEqual(
+    errors.map((e) => e.index).sort((a, b) => a - b),
+    expectedFailed,
+  );
   assert.equal(runs[0]!.status, "completed");
-  // Rerunning the finished job reads the failures back without calls.
+  // Failures are not results: an identical call retries only the failed items.
   let calls = 0;
+  const called: number[] = [];
   const counted = (x: number) => {
     calls++;
+    called.push(x);
     return fn(x);
   };
   const skipOptions = {
@@ -229,11 +236,24 @@ test('map() with onError "skip" records per-item errors, keeps going, and expose
     retryDelayMs: 1,
   } as const;
   const again = await map(items, counted, skipOptions);
-  assert.equal(calls, 0);
+  assert.equal(
+    calls,
+    expectedFailed.length * 2,
+    "two attempts per failed item",
+  );
+  assert.deepEqual([...new Set(called)].sort((a, b) => a - b), expectedFailed);
   assert.deepEqual(failuresOf(again).map((f) => f.index), expectedFailed);
-  // A new run retries only the failures: successes are memo hits, failures never are.
-  await map(items, counted, { ...skipOptions, newRun: true });
-  assert.equal(calls, expectedFailed.length * 2);
+  // Once the function is fixed, the next identical call fills the failed slots.
+  calls = 0;
+  called.length = 0;
+  const fixed = await map(
+    items,
+    (x: number) => (calls++, called.push(x), -x),
+    skipOptions,
+  );
+  assert.equal(calls, expectedFailed.length);
+  assert.deepEqual(called.sort((a, b) => a - b), expectedFailed);
+  assert.deepEqual(fixed, items.map((x) => -x));
 });
 
 test('map() with onError "stop" rejects with the item\'s error after recording it, and a rerun resumes', async () => {
@@ -491,7 +511,7 @@ test("map() reuses items across jobs: 1,000 items, then the same plus 100 new co
   calls = 0;
   const grown = [...base, ...range(100, 5000)];
   const events: JobEvent[] = [];
-  const out = await map(grown, fn, { store, progress: (e) => events.push(e) });
+  const out = await map(grown, fn, { store, onEvent: (e) => events.push(e) });
   assert.equal(calls, 100);
   assert.deepEqual(out, grown.map((x) => ({ x, sq: x * x })));
   assert.equal((await store.listJobs()).length, 2, "a new job");
@@ -531,7 +551,7 @@ test("map() warns when a named function's source changes but its version does no
   const out = await map(items, (x: number) => x * 20, {
     store,
     name: "scale",
-    progress: (e) => events.push(e),
+    onEvent: (e) => events.push(e),
   });
   assert.deepEqual(out, items.map((x) => x * 2), "version is the contract");
   assert.ok(
@@ -544,7 +564,7 @@ test("map() warns when a named function's source changes but its version does no
   await map([...items, 99], (x: number) => x * 20, {
     store,
     name: "scale",
-    progress: (e) => events2.push(e),
+    onEvent: (e) => events2.push(e),
   });
   assert.ok(
     events2.some((e) =>
@@ -570,7 +590,7 @@ test("map() recomputes items whose memo chunk was deleted, without crashing", as
   assert.equal(calls, 101, "the lost batch's 100 items and the new one");
 });
 
-test("map() starts a new run when a finished run of the same job lost a chunk", async () => {
+test("map() recomputes in place the batch a finished run lost", async () => {
   const store = createMemoryStore();
   let calls = 0;
   const fn = (x: number) => (calls++, x * 10);
@@ -584,9 +604,12 @@ test("map() starts a new run when a finished run of the same job lost a chunk", 
   assert.deepEqual(await map(items, fn, { store }), items.map((x) => x * 10));
   assert.equal(calls, 100, "only the lost batch is computed again");
   const reruns = await replayJob(store, name);
-  assert.equal(reruns.length, 2);
-  assert.equal(reruns[1]!.status, "completed");
-  assert.equal(reruns[1]!.steps.size, 5);
+  assert.equal(reruns.length, 1, "the finished run heals, no new run");
+  assert.equal(reruns[0]!.status, "completed");
+  assert.equal(reruns[0]!.steps.size, 5);
+  calls = 0;
+  assert.deepEqual(await map(items, fn, { store }), items.map((x) => x * 10));
+  assert.equal(calls, 0, "the healed run is whole");
 });
 
 test("map() stops on an aborted signal with InterruptedError and resumes on the next call", async () => {
@@ -751,4 +774,218 @@ test("quietly() captures console output and restores the console", async () => {
   const [a, b] = await Promise.all([slow("a"), slow("b")]);
   assert.ok(a!.output.includes("b-start") && b!.output.includes("a-end"));
   assert.equal(console.log, log);
+});
+
+test("map() retry waits free the lane: other items start while a failed item waits", async () => {
+  const store = createMemoryStore();
+  const order: string[] = [];
+  let firstFailed = false;
+  let retried = false;
+  const fn = (x: number) => {
+    order.push(`${x}`);
+    if (x === 0 && !firstFailed) {
+      firstFailed = true;
+      throw new Error("flaky");
+    }
+    if (x === 0) retried = true;
+    // With one lane, item 1 could only start before item 0's retry if the wait freed the lane.
+    if (x === 1) {
+      order.push(retried ? "1 after the retry" : "1 during the wait");
+    }
+    return x;
+  };
+  const out = await map(range(6), fn, {
+    store,
+    concurrency: 1,
+    retries: 2,
+    retryDelayMs: 20,
+    batchSize: 6,
+  });
+  assert.deepEqual(out, range(6));
+  assert.ok(order.includes("1 during the wait"), order.join(","));
+  assert.equal(order.filter((x) => x === "0").length, 2, "item 0: 2 calls");
+  assert.equal(order[0], "0");
+  assert.notEqual(order[1], "0", "the retry queues behind waiting items");
+  const { runs } = await jobOf(store);
+  assert.equal(runs[0]!.steps.size, 1, "the batch is recorded once");
+});
+
+test("map() retry waits free lanes across batches: 5% failures at concurrency 2 wait in parallel", async () => {
+  const store = createMemoryStore();
+  const attempts = new Map<number, number>();
+  let waiting = 0;
+  let maxWaiting = 0;
+  const fn = (x: number) => {
+    const n = (attempts.get(x) ?? 0) + 1;
+    attempts.set(x, n);
+    if (n > 1) waiting--;
+    if (x % 20 === 7 && n === 1) {
+      waiting++;
+      maxWaiting = Math.max(maxWaiting, waiting);
+      throw new Error("transient");
+    }
+    return x * 3;
+  };
+  const out = await map(range(300), fn, {
+    store,
+    concurrency: 2,
+    batchSize: 50,
+    retryDelayMs: 30,
+  });
+  assert.deepEqual(out, range(300).map((x) => x * 3));
+  assert.equal(attempts.size, 300);
+  assert.ok(
+    maxWaiting > 2,
+    `more items waited for a retry at once (${maxWaiting}) than there are lanes (2)`,
+  );
+});
+
+test("map() progress option writes SafeMapper-style lines to a function or a writable", async () => {
+  const store = createMemoryStore();
+  const lines: string[] = [];
+  const controller = new AbortController();
+  const fn = (x: number) => {
+    if (x === 150) controller.abort();
+    return x;
+  };
+  await assert.rejects(
+    map(range(400), fn, {
+      store,
+      name: "progress",
+      signal: controller.signal,
+      progress: (line) => lines.push(line),
+    }),
+    InterruptedError,
+  );
+  assert.deepEqual(lines, [
+    "[25%] items 1–100 of 400",
+  ]);
+  let text = "";
+  const writer = { write: (s: string) => (text += s) };
+  assert.deepEqual(
+    await map(range(400), fn, { store, name: "progress", progress: writer }),
+    range(400),
+  );
+  assert.deepEqual(text.split("\n"), [
+    "Resuming from item 101/400",
+    // Batches still to compute come first; the done one is read back last.
+    "[25%] items 101–200 of 400",
+    "[50%] items 201–300 of 400",
+    "[75%] items 301–400 of 400",
+    "[100%] items 1–100 of 400",
+    "",
+  ]);
+  const complete: string[] = [];
+  await map(range(400), fn, {
+    store,
+    name: "progress",
+    progress: (line) => complete.push(line),
+  });
+  assert.equal(complete.length, 4, "a finished run is read back, not resumed");
+  assert.equal(complete[0], "[25%] items 1–100 of 400");
+  await assert.rejects(
+    map([1], (x) => x, { store, progress: 1 as never }),
+    /progress must be a function or a writable/,
+  );
+});
+
+test("map() recomputes a batch whose chunk has a flipped bit on an fs store", async () => {
+  const root = join(await tempDir(), "store");
+  let calls = 0;
+  const fn = (x: number) => (calls++, { square: x * x, label: `n${x}` });
+  const items = range(300);
+  const expected = items.map((x) => ({ square: x * x, label: `n${x}` }));
+  const store = await openFsStore(root);
+  await map(items, fn, { store, name: "flip" });
+  const [job] = await store.listJobs();
+  const [run] = await replayJob(store, job!);
+  const victim = [...run!.steps.values()][1]!;
+  assert.ok(victim.output.kind === "value");
+  const hash = victim.output.chunks[0]!.hash;
+  const file = join(root, "chunks", hash.slice(0, 2), hash);
+  const bytes = await readFile(file);
+  bytes[Math.floor(bytes.length / 2)]! ^= 0x10;
+  await chmod(file, 0o644);
+  await writeFile(file, bytes);
+  calls = 0;
+  assert.deepEqual(await map(items, fn, { store, name: "flip" }), expected);
+  assert.equal(calls, 100, "only the damaged batch is computed again");
+  calls = 0;
+  assert.deepEqual(await map(items, fn, { store, name: "flip" }), expected);
+  assert.equal(calls, 0, "the healed chunk is read back");
+});
+
+test("map() results have the same key order after a resume as on a fresh run", async () => {
+  const store = createMemoryStore();
+  const fn = (x: number) => ({ zeta: x, alpha: -x, mid: { b: 1, a: 2 } });
+  const fresh = await map(range(150), fn, { store: createMemoryStore() });
+  const controller = new AbortController();
+  await assert.rejects(
+    map(range(150), (x: number) => {
+      if (x === 120) controller.abort();
+      return fn(x);
+    }, { store, name: "order", signal: controller.signal }),
+    InterruptedError,
+  );
+  const resumed = await map(range(150), fn, { store, name: "order" });
+  const keysOf = (rows: unknown[]) =>
+    rows.map((r) =>
+      JSON.stringify(Object.keys(r as object)) +
+      JSON.stringify(Object.keys((r as { mid: object }).mid))
+    );
+  assert.deepEqual(keysOf(resumed), keysOf(fresh));
+  assert.deepEqual(resumed, fresh);
+});
+
+test("mapIter() progress lines on a resumed stream count done items without a total", async () => {
+  const store = createMemoryStore();
+  const options = { store, batchSize: 10, name: "stream-progress" };
+  async function* gen() {
+    for (let i = 0; i < 60; i++) yield i;
+  }
+  let seen = 0;
+  for await (const _ of mapIter(gen(), (x: number) => x, options)) {
+    if (++seen === 25) break;
+  }
+  const lines: string[] = [];
+  const out: number[] = [];
+  for await (
+    const y of mapIter(gen(), (x: number) => x, {
+      ...options,
+      progress: (line) => lines.push(line),
+    })
+  ) out.push(y);
+  assert.deepEqual(out, range(60));
+  const done = Number(/^Resuming from item (\d+)$/.exec(lines[0]!)?.[1]) - 1;
+  assert.ok(done >= 20 && done % 10 === 0, lines[0]);
+  assert.deepEqual(lines.slice(1, 3), ["items 1–10", "items 11–20"]);
+  assert.equal(lines.at(-1), "items 51–60");
+});
+
+test("map() starts the next batch while a batch's failed item waits for its retry", async () => {
+  const store = createMemoryStore();
+  const calls: number[] = [];
+  let retried = false;
+  let nextBatchDuringWait = false;
+  const fn = (x: number) => {
+    calls.push(x);
+    if (x === 0 && calls.filter((c) => c === 0).length === 1) {
+      throw new Error("flaky");
+    }
+    if (x === 0) retried = true;
+    if (x === 5) nextBatchDuringWait = !retried;
+    return x * 2;
+  };
+  const out = await map(range(10), fn, {
+    store,
+    concurrency: 1,
+    batchSize: 5,
+    retryDelayMs: 200,
+  });
+  assert.deepEqual(out, range(10).map((x) => x * 2));
+  assert.ok(nextBatchDuringWait, `calls in order: ${calls.join(",")}`);
+  assert.equal(calls.length, 11, "one retry, no repeated calls");
+  const { runs } = await jobOf(store);
+  const recorded = [...runs[0]!.steps.values()].map((s) => s.stats!.start);
+  assert.deepEqual(recorded, [5, 0], "batch 0 is recorded once item 0 settles");
 });

@@ -1,50 +1,15 @@
 // The per-item memo index of a namespace: item key -> (results chunk, position),
 // built once per call by replaying the namespace's runs. Item keys live in each
-// batch step's record (`stats.itemKeys`), so no chunk is read to build it.
+// batch step's record (see _batch_record.ts), so no chunk is read to build it.
 import type { ChunkRef } from "../../store/chunk_store.ts";
+import { batchOf } from "./_batch_record.ts";
 import type { Store } from "../../store/store.ts";
-import type { StepRecord } from "../records.ts";
 import { replayRun } from "../replay.ts";
 import { KEY_BYTES, lookupKey } from "./_keys.ts";
 
 /** Position bits in a packed slot; batches hold at most 2^20 items. */
 export const POS_BITS = 20;
 const POS_SCALE = 2 ** POS_BITS;
-
-/** Step keys of map batches: `b<index>-<16 hex of the batch's content hash>`. */
-export const BATCH_KEY = /^b\d+-[0-9a-f]{16}$/;
-
-/** What the results chunk of a batch holds. */
-export interface ResultsChunk {
-  v: 1;
-  /** One slot per item; a failed item's slot is null. */
-  results: unknown[];
-  /** `[position, message]` per failed item. */
-  errors: [number, string][];
-}
-
-/** A map batch step: its results chunk and item keys (16 bytes each, zeroed for failed items). */
-export function batchOf(
-  step: StepRecord,
-): { results: ChunkRef[]; itemKeys: Uint8Array } | undefined {
-  const itemKeys = step.stats?.itemKeys;
-  if (
-    !BATCH_KEY.test(step.key) || step.output.kind !== "value" ||
-    !(itemKeys instanceof Uint8Array) || itemKeys.length % KEY_BYTES !== 0
-  ) return undefined;
-  return { results: step.output.chunks, itemKeys };
-}
-
-/** Decode-time check of a results chunk. */
-export function isResultsChunk(
-  value: unknown,
-  n?: number,
-): value is ResultsChunk {
-  const v = value as ResultsChunk | null;
-  return typeof v === "object" && v !== null && v.v === 1 &&
-    Array.isArray(v.results) && Array.isArray(v.errors) &&
-    (n === undefined || v.results.length === n);
-}
 
 /** A run whose batches the index points into. */
 export interface IndexSource {

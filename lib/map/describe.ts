@@ -4,7 +4,43 @@
  *
  * @module
  */
+import type { StepRecord } from "../records.ts";
 import type { RunState } from "../replay.ts";
+
+/**
+ * The stats a map batch step records (`stats` of its step record); see
+ * docs/format.md. Runs written before this type had the same fields.
+ */
+export interface MapBatchStats {
+  /** Global index of the batch's first item. */
+  start: number;
+  /** Items in the batch. */
+  items: number;
+  /** Items whose function failed after its retries (`onError: "skip"`). */
+  failed: number;
+  /** Items answered from another run's results. */
+  memoHits: number;
+  /** Items whose function ran for this batch. */
+  computed: number;
+  /** Wall time of the batch, in ms. */
+  durationMs: number;
+  /** The first 20 failures, by global index; messages cut at 500 characters. */
+  errors?: { index: number; error: string }[];
+  /**
+   * Per-item memo keys: 16 bytes per item in batch order (a BLAKE3 prefix of
+   * the item's deterministic CBOR arguments), zeroed for a failed item so it
+   * is never reused.
+   */
+  itemKeys: Uint8Array;
+}
+
+/** How `cairn show` displays one step of a map run. */
+export interface MapStepView {
+  /** Stats worth a line each (per-item data left out). */
+  stats: Record<string, unknown>;
+  /** The batch's recorded failures, by global index. */
+  failures: { index: number; error: string }[];
+}
 
 /** Item counts, failures and throughput of a map run. */
 export interface MapRunProgress {
@@ -28,12 +64,40 @@ export interface MapRunProgress {
   failures: { index: number; error: string }[];
 }
 
-interface BatchStats {
-  items?: number;
-  failed?: number;
-  memoHits?: number;
-  computed?: number;
-  errors?: { index: number; error: string }[];
+type BatchStats = Partial<MapBatchStats>;
+
+/**
+ * Split a map batch step's stats into what `show` lists as stats and the
+ * failures it lists per item; undefined for runs of other kinds.
+ *
+ * @param state The replayed run the step belongs to.
+ * @param step One of its step records.
+ * @returns The stats to show and the failures, or undefined.
+ *
+ * @example Item keys are not shown as stats
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map } from "./map.ts";
+ * import { describeMapStep } from "./describe.ts";
+ * import { replayJob } from "../replay.ts";
+ * import { openStore } from "../open_store.ts";
+ * const store = await openStore("memory:describe-step-example");
+ * await map([1, 2], (x: number) => x + 1, { store, job: "plus" });
+ * const [run] = await replayJob(store, "plus");
+ * const view = describeMapStep(run!, [...run!.steps.values()][0]!);
+ * assert.equal(view?.stats.items, 2);
+ * assert.ok(!("itemKeys" in view!.stats));
+ * ```
+ */
+export function describeMapStep(
+  state: RunState,
+  step: StepRecord,
+): MapStepView | undefined {
+  if (state.header.kind !== "map") return undefined;
+  const { itemKeys: _keys, errors, ...stats } = (step.stats ?? {}) as
+    & BatchStats
+    & Record<string, unknown>;
+  return { stats, failures: errors ?? [] };
 }
 
 /**

@@ -22,7 +22,35 @@
  *
  * @module
  */
-export * from "./map.ts";
-export * from "./options.ts";
-export * from "./wrappers.ts";
-export * from "./describe.ts";
+export {
+  imap,
+  map,
+  map2,
+  mapIter,
+  mapJobName,
+  type MapResult,
+  type MapResults,
+  pmap,
+  walk,
+} from "./map.ts";
+export {
+  failuresOf,
+  MapItemError,
+  type MapOptions,
+  type MapProgress,
+  type MapWorkers,
+} from "./options.ts";
+export {
+  possibly,
+  quietly,
+  type QuietlyResult,
+  safely,
+  type SafelyResult,
+} from "./wrappers.ts";
+export {
+  describeMapRun,
+  describeMapStep,
+  type MapBatchStats,
+  type MapRunProgress,
+  type MapStepView,
+} from "./describe.ts";

@@ -54,7 +54,13 @@ export interface MapOptions {
    * batches). With `workers`, at least `threads`. Default: 1.
    */
   concurrency?: number;
-  /** Retries of a failing item after its first attempt. Default: 3. */
+  /**
+   * Retries of a failing item after its first attempt. While an item waits
+   * for its retry, its concurrency slot runs other items (of its batch or the
+   * next); the retry queues behind them, and the batch is recorded once all
+   * its items are settled.
+   * Default: 3.
+   */
   retries?: number;
   /** Delay before an item's first retry; it doubles each retry, ±10% jitter, at most 30 s. Default: 1000. */
   retryDelayMs?: number;
@@ -84,8 +90,21 @@ export interface MapOptions {
    * `warning`, `run-end`, …) and, after each batch, a `progress` event whose
    * `done`/`total` count items (`unit: "items"`). Default: none.
    */
-  progress?: (event: JobEvent) => void;
+  onEvent?: (event: JobEvent) => void;
+  /**
+   * Where to report progress as text lines, in the manner of SafeMapper:
+   * "Resuming from item X/N" when a call resumes, then "[XX%] items X–Y of N"
+   * after each batch. A function gets each line; a writable (such as
+   * `process.stderr`) gets each line and a newline. The library never prints
+   * by itself. Default: none (no lines).
+   */
+  progress?: MapProgress;
 }
+
+/** A sink for progress lines: a function, or a writable such as `process.stderr`. */
+export type MapProgress =
+  | ((line: string) => void)
+  | { write(text: string): unknown };
 
 /**
  * An item that failed after its retries. In `onError: "stop"` mode the call
@@ -109,6 +128,8 @@ export class MapItemError extends Error {
   /** The job that recorded the failure. */
   readonly job: string;
   /**
+   * Make the error of one failed item.
+   *
    * @param index Global index of the item.
    * @param error The failure's message.
    * @param attempts Attempts made.
