@@ -4,10 +4,15 @@
  * appends a record to its run's manifest log; resume, verification,
  * retention, GC and memo hits are replays of that log.
  *
+ * This entry point holds what a user of jobs, map and kNN needs. The families
+ * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`,
+ * `@cairn/cairn/pipeline`, `@cairn/cairn/processor`),
+ * and the low-level store and format pieces are in `@cairn/cairn/store`.
+ *
  * @example Steps run once, even across crashes and reruns
  * ```ts
  * import assert from "node:assert/strict";
- * import { runJob } from "./mod.ts";
+ * import { runJob } from "@cairn/cairn";
  * const sum = await runJob("doc-example", { store: "memory:" }, async (job) => {
  *   let total = 0;
  *   for (let i = 0; i < 4; i++) total += await job.step(`part-${i}`, () => i * i);
@@ -18,31 +23,28 @@
  *
  * @module
  */
-export * from "./store/cbor.ts";
-export * from "./store/chunk_store.ts";
-export * from "./store/store.ts";
-export * from "./store/manifest_log.ts";
-export * from "./store/lock.ts";
-export { createMemoryStore, type MemoryStore } from "./store/memory.ts";
+
+// Jobs: the runtime.
 export {
-  openFsStore,
-  type OpenFsStoreOptions,
-  type StoreConfig,
-} from "./store/fs.ts";
-export { openS3Store, type OpenS3StoreOptions } from "./store/s3.ts";
-export { blake3Hex, crc32c } from "./store/hash.ts";
-export * from "./lib/open_store.ts";
-export * from "./lib/records.ts";
-export * from "./lib/events.ts";
-export * from "./lib/job.ts";
-export * from "./lib/signals.ts";
-export * from "./lib/replay.ts";
-export * from "./lib/retry.ts";
-export * from "./lib/output.ts";
-export * from "./lib/memo.ts";
-export * from "./lib/verify.ts";
-export * from "./lib/forget.ts";
-export * from "./lib/gc.ts";
+  type CheckStepOptions,
+  ConfigChangedError,
+  InterruptedError,
+  type Job,
+  openJob,
+  type OpenJobOptions,
+  runJob,
+  type RunJobOptions,
+  type SettleOutcome,
+  type StepContext,
+  type StepOptions,
+} from "./lib/job.ts";
+export type { JobEvent } from "./lib/events.ts";
+export {
+  abortOnSignals,
+  type AbortOnSignalsOptions,
+  type SignalAbort,
+} from "./lib/signals.ts";
+export type { RetryOptions } from "./lib/retry.ts";
 export {
   partJobName,
   runSharedParts,
@@ -50,9 +52,188 @@ export {
   type SharedPart,
   type SharedPartsReport,
 } from "./lib/shared_work.ts";
-export * from "./lib/duration.ts";
-export * from "./lib/knn/mod.ts";
-export * from "./lib/map/mod.ts";
+export { fingerprint } from "./store/cbor.ts";
+
+// Errors callers catch.
+export { LockedError, type LockInfo } from "./store/lock.ts";
+export { CorruptChunkError, MissingChunkError } from "./store/chunk_store.ts";
+
+// What a run's log holds (Job.stepRecord, forget's decisions).
+export type { RunState, RunStatus } from "./lib/replay.ts";
+export type {
+  EndRecord,
+  FailRecord,
+  OutputRef,
+  RunRecord,
+  StepRecord,
+} from "./lib/records.ts";
+
+// Stores.
+export {
+  defaultStoreLocation,
+  openStore,
+  type OpenStoreOptions,
+} from "./lib/open_store.ts";
+export type { Store } from "./store/store.ts";
+// Types the Store interface and the options above refer to (the functions
+// that work on them are in @cairn/cairn/store).
+export type {
+  ChunkRef,
+  ChunkStat,
+  ChunkStore,
+  DeleteChunkOptions,
+  GetChunkOptions,
+  PutResult,
+} from "./store/chunk_store.ts";
+export type {
+  LogEntry,
+  LogRepair,
+  ManifestLog,
+  ReplayOptions,
+  TailRepair,
+} from "./store/manifest_log.ts";
+export type {
+  AcquireLockOptions,
+  BreakLockOptions,
+  JobLock,
+} from "./store/lock.ts";
+
+// Runs: listing, unlocking, exporting.
+export {
+  listRuns,
+  type ListRunsOptions,
+  newestRun,
+  type RunListing,
+  type RunSummary,
+} from "./lib/runs.ts";
+export {
+  unlockJob,
+  type UnlockJobOptions,
+  type UnlockReport,
+} from "./lib/unlock.ts";
+export {
+  type ExportFormat,
+  type ExportReport,
+  exportRun,
+  type ExportRunOptions,
+} from "./lib/io/export.ts";
+
+// Maintenance: verify, forget, gc.
+export {
+  type VerifyOptions,
+  type VerifyProblem,
+  type VerifyReport,
+  verifyStore,
+} from "./lib/verify.ts";
+export {
+  applyRetention,
+  type ApplyRetentionOptions,
+  type CalendarDuration,
+  type ForgetOptions,
+  type ForgetReport,
+  forgetRuns,
+  type RetentionCandidate,
+  type RetentionPolicy,
+  type RunDecision,
+} from "./lib/forget.ts";
+export { collectGarbage, type GcOptions, type GcReport } from "./lib/gc.ts";
+
+// The map family (more in @cairn/cairn/map).
+export {
+  failuresOf,
+  imap,
+  map,
+  map2,
+  MapItemError,
+  mapIter,
+  type MapOptions,
+  type MapResult,
+  type MapResults,
+  type MapWorkers,
+  pmap,
+  possibly,
+  quietly,
+  type QuietlyResult,
+  safely,
+  type SafelyResult,
+  walk,
+} from "./lib/map/mod.ts";
+
+// The kNN family (more in @cairn/cairn/knn).
+export {
+  type IndexInput,
+  type IntTable,
+  type KnnBlockSizeOptions,
+  knnGraphJob,
+  type KnnGraphJobOptions,
+  type KnnGraphJobResult,
+  knnJob,
+  type KnnJobBaseOptions,
+  type KnnJobInfo,
+  type KnnJobOptions,
+  type KnnJobPlan,
+  type KnnJobResult,
+  knnRecall,
+  type KnnRecallOptions,
+  type KnnRecallResult,
+  knnRerank,
+  type KnnRerankOptions,
+  type KnnRerankResult,
+  type Matrix,
+  type MatrixData,
+  matrixFrom,
+  type MatrixInput,
+  type MatrixShape,
+  type Metric,
+  type OutputFileInfo,
+  planKnnJob,
+  type PlanKnnJobOptions,
+  type PreparedSource,
+  radiusJob,
+  type RadiusJobOptions,
+  type RadiusJobResult,
+  type Symmetrize,
+  type ZeroVectorPolicy,
+} from "./lib/knn/mod.ts";
+
+// The pipeline family (more in @cairn/cairn/pipeline).
+export {
+  type AuditFileOptions,
+  AuditHooks,
+  type CheckpointConfig,
+  CheckpointHooks,
+  type CheckpointState,
+  type CheckpointStore,
+  type CompletedComponent,
+  type Component,
+  type ComponentContext,
+  type ComponentFailure,
+  type ComponentLogEntry,
+  type ComponentLogger,
+  type ComponentSpec,
+  type ComponentType,
+  composeHooks,
+  type HookInfo,
+  type LineWriter,
+  listResumable,
+  loadPipelineConfig,
+  LoggingHooks,
+  MetricsHooks,
+  type MetricsHooksOptions,
+  type MetricsHooksResult,
+  type PipelineConfig,
+  PipelineConfigChangedError,
+  PipelineConfigError,
+  type PipelineHooks,
+  pipelineOutput,
+  type PipelineRun,
+  type PipelineStatus,
+  type PipelineStoreOptions,
+  registerComponent,
+  resumePipeline,
+  runPipeline,
+  type RunPipelineOptions,
+} from "./lib/pipeline/mod.ts";
 // The dataset processors family (its built-in processors are in
 // "@cairn/cairn/processor" and, by name, in getProcessor).
 export { BaseProcessor } from "./lib/processor/base_processor.ts";
@@ -90,26 +271,3 @@ export type {
   ProcessorItem,
   SetupContext,
 } from "./lib/processor/types.ts";
-export {
-  AuditHooks,
-  CheckpointHooks,
-  type CheckpointState,
-  type CheckpointStore,
-  type Component,
-  type ComponentContext,
-  composeHooks,
-  listResumable,
-  loadPipelineConfig,
-  LoggingHooks,
-  MetricsHooks,
-  type PipelineConfig,
-  PipelineConfigChangedError,
-  PipelineConfigError,
-  type PipelineHooks,
-  pipelineOutput,
-  type PipelineRun,
-  registerComponent,
-  resumePipeline,
-  runPipeline,
-  type RunPipelineOptions,
-} from "./lib/pipeline/mod.ts";

@@ -36,6 +36,8 @@ export interface CliContext {
   store(): Promise<Store>;
   /** The store location as given. */
   storeLocation: string;
+  /** The command prefix that runs cairn as the user did (`npm run cairn --`, `scripts/cairn`), for printed hints. Default: `cairn`. */
+  program?: string;
   /** `--json`: data as JSON on stdout, events as JSON lines on stderr. */
   json: boolean;
   /** `--quiet`: no progress or informational messages. */
@@ -56,7 +58,9 @@ export interface CliContext {
 
 /** Parsed arguments. */
 export interface CommandArgs {
+  /** Option values by name (`--no-x` gives `false`; repeatable options give arrays). */
   values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  /** Arguments that are not options, in order. */
   positionals: string[];
 }
 

@@ -322,7 +322,7 @@ export const demoCommand: Command = {
     const storeFlag = ctx.storeLocation === defaultStoreLocation()
       ? ""
       : ` --store ${quoteArg(ctx.storeLocation)}`;
-    const again = `cairn demo${
+    const again = `${ctx.program ?? "cairn"} demo${
       name === "demo" ? "" : ` --job ${name}`
     }${storeFlag}`;
     let runId = "";
@@ -434,11 +434,19 @@ export const demoCommand: Command = {
       );
     }
     const next: [string, string][] = [
-      [`cairn ls${storeFlag}`, "jobs and runs"],
-      [`cairn show ${name}${storeFlag}`, "steps, timings and statistics"],
-      [`cairn verify --read-data${storeFlag}`, "re-hash every chunk"],
+      [`${ctx.program ?? "cairn"} ls${storeFlag}`, "jobs and runs"],
       [
-        `cairn export ${name} --format jsonl --out ${name}.jsonl${storeFlag}`,
+        `${ctx.program ?? "cairn"} show ${name}${storeFlag}`,
+        "steps, timings and statistics",
+      ],
+      [
+        `${ctx.program ?? "cairn"} verify --read-data${storeFlag}`,
+        "re-hash every chunk",
+      ],
+      [
+        `${
+          ctx.program ?? "cairn"
+        } export ${name} --format jsonl --out ${name}.jsonl${storeFlag}`,
         "step outputs as JSON lines",
       ],
     ];

@@ -41,6 +41,9 @@ import {
   UsageError,
 } from "./command.ts";
 import { formatCount } from "./_format.ts";
+import { readdir, readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { writeFileAtomically } from "../lib/write_file_atomically.ts";
 
 type Options = Command["options"];
 
@@ -120,7 +123,95 @@ const JOB_OPTIONS: Options = {
     description:
       "Start a new run even if the job has an unfinished run with another config",
   },
+  overwrite: {
+    type: "boolean",
+    description:
+      "Write into an --out directory that holds .npy files of another command or job (refused by default)",
+  },
 };
+
+/** The file in an --out directory that says which command wrote its .npy files. */
+const OUT_MARKER = ".cairn-out.json";
+
+/** What identifies the results in an --out directory: the command and every option that shapes them. */
+function outKey(
+  ctx: CliContext,
+  command: string,
+  args: CommandArgs,
+): string {
+  const ignored = new Set([
+    "out",
+    "overwrite",
+    "json",
+    "quiet",
+    "color",
+    "wait-lock",
+    "help",
+    "new-run",
+    // How the work is shared does not change the results.
+    "workers-shared",
+    "lease",
+  ]);
+  const values: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(args.values).sort()) {
+    if (ignored.has(name) || value === undefined) continue;
+    values[name] = ["ref", "query", "candidates"].includes(name) &&
+        typeof value === "string"
+      ? resolve(value)
+      : value;
+  }
+  return JSON.stringify({
+    command,
+    store: /^(memory:|s3a?:\/\/)/.test(ctx.storeLocation)
+      ? ctx.storeLocation
+      : resolve(ctx.storeLocation),
+    values,
+  });
+}
+
+/**
+ * Refuse to write into an --out directory holding another command's or job's
+ * .npy files unless --overwrite; returns the step that records this
+ * command as the directory's writer once it succeeds.
+ */
+async function claimOut(
+  ctx: CliContext,
+  command: string,
+  args: CommandArgs,
+): Promise<(result: { job: string }) => Promise<void>> {
+  const out = requiredOption(args, "out");
+  const key = outKey(ctx, command, args);
+  const record = (result: { job: string }) =>
+    writeFileAtomically(
+      join(out, OUT_MARKER),
+      (write) => write(JSON.stringify({ job: result.job, key }) + "\n"),
+      { mode: 0o644 },
+    );
+  if (args.values.overwrite === true) return record;
+  const entries = await readdir(out).catch((error) => {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  });
+  const npy = entries.filter((e) => e.endsWith(".npy"));
+  if (npy.length === 0) return record;
+  let marker: { job?: string; key?: string } | undefined;
+  try {
+    marker = JSON.parse(await readFile(join(out, OUT_MARKER), "utf8"));
+  } catch {
+    marker = undefined;
+  }
+  if (marker?.key === key) return record;
+  const whose = marker?.job === undefined
+    ? "cairn did not write them"
+    : `they are the results of job "${marker.job}", written by another command or with other options`;
+  throw new UsageError(
+    `Refusing to write into --out "${out}": it holds ${npy.length} .npy file(s) (${
+      npy.slice(0, 3).join(", ")
+    }${
+      npy.length > 3 ? ", …" : ""
+    }) and ${whose}; pass --overwrite to replace them, or pick another --out`,
+  );
+}
 
 function metricOf(args: CommandArgs): Metric {
   const metric = stringOption(args, "metric") ?? "euclidean";
@@ -264,7 +355,7 @@ function report(
 }
 
 const JOB_DESCRIPTION =
-  "The job is keyed by the content hashes of the matrices and the parameters, so rerunning the same command resumes an interrupted run without recomputing finished blocks, and returns at once when the run is complete (rewriting an output file only if it is missing or differs). The prepared reference is shared with later jobs on the same reference. Bad input fails with exit code 1 before anything is stored; Ctrl-C stops after the block in progress (rerun to resume).";
+  "The job is keyed by the content hashes of the matrices and the parameters, so rerunning the same command resumes an interrupted run without recomputing finished blocks, and returns at once when the run is complete (rewriting an output file only if it is missing or differs). The prepared reference is shared with later jobs on the same reference. Bad input fails with exit code 2 before anything is stored; an --out directory holding another command's .npy files is refused unless --overwrite; Ctrl-C stops after the block in progress (rerun to resume).";
 
 /**
  * `cairn knn`: exact k nearest neighbours as a resumable job.
@@ -328,6 +419,7 @@ export const knnCommand: Command = {
         throw new UsageError(`Invalid --lease: ${(error as Error).message}`);
       }
     }
+    const claim = await claimOut(ctx, "knn", args);
     const result = await withSignalAbort((signal) =>
       knnJob(ref, {
         ...jobOptionsOf(ctx, args),
@@ -340,6 +432,7 @@ export const knnCommand: Command = {
         ...(query === undefined ? {} : { query }),
       })
     );
+    await claim(result);
     report(
       ctx,
       result,
@@ -426,6 +519,7 @@ export const knnGraphCommand: Command = {
         "Invalid --min-shared without --kind snn: it applies to SNN graphs only",
       );
     }
+    const claim = await claimOut(ctx, "knn-graph", args);
     const result = await withSignalAbort((signal) =>
       knnGraphJob(ref, {
         ...jobOptionsOf(ctx, args),
@@ -436,6 +530,7 @@ export const knnGraphCommand: Command = {
         ...(minShared === undefined ? {} : { minShared }),
       })
     );
+    await claim(result);
     const shape = kind === "snn" ? "SNN" : `${symmetrize} kNN`;
     report(
       ctx,
@@ -499,6 +594,7 @@ export const radiusCommand: Command = {
       throw new UsageError("Missing --radius: this command needs it");
     }
     const countOnly = args.values["count-only"] === true;
+    const claim = await claimOut(ctx, "radius", args);
     const result = await withSignalAbort((signal) =>
       radiusJob(ref, {
         ...jobOptionsOf(ctx, args),
@@ -508,6 +604,7 @@ export const radiusCommand: Command = {
         ...(query === undefined ? {} : { query }),
       })
     );
+    await claim(result);
     report(
       ctx,
       result,

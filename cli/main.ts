@@ -1,10 +1,13 @@
 /**
- * The `cairn` command line: global options, dispatch to the commands listed
- * in `cli/commands.ts`, help, and the mapping from errors to exit codes.
+ * The `cairn` program: dispatch to the commands listed in `cli/commands.ts`
+ * (parsing and help are in `cli/command_line.ts`), and the one mapping from
+ * errors to exit codes and flag hints.
  *
- * Exit codes: 0 ok, 1 job failed (or another error), 2 usage error,
- * 3 job locked, 4 `verify` found problems, 130/143 interrupted by
- * SIGINT/SIGTERM (rerun to resume).
+ * Exit codes: 0 ok; 1 failed, rerun to resume; 2 usage or input error
+ * (UsageError, TypeError, RangeError, SyntaxError, ConfigChangedError, a path
+ * to fix); 3 job locked; 4 `verify` found problems; 130/143 interrupted by
+ * SIGINT/SIGTERM (rerun to resume). {@linkcode exitCodeOf} is the one place
+ * that maps errors to codes, next to the flag hints per error class.
  *
  * @example Run a command in-process
  * ```ts ignore
@@ -14,422 +17,142 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import denoConfig from "../deno.json" with { type: "json" };
+import { resolve, sep } from "node:path";
 import { parseDuration } from "../lib/duration.ts";
-import { InterruptedError } from "../lib/job.ts";
+import { ConfigChangedError, InterruptedError } from "../lib/job.ts";
+import { CorruptChunkError, MissingChunkError } from "../store/chunk_store.ts";
 import { defaultStoreLocation, openStore } from "../lib/open_store.ts";
 import { LockedError } from "../store/lock.ts";
 import type { Store } from "../store/store.ts";
-import {
-  type CliContext,
-  type Command,
-  type CommandArgs,
-  EXIT,
-  UsageError,
-} from "./command.ts";
+import { type CliContext, EXIT, UsageError } from "./command.ts";
 import { COMMANDS } from "./commands.ts";
+import {
+  commandHelp,
+  findCommand,
+  parseCommandLine,
+  resolveCommand,
+  topHelp,
+  VERSION,
+} from "./command_line.ts";
+import { invokedAs } from "./_program.ts";
 import {
   detectProgressMode,
   paint,
   ProgressRenderer,
+  stampLines,
   useColor,
 } from "./progress.ts";
 import { toJsonValue } from "./_format.ts";
 
-/**
- * The version printed by `cairn --version`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { VERSION } from "./main.ts";
- * assert.match(VERSION, /^\d+\.\d+\.\d+/);
- * ```
- */
-export const VERSION: string = denoConfig.version;
+export { VERSION } from "./command_line.ts";
 
-type OptionSpec = Command["options"];
-
-/**
- * Options every command accepts.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { GLOBAL_OPTIONS } from "./main.ts";
- * assert.equal(GLOBAL_OPTIONS.store?.type, "string");
- * ```
- */
-export const GLOBAL_OPTIONS: OptionSpec = {
-  store: {
-    type: "string",
-    valueName: "PATH",
-    description:
-      "Store directory, or s3://BUCKET/PREFIX with AWS_* credentials (default: $CAIRN_STORE, else ./.cairn)",
-  },
-  json: {
-    type: "boolean",
-    description:
-      "Print the result as JSON on stdout; events and messages as JSON lines on stderr",
-  },
-  quiet: {
-    type: "boolean",
-    short: "q",
-    description: "Print nothing on stderr but warnings and errors",
-  },
-  "wait-lock": {
-    type: "string",
-    valueName: "DURATION",
-    description:
-      "Wait up to DURATION (e.g. 30s, 5m) for a job locked by another process, instead of failing with exit code 3",
-  },
-  color: {
-    type: "boolean",
-    description:
-      "Colour messages on stderr (default: on a terminal, unless NO_COLOR is set or TERM=dumb); --no-color turns it off",
-  },
-  help: {
-    type: "boolean",
-    short: "h",
-    description: "Show usage, options and examples",
-  },
+/** Errno codes that name a path the user must fix (exit 2), or space to free (exit 1). */
+const PATH_ERRNO: Record<string, string> = {
+  EACCES:
+    "permission denied; make it accessible to this user or pick another path",
+  EPERM:
+    "operation not permitted; make it accessible to this user or pick another path",
+  EROFS: "it is on a read-only file system; pick a path on a writable one",
+  ENOTDIR: "a part of the path is a file, not a directory; fix the path",
+  EISDIR: "it is a directory where a file was expected; fix the path",
+  ENOSPC: "no space left on the device; free space and rerun to resume",
 };
 
-const TOP_OPTIONS: OptionSpec = {
-  ...GLOBAL_OPTIONS,
-  version: { type: "boolean", description: "Print the version" },
-};
-
-const EXIT_CODES =
-  "Exit codes: 0 ok, 1 job failed, 2 usage error, 3 job locked by another process, 4 verify found problems, 130/143 interrupted by SIGINT/SIGTERM (rerun to resume)";
-
 /**
- * Parsed command line.
+ * The one mapping from errors to exit codes (see {@linkcode EXIT}).
+ *
+ * @param error What a command threw.
+ * @returns The exit code.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { type ParsedCommandLine, parseCommandLine } from "./main.ts";
- * const parsed: ParsedCommandLine = parseCommandLine(["--json"], []);
- * assert.equal(parsed.command, undefined);
+ * import { exitCodeOf } from "./main.ts";
+ * assert.equal(exitCodeOf(new RangeError("x")), 2);
+ * assert.equal(exitCodeOf(new Error("x")), 1);
  * ```
  */
-export interface ParsedCommandLine {
-  /** The command words (`"ls"`, `"pipeline run"`), if one was given. */
-  command: string | undefined;
-  /** The command those words name, when it exists. */
-  resolved?: Command;
-  /** Options (global and the command's) and positionals. */
-  args: CommandArgs;
-}
-
-/** Where the first non-option word (the command) is, skipping global options and their values. */
-function findCommand(args: string[]): number {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") return -1;
-    if (arg.startsWith("-") && arg !== "-") {
-      const name = arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
-      const spec = GLOBAL_OPTIONS[name];
-      if (spec?.type === "string" && !name.includes("=")) i++;
-      continue;
-    }
-    return i;
-  }
-  return -1;
-}
-
-/**
- * Parse options with `node:util` parseArgs tokens, then check them the same
- * way on every runtime: unknown options, missing values, values given to
- * flags, `--no-FLAG` for any boolean option, and stray positionals.
- *
- * @param args The arguments after the command word.
- * @param options Accepted options.
- * @param allowPositionals Whether positionals are accepted.
- * @param label How to name the command in messages, e.g. `cairn ls`.
- * @returns Values and positionals.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseOptions } from "./main.ts";
- * const parsed = parseOptions(["--no-color", "x"], { color: { type: "boolean", description: "" } }, true, "cairn ls");
- * assert.deepEqual(parsed, { values: { color: false }, positionals: ["x"] });
- * ```
- */
-export function parseOptions(
-  args: string[],
-  options: OptionSpec,
-  allowPositionals: boolean,
-  label: string,
-): CommandArgs {
-  const config: Record<
-    string,
-    { type: "string" | "boolean"; short?: string; multiple?: boolean }
-  > = {};
-  for (const [name, spec] of Object.entries(options)) {
-    config[name] = {
-      type: spec.type,
-      ...(spec.short === undefined ? {} : { short: spec.short }),
-      ...(spec.multiple ? { multiple: true } : {}),
-    };
-  }
-  const { tokens } = parseArgs({
-    args,
-    options: config,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  const values: CommandArgs["values"] = {};
-  const positionals: string[] = [];
-  for (const token of tokens) {
-    if (token.kind === "positional") {
-      positionals.push(token.value);
-      continue;
-    }
-    if (token.kind !== "option") continue;
-    const spec = options[token.name];
-    if (spec === undefined) {
-      const negated = token.name.startsWith("no-")
-        ? options[token.name.slice(3)]
-        : undefined;
-      if (negated?.type === "boolean" && token.value === undefined) {
-        values[token.name.slice(3)] = false;
-        continue;
-      }
-      throw new UsageError(`Unknown option "${token.rawName}" for "${label}"`);
-    }
-    if (spec.type === "boolean") {
-      if (token.value !== undefined) {
-        throw new UsageError(
-          `Invalid ${token.rawName}=${token.value}: ${token.rawName} is a flag and takes no value`,
-        );
-      }
-      values[token.name] = true;
-      continue;
-    }
-    const value = token.value;
-    if (
-      value === undefined || value === "" ||
-      (!token.inlineValue && value.startsWith("--"))
-    ) {
-      throw new UsageError(
-        `Missing value for ${token.rawName}: expected ${token.rawName} ${
-          spec.valueName ?? "VALUE"
-        }`,
-      );
-    }
-    if (spec.multiple) {
-      const list = (values[token.name] as string[] | undefined) ?? [];
-      list.push(value);
-      values[token.name] = list;
-    } else values[token.name] = value;
-  }
-  if (!allowPositionals && positionals.length > 0) {
-    throw new UsageError(
-      `Unexpected argument "${positionals[0]}": "${label}" takes no arguments`,
-    );
-  }
-  return { values, positionals };
-}
-
-/**
- * Split a command line into the command word and its parsed options.
- *
- * @param args `process.argv.slice(2)`.
- * @param commands The known commands.
- * @returns The command name (undefined when none was given) and arguments.
- *
- * @example Global options may come before the command
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseCommandLine } from "./main.ts";
- * const parsed = parseCommandLine(["--store", "/s", "ls", "--json"], []);
- * assert.equal(parsed.command, "ls");
- * ```
- */
-export function parseCommandLine(
-  args: string[],
-  commands: Command[],
-): ParsedCommandLine {
-  const at = findCommand(args);
-  if (at < 0) {
-    return {
-      command: undefined,
-      args: parseOptions(args, TOP_OPTIONS, false, "cairn"),
-    };
-  }
-  const name = args[at]!;
-  const rest = [...args.slice(0, at), ...args.slice(at + 1)];
-  if (name === "help") {
-    return {
-      command: "help",
-      args: parseOptions(rest, GLOBAL_OPTIONS, true, "cairn help"),
-    };
-  }
-  const found = resolveCommand(rest, commands, name);
-  if (found.command === undefined) {
-    return { command: found.label, args: { values: {}, positionals: [] } };
-  }
-  return {
-    command: found.label,
-    resolved: found.command,
-    args: parseOptions(
-      found.rest,
-      { ...GLOBAL_OPTIONS, ...found.command.options },
-      found.command.positionals ?? false,
-      `cairn ${found.label}`,
-    ),
-  };
-}
-
-/**
- * Find the command a word names, descending into subcommands: the next
- * non-option word picks a subcommand when the command has them.
- */
-function resolveCommand(
-  rest: string[],
-  commands: Command[],
-  name: string,
-): { command: Command | undefined; label: string; rest: string[] } {
-  const command = commands.find((c) => c.name === name);
-  if (command?.subcommands === undefined) {
-    return { command, label: name, rest };
-  }
-  const at = findCommand(rest);
-  if (at < 0) return { command, label: name, rest };
-  const inner = resolveCommand(
-    [...rest.slice(0, at), ...rest.slice(at + 1)],
-    command.subcommands,
-    rest[at]!,
-  );
-  return { ...inner, label: `${name} ${inner.label}` };
-}
-
-function wrap(text: string, width: number, indent: string): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(/\s+/).filter((w) => w !== "")) {
-    if (line !== "" && indent.length + line.length + 1 + word.length > width) {
-      lines.push(indent + line);
-      line = word;
-    } else line = line === "" ? word : `${line} ${word}`;
-  }
-  if (line !== "") lines.push(indent + line);
-  return lines;
-}
-
-function commandList(commands: Command[]): string[] {
-  const width = Math.max(8, ...commands.map((c) => c.name.length));
-  return commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
-}
-
-function optionLines(options: OptionSpec): string[] {
-  const rows = Object.entries(options).map(([name, spec]) => {
-    const value = spec.type === "string" ? ` ${spec.valueName ?? "VALUE"}` : "";
-    const left = `${spec.short ? `-${spec.short}, ` : ""}--${name}${value}${
-      spec.multiple ? " ..." : ""
-    }`;
-    return [left, spec.description] as const;
-  });
-  const width = Math.min(28, Math.max(...rows.map(([l]) => l.length)));
-  const lines: string[] = [];
-  for (const [left, description] of rows) {
-    const body = wrap(description, 80 - width - 4, "");
-    if (left.length > width) {
-      lines.push(`  ${left}`);
-      body.forEach((b) => lines.push(`  ${" ".repeat(width)}  ${b}`));
-    } else {
-      body.forEach((b, i) =>
-        lines.push(
-          `  ${i === 0 ? left.padEnd(width) : " ".repeat(width)}  ${b}`,
-        )
-      );
-    }
-  }
-  return lines;
-}
-
-/**
- * The help text of `cairn --help`.
- *
- * @param commands The commands to list.
- * @returns The text.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { topHelp } from "./main.ts";
- * assert.match(topHelp([]), /Usage: cairn COMMAND/);
- * ```
- */
-export function topHelp(commands: Command[]): string {
-  const width = Math.max(8, ...commands.map((c) => c.name.length));
-  return [
-    `cairn ${VERSION}: resumable, verifiable and incremental batch jobs`,
-    "",
-    "Usage: cairn COMMAND [OPTIONS] [ARGS]",
-    "",
-    "Commands:",
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-    `  ${"help".padEnd(width)}  Show help for a command`,
-    "",
-    "Global options (every command):",
-    ...optionLines(TOP_OPTIONS),
-    "",
-    ...wrap(EXIT_CODES, 80, ""),
-    "",
-    'Run "cairn COMMAND --help" for a command\'s options and examples.',
-    'Start with "cairn demo".',
-  ].join("\n");
-}
-
-/**
- * The help text of `cairn COMMAND --help`.
- *
- * @param command The command.
- * @returns The text.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { commandHelp } from "./main.ts";
- * const text = commandHelp({ name: "x", summary: "Do x", usage: "cairn x", options: {}, examples: ["cairn x"], run: () => Promise.resolve(0) });
- * assert.match(text, /Examples:\n  cairn x/);
- * ```
- */
-export function commandHelp(command: Command): string {
-  const own = Object.keys(command.options).length > 0;
-  return [
-    `Usage: ${command.usage}`,
-    "",
-    command.summary,
-    ...(command.description ? ["", ...wrap(command.description, 80, "")] : []),
-    ...(command.subcommands === undefined ? [] : [
-      "",
-      "Subcommands:",
-      ...commandList(command.subcommands),
-    ]),
-    ...(own ? ["", "Options:", ...optionLines(command.options)] : []),
-    "",
-    "Global options:",
-    ...optionLines(GLOBAL_OPTIONS),
-    "",
-    "Examples:",
-    ...command.examples.map((e) => `  ${e}`),
-    "",
-    ...wrap(EXIT_CODES, 80, ""),
-  ].join("\n");
-}
-
-function exitCodeOf(error: unknown): number {
-  if (error instanceof UsageError) return EXIT.usage;
+export function exitCodeOf(error: unknown): number {
   if (error instanceof LockedError) return EXIT.locked;
   if (error instanceof InterruptedError) return error.exitCode;
+  if (
+    error instanceof UsageError || error instanceof TypeError ||
+    error instanceof RangeError || error instanceof SyntaxError ||
+    error instanceof ConfigChangedError
+  ) return EXIT.usage;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === "string" && code in PATH_ERRNO) {
+    return code === "ENOSPC" ? EXIT.failed : EXIT.usage;
+  }
   return EXIT.failed;
+}
+
+/** A raw errno message (`EACCES: permission denied, open '/x'`) rewritten to name the path (and the store it is in) and the fix. */
+function errorMessage(error: unknown, store: string | undefined): string {
+  if (!(error instanceof Error)) return String(error);
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (
+    typeof code === "string" && code in PATH_ERRNO &&
+    error.message.startsWith(`${code}:`)
+  ) {
+    const inStore = store !== undefined && path !== undefined &&
+      !store.startsWith("memory:") &&
+      resolve(path).startsWith(resolve(store) + sep);
+    return inStore
+      ? `Cannot write to store "${store}" ("${path}"): ${PATH_ERRNO[code]}`
+      : `Cannot use "${path ?? "?"}": ${PATH_ERRNO[code]}`;
+  }
+  return elideLongValues(error.message);
+}
+
+/** Shorten quoted values of more than 200 characters (a hostile job name must not echo back whole). */
+function elideLongValues(message: string): string {
+  return message.replace(
+    /"([^"]{200,})"/g,
+    (_m, value: string) =>
+      `"${value.slice(0, 60)}…" (${value.length} characters)`,
+  );
+}
+
+/** Whether an error is an errno failure on a path (its fix is the path, not the command line). */
+function isPathError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && code in PATH_ERRNO;
+}
+
+/**
+ * The CLI's hint for an error: library messages name API options, the CLI
+ * names the flags that set them.
+ */
+function hintOf(
+  error: unknown,
+  code: number,
+  command: string | undefined,
+): string | undefined {
+  if (error instanceof LockedError && command === "unlock") {
+    return "If you know the holder is gone (say, its host is down), pass --force";
+  }
+  if (error instanceof LockedError) {
+    return `To wait for the holder, pass --wait-lock 5m; if it is gone, run "${invokedAs()} unlock ${error.job}"`;
+  }
+  if (error instanceof ConfigChangedError) {
+    return "Pass --new-run to start over with the new config, or restore the old config to resume";
+  }
+  if (
+    error instanceof CorruptChunkError || error instanceof MissingChunkError
+  ) {
+    return `Run "${invokedAs()} verify --read-data" to find every damaged chunk, then rerun the job to recompute them`;
+  }
+  if (code !== EXIT.usage || isPathError(error)) return undefined;
+  if (command === "forget" && !(error instanceof UsageError)) {
+    return "Give a retention policy with --keep-last N, --keep-within DURATION, --keep-daily N, --keep-weekly N or --keep-monthly N";
+  }
+  if (command === "verify" && !(error instanceof UsageError)) {
+    return `--read-data-subset takes n/t (e.g. 1/7) or x% (e.g. 10%); a JOB must exist (${invokedAs()} ls lists them)`;
+  }
+  return `Run "${invokedAs()} ${
+    command === undefined ? "" : `${command} `
+  }--help" for usage`;
 }
 
 /** Whether `--json` or `--color`/`--no-color` appear before `--` (for errors found while parsing). */
@@ -469,6 +192,7 @@ export async function main(args: string[]): Promise<number> {
     args[at]!,
   );
   const commandName = named?.command === undefined ? undefined : named.label;
+  let storeForErrors: string | undefined;
   try {
     const parsed = parseCommandLine(args, COMMANDS);
     const { values } = parsed.args;
@@ -532,6 +256,9 @@ export async function main(args: string[]): Promise<number> {
         );
       }
     }
+    storeForErrors = typeof values.store === "string"
+      ? values.store
+      : defaultStoreLocation();
     const storeLocation = typeof values.store === "string"
       ? values.store
       : defaultStoreLocation();
@@ -544,6 +271,7 @@ export async function main(args: string[]): Promise<number> {
     const ctx: CliContext = {
       store: () => opened ??= openStore(storeLocation),
       storeLocation,
+      program: invokedAs(),
       json,
       quiet,
       waitLockMs,
@@ -567,12 +295,8 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     renderer?.finish();
     const code = exitCodeOf(error);
-    const message = error instanceof Error ? error.message : String(error);
-    const hint = code === EXIT.usage
-      ? `Run "cairn ${
-        commandName === undefined ? "" : `${commandName} `
-      }--help" for usage`
-      : undefined;
+    const message = errorMessage(error, storeForErrors);
+    const hint = hintOf(error, code, commandName);
     if (json) {
       process.stderr.write(
         JSON.stringify({
@@ -583,8 +307,13 @@ export async function main(args: string[]): Promise<number> {
         }) + "\n",
       );
     } else {
-      process.stderr.write(`${paint(color, "red", "cairn:")} ${message}\n`);
-      if (hint !== undefined) process.stderr.write(`${hint}\n`);
+      // One line per failure, timestamped off a terminal like every other line (docs/cron.md).
+      const line = `${paint(color, "red", "cairn:")} ${message}${
+        hint === undefined ? "" : `; ${hint[0]!.toLowerCase()}${hint.slice(1)}`
+      }`;
+      process.stderr.write(
+        `${detectProgressMode({}) === "log" ? stampLines(line) : line}\n`,
+      );
     }
     if (process.env.CAIRN_DEBUG === "1" && error instanceof Error) {
       process.stderr.write(`${error.stack ?? ""}\n`);

@@ -6,7 +6,10 @@
  * - `log`: for cron and pipes, progress lines at most every few seconds, plus
  *   start and end lines and messages, each line starting with a UTC timestamp;
  * - `json`: every event as one JSON line;
- * - `quiet`: only warnings and step failures.
+ * - `quiet`: only warnings (the CLI adds the one error line of a failure).
+ *
+ * Off a terminal (cron, pipes), every line starts with a UTC timestamp, in
+ * `quiet` mode too.
  *
  * @example Log lines for a short run
  * ```ts
@@ -85,6 +88,11 @@ export interface ProgressOptions {
   jsonProgressMs?: number;
   /** The clock, in ms. Default: `Date.now`. */
   now?: () => number;
+  /**
+   * Start every line with a UTC timestamp. Default: in `log` mode, and in
+   * `quiet` mode when the stream is not a terminal (or `TERM=dumb`).
+   */
+  timestamps?: boolean;
 }
 
 /**
@@ -235,6 +243,7 @@ export class ProgressRenderer {
   readonly #redrawMs: number;
   readonly #jsonProgressMs: number;
   readonly #now: () => number;
+  readonly #timestamps: boolean;
   #track: Track | undefined;
   /** Whether a bar is on screen (tty mode). */
   #drawn = false;
@@ -253,6 +262,10 @@ export class ProgressRenderer {
     this.#redrawMs = options.redrawMs ?? 100;
     this.#jsonProgressMs = options.jsonProgressMs ?? 1000;
     this.#now = options.now ?? Date.now;
+    this.#timestamps = options.timestamps ??
+      (this.mode === "log" ||
+        (this.mode === "quiet" &&
+          detectProgressMode({ stream: this.#stream }) === "log"));
   }
 
   /**
@@ -291,7 +304,9 @@ export class ProgressRenderer {
           unitStart: undefined,
           unitStartedAt: now,
         };
-        const size = event.total === undefined ? "" : ` (${event.total} steps)`;
+        const size = event.total === undefined
+          ? ""
+          : ` (${steps(event.total)})`;
         const text = event.resumed
           ? `${event.job}: resumed run ${event.run} (${event.done}${
             event.total === undefined ? "" : `/${event.total}`
@@ -322,6 +337,8 @@ export class ProgressRenderer {
         break;
       }
       case "step-failed": {
+        // Quiet: the failure's one line is the error the CLI prints at exit.
+        if (this.mode === "quiet") break;
         const retry = event.willRetry ? "; retrying" : "";
         this.#line(
           "error",
@@ -339,9 +356,16 @@ export class ProgressRenderer {
           ? ` in ${formatDuration(now - track.startedAt)}`
           : "";
         const detail = event.error === undefined ? "" : `: ${event.error}`;
+        // Quiet: a failed run's one line is the error the CLI prints at exit.
+        if (this.mode === "quiet") {
+          this.#track = undefined;
+          break;
+        }
         this.#line(
           event.status === "completed" ? "info" : "warning",
-          `${event.job}: ${event.status} run ${event.run}: ${event.done} steps${took}${detail}`,
+          `${event.job}: ${event.status} run ${event.run}: ${
+            steps(event.done)
+          }${took}${detail}`,
           true,
           event.status !== "completed",
         );
@@ -419,14 +443,7 @@ export class ProgressRenderer {
         ? paint(this.#color, "yellow", text)
         : `${paint(this.#color, "yellow", "warning:")} ${text}`;
     } else if (level === "error") out = paint(this.#color, "red", text);
-    if (this.mode === "log") {
-      // Cron and pipes: every line starts with a UTC timestamp.
-      const stamp = new Date(this.#now()).toISOString().replace(
-        /\.\d{3}Z$/,
-        "Z",
-      );
-      out = out.split("\n").map((line) => `${stamp} ${line}`).join("\n");
-    }
+    if (this.#timestamps) out = stampLines(out, this.#now());
     this.#clear();
     this.#write(out + "\n");
     if (this.mode === "tty" && this.#track !== undefined && !fromEvent) {
@@ -499,4 +516,29 @@ export class ProgressRenderer {
     this.#write(`\r${text.slice(0, width)}\x1b[K`);
     this.#drawn = true;
   }
+}
+
+/**
+ * Start every line of `text` with a UTC timestamp to the second, as log
+ * lines for cron and pipes are.
+ *
+ * @param text One or more lines.
+ * @param now The time, in ms. Default: `Date.now()`.
+ * @returns The stamped lines.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stampLines } from "./progress.ts";
+ * assert.equal(stampLines("a\nb", 0), "1970-01-01T00:00:00Z a\n1970-01-01T00:00:00Z b");
+ * ```
+ */
+export function stampLines(text: string, now: number = Date.now()): string {
+  const stamp = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
+  return text.split("\n").map((line) => `${stamp} ${line}`).join("\n");
+}
+
+/** `1 step`, `2 steps`. */
+function steps(n: number): string {
+  return `${n} ${n === 1 ? "step" : "steps"}`;
 }

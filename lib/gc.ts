@@ -43,6 +43,7 @@ export interface GcReport {
   referenced: number;
   /** Unreferenced chunks deleted (or, in a dry run, that would be). */
   swept: number;
+  /** Bytes of the swept chunks. */
   sweptBytes: number;
   /** Unreferenced chunks kept because they are younger than the grace period. */
   young: number;

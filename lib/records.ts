@@ -13,8 +13,11 @@ export type OutputRef =
 
 /** First record of every run. */
 export interface RunRecord {
+  /** Record type. */
   type: "run";
+  /** The job name. */
   job: string;
+  /** The run id. */
   run: string;
   /** The step family or tool that made the run ("job", "map", "knn", …). */
   kind: string;
@@ -28,8 +31,11 @@ export interface RunRecord {
   memo?: string;
   /** Fingerprint of the code the caller declared, to warn on edits without a version bump. */
   codeHash?: string;
+  /** When the run was created (ISO time). */
   startedAt: string;
+  /** The host that created it. */
   host: string;
+  /** The process that created it. */
   pid: number;
   /** Run this one was started to replace, if any. */
   resumedFrom?: string;
@@ -39,9 +45,13 @@ export interface RunRecord {
 
 /** A process (re)opened the run. */
 export interface AttemptRecord {
+  /** Record type. */
   type: "attempt";
+  /** When the process opened the run (ISO time). */
   at: string;
+  /** The host of that process. */
   host: string;
+  /** Its process id. */
   pid: number;
   /** The expected number of steps, when the caller knows it. */
   total?: number;
@@ -49,11 +59,17 @@ export interface AttemptRecord {
 
 /** A step finished; its output is durable in the chunks it names. */
 export interface StepRecord {
+  /** Record type. */
   type: "step";
+  /** The step key. */
   key: string;
+  /** Where the output is stored. */
   output: OutputRef;
+  /** How long the step took, in ms. */
   durationMs: number;
+  /** The attempt that succeeded (1 for the first). */
   attempt: number;
+  /** When it finished (ISO time). */
   at: string;
   /** Memo key, when the step can be reused by other runs. */
   memo?: string;
@@ -65,10 +81,15 @@ export interface StepRecord {
 
 /** A step attempt failed. */
 export interface FailRecord {
+  /** Record type. */
   type: "fail";
+  /** The step key. */
   key: string;
+  /** The attempt that failed (1 for the first). */
   attempt: number;
+  /** The error message. */
   error: string;
+  /** When it failed (ISO time). */
   at: string;
   /** Whether the runtime retries it. */
   willRetry: boolean;
@@ -76,9 +97,13 @@ export interface FailRecord {
 
 /** Final state of an attempt at the run. */
 export interface EndRecord {
+  /** Record type. */
   type: "end";
+  /** How the attempt ended. */
   status: "completed" | "failed" | "interrupted";
+  /** When it ended (ISO time). */
   at: string;
+  /** Why it failed or stopped, if it did. */
   error?: string;
   /** Caller-provided summary (a completed run's result description). */
   summary?: unknown;

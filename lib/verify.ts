@@ -23,27 +23,36 @@ export interface VerifyOptions {
 
 /** One problem found. */
 export interface VerifyProblem {
+  /** What is wrong. */
   kind:
     | "unreadable-log"
     | "missing-chunk"
     | "size-mismatch"
     | "corrupt-chunk"
     | "foreign-entry";
+  /** The job of the run affected. */
   job: string;
+  /** The run affected. */
   run: string;
+  /** The damaged chunk, for chunk problems. */
   hash?: string;
+  /** What was found, for people. */
   message: string;
 }
 
 /** What {@linkcode verifyStore} found. */
 export interface VerifyReport {
+  /** Jobs checked. */
   jobs: number;
+  /** Runs checked. */
   runs: number;
   /** Distinct referenced chunks. */
   chunks: number;
   /** Chunks whose bytes were re-hashed. */
   chunksRead: number;
+  /** Bytes re-hashed. */
   bytesRead: number;
+  /** Every problem found (empty when the store is healthy). */
   problems: VerifyProblem[];
   /** Things worth knowing that are not damage (e.g. a torn tail a writer will repair). */
   notes: string[];
@@ -72,7 +81,7 @@ export function subsetFilter(subset: string): (hash: string) => boolean {
     const t = Number(group[2]);
     if (t < 1 || n < 1 || n > t) {
       throw new RangeError(
-        `Cannot use --read-data-subset "${subset}": expected n/t with 1 <= n <= t`,
+        `Cannot use readDataSubset "${subset}": expected n/t with 1 <= n <= t`,
       );
     }
     return (hash) => parseInt(hash.slice(0, 8), 16) % t === n - 1;
@@ -82,13 +91,13 @@ export function subsetFilter(subset: string): (hash: string) => boolean {
     const p = Number(percent[1]);
     if (p <= 0 || p > 100) {
       throw new RangeError(
-        `Cannot use --read-data-subset "${subset}": the percentage must be in (0, 100]`,
+        `Cannot use readDataSubset "${subset}": the percentage must be in (0, 100]`,
       );
     }
     return () => Math.random() * 100 < p;
   }
   throw new SyntaxError(
-    `Cannot parse --read-data-subset "${subset}": expected "n/t" (e.g. 1/5) or "x%" (e.g. 10%)`,
+    `Cannot parse readDataSubset "${subset}": expected "n/t" (e.g. 1/5) or "x%" (e.g. 10%)`,
   );
 }
 
@@ -135,7 +144,7 @@ export async function verifyStore(
   for (const job of options.jobs ?? []) {
     if (!known.includes(job)) {
       throw new RangeError(
-        `Cannot verify job "${job}": the store at "${store.location}" has no such job; run "cairn ls" to list jobs`,
+        `Cannot verify job "${job}": the store at "${store.location}" has no such job`,
       );
     }
   }

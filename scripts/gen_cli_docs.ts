@@ -16,7 +16,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Command } from "../cli/command.ts";
 import { COMMANDS } from "../cli/commands.ts";
-import { commandHelp, topHelp } from "../cli/main.ts";
+import { commandHelp, topHelp } from "../cli/command_line.ts";
 
 /** Where the reference is written. */
 export const CLI_DOCS_PATH: string = fileURLToPath(

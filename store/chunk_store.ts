@@ -98,6 +98,8 @@ export class MissingChunkError extends Error {
   /** The missing chunk's hash. */
   readonly hash: string;
   /**
+   * Names the missing chunk and where it was looked for.
+   *
    * @param hash The missing chunk.
    * @param location Where it was looked for.
    */
@@ -117,6 +119,8 @@ export class CorruptChunkError extends Error {
   /** The hash of the bytes actually read. */
   readonly actual: string;
   /**
+   * Names the chunk and the hash its bytes have instead.
+   *
    * @param hash The expected hash.
    * @param actual The hash of the bytes read.
    * @param location Where the chunk lives.

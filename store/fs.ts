@@ -42,9 +42,13 @@ import {
 
 /** Contents of `<store>/config`. */
 export interface StoreConfig {
+  /** Always `cairn-store`. */
   format: "cairn-store";
+  /** The format version. */
   version: 1;
+  /** How chunks are named. */
   hash: "blake3-256";
+  /** How values are encoded in chunks. */
   encoding: "cbor";
 }
 

@@ -66,6 +66,8 @@ export class CorruptLogError extends Error {
   /** Byte offset of the bad record. */
   readonly offset: number;
   /**
+   * Names the log, the bad record's offset and what is wrong with it.
+   *
    * @param log The log's location.
    * @param offset Byte offset of the bad record.
    * @param reason What is wrong with it.

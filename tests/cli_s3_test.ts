@@ -84,7 +84,7 @@ test(
   { skip },
   async () => {
     const store = await freshS3Url("empty");
-    const result = await cairn(store, ["ls"], 1);
+    const result = await cairn(store, ["ls"], 2);
     assert.match(result.stderr, /not a cairn store/);
     const client = rawClient(store);
     assert.equal(

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Command } from "../cli/command.ts";
-import { commandHelp, parseCommandLine } from "../cli/main.ts";
+import { commandHelp, parseCommandLine } from "../cli/command_line.ts";
 
 function command(name: string, extra: Partial<Command> = {}): Command {
   return {

@@ -1,13 +1,27 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmod, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 import { COMMANDS } from "../cli/commands.ts";
 import { openJob } from "../lib/job.ts";
 import { openFsStore } from "../store/fs.ts";
+import { putValue } from "../store/chunk_store.ts";
 import { parseNpyHeader } from "../lib/io/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
-import { runCairn } from "./cli_command.ts";
+import { CLI_BIN, runCairn } from "./cli_command.ts";
+import { collectOutput } from "./child_process.ts";
+import { spawn } from "node:child_process";
 import { tempDir } from "./temp.ts";
 
 const ESC = "\x1b";
@@ -187,10 +201,15 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
     const [args, message, help] = cases[i]!;
     assert.equal(r.code, 2, `cairn ${args.join(" ")}: ${r.stderr}`);
     const lines = r.stderr.trim().split("\n");
-    assert.equal(lines.length, 2, r.stderr);
-    assert.match(lines[0]!, /^cairn: /);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /^[-0-9:TZ]+ cairn: /, "timestamped off a TTY");
     assert.match(lines[0]!, message);
-    assert.equal(lines[1], `Run "${help}" for usage`);
+    // The hint names the program as it was started (cairn, ./dist/cairn, …).
+    assert.ok(
+      lines[0]!.endsWith(`cairn${help.slice("cairn".length)}" for usage`) &&
+        lines[0]!.includes('; run "'),
+      lines[0],
+    );
     assert.equal(r.stdout, "");
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
@@ -205,7 +224,10 @@ test("cairn --json reports errors as a JSON line; --color and --no-color decide 
   assert.equal(line!.exitCode, 2);
   assert.match(String(line!.message), /Unknown option/);
   const colored = await cairn(["--color", "ls", "--bogus"]);
-  assert.ok(colored.stderr.startsWith(`${ESC}[31mcairn:${ESC}[39m `));
+  assert.match(
+    colored.stderr,
+    new RegExp(`^[-0-9:TZ]+ \x1b\\[31mcairn:\x1b\\[39m `),
+  );
   const plain = await cairn(["--color", "--no-color", "ls", "--bogus"]);
   assert.ok(!plain.stderr.includes(ESC));
   const noColorEnv = await cairn(["ls", "--bogus"], { NO_COLOR: "1" });
@@ -213,10 +235,10 @@ test("cairn --json reports errors as a JSON line; --color and --no-color decide 
   const debug = await cairn(["--store", join(store, "missing"), "ls"], {
     CAIRN_DEBUG: "1",
   });
-  assert.equal(debug.code, 1);
+  assert.equal(debug.code, 2);
   assert.match(
     debug.stderr,
-    /^cairn: Cannot open store .*there is no cairn store there/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot open store .*there is no cairn store there/,
   );
   assert.match(debug.stderr, /\n\s+at /, "CAIRN_DEBUG=1 prints the stack");
 });
@@ -257,7 +279,7 @@ test("cairn demo runs, reruns at once, and resumes after --fail-at", async () =>
   const lines = failed.stderr.trim().split("\n");
   assert.match(
     lines.at(-1)!,
-    /^cairn: Job "demo" failed at step "stats-02": Demo failure injected at step 4 by --fail-at; the steps before it are kept, run "cairn demo --store \S+" to resume$/,
+    /^(?:[-0-9:TZ]+ )?cairn: Job "demo" failed at step "stats-02": Demo failure injected at step 4 by --fail-at; the steps before it are kept, run "\S*cairn demo --store \S+" to resume$/,
   );
   assert.doesNotMatch(failed.stderr, /\n\s+at /);
   const resumed = JSON.parse(
@@ -291,7 +313,7 @@ test("cairn demo exits 3 when the job is locked, and --wait-lock waits for the h
     assert.match(
       locked.stderr,
       new RegExp(
-        `^cairn: Cannot open job "demo": locked by pid ${process.pid} on host`,
+        `^(?:[-0-9:TZ]+ )?cairn: Cannot open job "demo": locked by pid ${process.pid} on host`,
       ),
     );
     assert.match(locked.stderr, /cairn unlock demo/);
@@ -312,11 +334,22 @@ test("cairn demo exits 3 when the job is locked, and --wait-lock waits for the h
   }
 });
 
-test("cairn unlock removes a held lock and says when there is none", async () => {
+test("cairn unlock refuses a live holder with exit 3, removes it with --force, and says when there is none", async () => {
   const store = join(await tempDir(), "store");
   const fsStore = await openFsStore(store);
   const lock = await fsStore.lock("nightly", { command: "test holder" });
-  const removed = await expectExit(store, ["unlock", "nightly"], 0);
+  const refused = await expectExit(store, ["unlock", "nightly"], 3);
+  assert.match(
+    refused.stderr,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot unlock job "nightly": pid \d+ on host "[^"]+" holds it and looks alive/,
+  );
+  assert.match(
+    refused.stderr,
+    /; if you know the holder is gone .*, pass --force\n$/,
+  );
+  await lock.refresh();
+  assert.equal(lock.lost, false, "a refused unlock leaves the lock alone");
+  const removed = await expectExit(store, ["unlock", "--force", "nightly"], 0);
   assert.match(
     removed.stdout,
     new RegExp(
@@ -332,6 +365,7 @@ test("cairn unlock removes a held lock and says when there is none", async () =>
     job: "nightly",
     removed: null,
     holderWasAlive: false,
+    staleReason: null,
   });
   await expectExit(store, ["unlock"], 2);
 });
@@ -396,7 +430,7 @@ test("cairn ls shows runs for people and as JSON; a run without a live holder is
   }
   const missing = await expectExit(store, ["ls", "nosuch"], 0);
   assert.match(missing.stderr, /Job "nosuch" has no runs/);
-  await expectExit(join(store, "nothing-here"), ["ls"], 1);
+  await expectExit(join(store, "nothing-here"), ["ls"], 2);
 });
 
 test("cairn show prints a run's header, steps (elided unless --all), failures and summary", async () => {
@@ -455,13 +489,16 @@ test("cairn show prints a run's header, steps (elided unless --all), failures an
   assert.equal(json.steps.length, 25);
   assert.deepEqual(Object.keys(json.steps[1].stats), ["mean", "checksum"]);
 
-  const noJob = await expectExit(store, ["show", "nosuch"], 1);
+  const noJob = await expectExit(store, ["show", "nosuch"], 2);
   assert.match(
     noJob.stderr,
-    /^cairn: Cannot find job "nosuch": it has no runs/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot find job "nosuch": it has no runs/,
   );
-  const noRun = await expectExit(store, ["show", "demo/zzz"], 1);
-  assert.match(noRun.stderr, /^cairn: Cannot find run "zzz" of job "demo"/);
+  const noRun = await expectExit(store, ["show", "demo/zzz"], 2);
+  assert.match(
+    noRun.stderr,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot find run "zzz" of job "demo"/,
+  );
 });
 
 test("cairn cat prints a chunk as JSON, and --raw its bytes", async () => {
@@ -492,7 +529,51 @@ test("cairn cat prints a chunk as JSON, and --raw its bytes", async () => {
   const missing = await expectExit(store, ["cat", "0".repeat(64)], 1);
   assert.match(
     missing.stderr,
-    /^cairn: Cannot read chunk "0{64}": it is not in the store/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot read chunk "0{64}": it is not in the store/,
+  );
+});
+
+test("cairn cat accepts a unique hash prefix; an ambiguous one exits 2 listing candidates", async () => {
+  const store = await newStore();
+  const shown = JSON.parse(
+    (await expectExit(store, ["show", "demo", "--json"], 0)).stdout,
+  );
+  const hashes: string[] = shown.steps.flatMap((
+    s: { refs: { hash: string }[] },
+  ) => s.refs.map((r) => r.hash));
+  const hash = hashes[0]!;
+  // The shortest prefix no other chunk shares.
+  let n = 1;
+  while (hashes.some((h) => h !== hash && h.startsWith(hash.slice(0, n)))) n++;
+  const full = await expectExit(store, ["cat", hash, "--json"], 0);
+  const short = await expectExit(
+    store,
+    ["cat", hash.slice(0, n + 2), "--json"],
+    0,
+  );
+  assert.equal(short.stdout, full.stdout);
+  // 17 chunks: two share their first hex digit (pigeonhole).
+  const chunks = (await openFsStore(store)).chunks;
+  const extra: string[] = [];
+  for (let i = 0; i < 17; i++) extra.push((await putValue(chunks, { i })).hash);
+  const all = [...new Set([...hashes, ...extra])];
+  const digit = [..."0123456789abcdef"].find((d) =>
+    all.filter((h) => h.startsWith(d)).length > 1
+  )!;
+  const candidates = all.filter((h) => h.startsWith(digit)).sort();
+  const ambiguous = await expectExit(store, ["cat", digit], 2);
+  assert.match(
+    ambiguous.stderr,
+    new RegExp(
+      `^(?:[-0-9:TZ]+ )?cairn: Ambiguous chunk "${digit}": it starts ${candidates.length} chunk hashes \\(${
+        candidates[0]
+      }`,
+    ),
+  );
+  const none = await expectExit(store, ["cat", "zz"], 2);
+  assert.match(
+    none.stderr,
+    /expected 64 lowercase hex characters, or a unique prefix/,
   );
 });
 
@@ -580,10 +661,10 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
     "npy",
     "--out",
     bad,
-  ], 1);
+  ], 2);
   assert.match(
     mixed.stderr,
-    /^cairn: Cannot export step "stats-01" as npy: its output is an object/,
+    /^(?:[-0-9:TZ]+ )?cairn: Cannot export step "stats-01" as npy: its output is an object/,
   );
   const nested = await expectExit(store, [
     "export",
@@ -594,7 +675,7 @@ test("cairn export writes jsonl, csv and npy atomically, and explains unsuitable
     "nope-*",
     "--out",
     bad,
-  ], 1);
+  ], 2);
   assert.match(nested.stderr, /no step key matches "nope-\*"/);
   assert.deepEqual(
     (await readdir(dir)).sort(),
@@ -636,6 +717,39 @@ test("cairn knn runs a job on exported demo rows, a rerun returns at once, and l
     [["demo", "completed"], ["knn", "completed"]],
   );
   await expectExit(store, ["verify", "--read-data"], 0);
+
+  // Another job into the same --out is refused without --overwrite; nothing is replaced.
+  const other = ["knn", "--ref", rows, "--k", "2", "--out", out];
+  const refused = await expectExit(store, other, 2);
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `Refusing to write into --out "${out}": it holds 2 \\.npy file\\(s\\) \\(.*\\) and they are the results of job "${first.job}"`,
+    ),
+  );
+  assert.match(refused.stderr, /pass --overwrite to replace them/);
+  assert.deepEqual(await readFile(join(out, "index.npy")), index);
+  await expectExit(store, [...other, "--overwrite"], 0);
+  assert.deepEqual(
+    parseNpyHeader(new Uint8Array(await readFile(join(out, "index.npy"))))
+      .shape,
+    [2000, 2],
+  );
+  // Files cairn did not write are refused too.
+  const foreign = join(dir, "foreign");
+  await mkdir(foreign);
+  await writeFile(join(foreign, "index.npy"), "not mine");
+  const unknown = await expectExit(store, [
+    "knn",
+    "--ref",
+    rows,
+    "--k",
+    "2",
+    "--out",
+    foreign,
+  ], 2);
+  assert.match(unknown.stderr, /cairn did not write them/);
+  assert.equal(await readFile(join(foreign, "index.npy"), "utf8"), "not mine");
 });
 
 test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing chunk and its run", async () => {
@@ -643,7 +757,7 @@ test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing c
   const ok = await expectExit(store, ["verify", "--read-data"], 0);
   assert.match(
     ok.stdout,
-    /Checked 1 jobs, 1 runs, 9 chunks; re-hashed 9 chunks/,
+    /Checked 1 job, 1 run, 9 chunks; re-hashed 9 chunks/,
   );
   assert.match(ok.stdout, /No problems found/);
   const subset = JSON.parse(
@@ -675,7 +789,7 @@ test("cairn verify passes a healthy store, exits 4 naming a corrupt or missing c
     corrupt.stdout,
     new RegExp(`corrupt-chunk demo/${shown.run}: chunk "${victim}" hashes to`),
   );
-  assert.match(corrupt.stdout, /Found 1 problems: 1 damaged chunks in 1 runs/);
+  assert.match(corrupt.stdout, /Found 1 problem: 1 damaged chunk in 1 run/);
   assert.match(corrupt.stderr, /The store has problems/);
   const report = JSON.parse(
     (await expectExit(store, ["verify", "--read-data", "--json"], 4)).stdout,
@@ -732,7 +846,7 @@ test("cairn forget keeps what the policy names, then gc sweeps what only forgott
     "--dry-run",
     "f",
   ], 0);
-  assert.match(dry.stdout, /Would keep 1 runs, would remove 2/);
+  assert.match(dry.stdout, /Would keep 1 run, would remove 2/);
   assert.match(dry.stdout, /\bkeep\s+last\b/);
   assert.match(dry.stderr, /Dry run: nothing was deleted/);
   const dryJson = JSON.parse(
@@ -764,8 +878,8 @@ test("cairn forget keeps what the policy names, then gc sweeps what only forgott
     ["forget", "--keep-last", "1", "f"],
     0,
   );
-  assert.match(forgot.stdout, /Kept 1 runs, removed 2/);
-  assert.match(forgot.stderr, /Run "cairn gc"/);
+  assert.match(forgot.stdout, /Kept 1 run, removed 2/);
+  assert.match(forgot.stderr, /Run "\S*cairn gc"/);
   const left = JSON.parse(
     (await expectExit(store, ["ls", "f", "--json"], 0)).stdout,
   );
@@ -894,4 +1008,194 @@ test("ProgressRenderer draws a throttled bar on a TTY and clears it; off a TTY i
     }),
   );
   assert.equal(text, "warning: half way\n");
+});
+
+test("cairn export --out never replaces a symlink, FIFO or device: exit 2, target untouched", async () => {
+  const store = await newStore();
+  const dir = await tempDir();
+  const target = join(dir, "target.txt");
+  await writeFile(target, "keep me");
+  const link = join(dir, "link.jsonl");
+  await symlink(target, link);
+  const fifo = join(dir, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  const cases: [string, RegExp][] = [
+    [link, /it is a symbolic link, not a regular file/],
+    [fifo, /it is a FIFO, not a regular file/],
+    ["/dev/null", /it is a device, not a regular file/],
+    [dir, /it is a directory, not a regular file/],
+  ];
+  for (const [out, message] of cases) {
+    const r = await expectExit(store, [
+      "export",
+      "demo",
+      "--format",
+      "jsonl",
+      "--out",
+      out,
+    ], 2);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, new RegExp(`Cannot export to "${out}"`));
+  }
+  assert.ok(
+    (await lstat(link)).isSymbolicLink(),
+    "the symlink is still a symlink",
+  );
+  assert.equal(await readFile(target, "utf8"), "keep me");
+  assert.ok((await lstat(fifo)).isFIFO(), "the FIFO is still a FIFO");
+  assert.ok((await lstat("/dev/null")).isCharacterDevice());
+  const file = join(dir, "plain.jsonl");
+  await writeFile(file, "old");
+  await expectExit(store, [
+    "export",
+    "demo",
+    "--format",
+    "jsonl",
+    "--out",
+    file,
+  ], 0);
+  assert.match(await readFile(file, "utf8"), /^\{"key":/);
+});
+
+test("cairn --store: a file, a missing store, file:// URLs and unsupported schemes give clear messages", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "a-file");
+  await writeFile(file, "x");
+  for (const args of [["ls"], ["demo", ...QUICK]]) {
+    const r = await cairn(["--store", file, ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^(?:[-0-9:TZ]+ )?cairn: Cannot open store "${file}": it is a file, not a directory`,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /ENOTDIR|EEXIST/);
+  }
+  const under = await cairn(["--store", join(file, "sub"), "demo", ...QUICK]);
+  assert.equal(under.code, 2, under.stderr);
+  assert.match(under.stderr, /a part of the path is a file, not a directory/);
+  const gs = await cairn(["--store", "gs://bucket/x", "ls"]);
+  assert.equal(gs.code, 2);
+  assert.match(gs.stderr, /the "gs:\/\/" scheme is not supported/);
+  // s3:// is a store; without credentials it names them.
+  const s3 = await cairn(["--store", "s3://bucket/x", "ls"], {
+    AWS_ACCESS_KEY_ID: "",
+    AWS_SECRET_ACCESS_KEY: "",
+  });
+  assert.equal(s3.code, 2, s3.stderr);
+  assert.match(s3.stderr, /set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
+  const url = pathToFileURL(join(dir, "by-url")).href;
+  await expectExit(url, ["demo", ...QUICK, "--quiet"], 0);
+  assert.ok((await readdir(join(dir, "by-url"))).includes("config"));
+  const listed = await expectExit(url, ["ls", "--json"], 0);
+  assert.equal(JSON.parse(listed.stdout)[0].job, "demo");
+  await mkdir(join(dir, "empty"));
+  await expectExit(join(dir, "empty"), ["ls"], 2);
+});
+
+/** The commands in the "Next, try:" block the demo prints on stderr. */
+function demoHints(stderr: string): string[] {
+  const at = stderr.indexOf("Next, try:");
+  assert.ok(at >= 0, stderr);
+  return stderr.slice(at).split("\n").slice(1)
+    .map((l) => l.replace(/^\d{4}-\d\d-\d\dT\S+Z /, ""))
+    .filter((l) => l.startsWith("  "))
+    .map((l) => l.trim().split(/\s{2,}/)[0]!);
+}
+
+test(
+  "cairn demo prints hints that run as written: via npm run and via scripts/cairn",
+  {
+    skip: CLI_BIN !== undefined,
+  },
+  async () => {
+    const root = new URL("..", import.meta.url).pathname;
+    const dir = await tempDir();
+    for (
+      const [how, start] of [
+        ["npm", `npm run --silent demo -- --store ${join(dir, "npm")}`],
+        ["script", `scripts/cairn demo --store ${join(dir, "script")}`],
+      ] as const
+    ) {
+      const demo = await runShell(`${start} ${QUICK.join(" ")}`, root);
+      assert.equal(demo.code, 0, demo.stderr);
+      const hints = demoHints(demo.stderr);
+      assert.equal(hints.length, 4, `${how}: ${demo.stderr}`);
+      for (const hint of hints) {
+        assert.ok(
+          hint.startsWith(
+            how === "npm" ? "npm run cairn -- " : "scripts/cairn ",
+          ),
+          hint,
+        );
+        const r = await runShell(
+          hint.replace(/--out (\S+)/, `--out ${dir}/$1`),
+          root,
+        );
+        assert.equal(r.code, 0, `${hint}: ${r.stderr}`);
+      }
+    }
+  },
+);
+
+/** Run a shell command line in `cwd` with node_modules/.bin on PATH, as after `npm ci`. */
+function runShell(line: string, cwd: string): Promise<Result> {
+  const child = spawn("bash", ["-c", line], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", CAIRN_PROG: "" },
+  });
+  return collectOutput(child);
+}
+
+test("cairn on a read-only store: a clear message naming the store, exit 2; reading still works", async (t) => {
+  const dir = await tempDir();
+  const src = join(dir, "src");
+  const ro = join(dir, "ro");
+  await mkdir(src);
+  await mkdir(ro);
+  await expectExit(join(src, "store"), ["demo", ...QUICK, "--quiet"], 0);
+  try {
+    execFileSync("mount", ["--bind", src, ro], { stdio: "ignore" });
+  } catch {
+    t.skip("needs root and mount --bind (a read-only bind mount)");
+    return;
+  }
+  try {
+    execFileSync("mount", ["-o", "remount,ro,bind", ro], { stdio: "ignore" });
+    const store = join(ro, "store");
+    const run = await expectExit(store, ["demo", ...QUICK, "--new-run"], 2);
+    // Caught when the store opens (Bun's access check) or at its first write (Deno as root).
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `cairn: Cannot (?:write to|open) store "${store}"(?: \\(".*"\\))?: .*read-only file system`,
+      ),
+    );
+    assert.doesNotMatch(run.stderr, /EROFS:|EACCES:/);
+    const fresh = await expectExit(join(ro, "new"), ["demo", ...QUICK], 2);
+    assert.match(fresh.stderr, /is on a read-only file system/);
+    const ls = await expectExit(store, ["ls", "--json"], 0);
+    assert.equal(JSON.parse(ls.stdout)[0].status, "completed");
+    await expectExit(store, ["verify", "--read-data", "--quiet"], 0);
+  } finally {
+    execFileSync("umount", [ro], { stdio: "ignore" });
+  }
+});
+
+test("cairn with a hostile job name exits 2 without echoing it whole", async () => {
+  const store = join(await tempDir(), "store");
+  const long = "a".repeat(100_000);
+  for (
+    const args of [["show", long], ["demo", "--job", "../x"], ["ls", "/etc"]]
+  ) {
+    const r = await cairn(["--store", store, ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(
+      r.stderr.length < 1000,
+      `short message: ${r.stderr.length} characters`,
+    );
+    assert.match(r.stderr, /Cannot use job name/);
+  }
 });

@@ -101,7 +101,7 @@ test("cairn demo: an overlapping second process exits 3 with one line; --wait-lo
   assert.match(
     lines[0]!,
     new RegExp(
-      `^cairn: Cannot open job "demo": locked by pid ${first.pid} on host .*--wait-lock DURATION`,
+      `^(?:[-0-9:TZ]+ )?cairn: Cannot open job "demo": locked by pid ${first.pid} on host .*; to wait for the holder, pass --wait-lock 5m; if it is gone, run "\\S*cairn unlock demo"$`,
     ),
   );
 
@@ -132,4 +132,65 @@ test("cairn demo: an overlapping second process exits 3 with one line; --wait-lo
   );
   assert.equal(after[0].status, "completed");
   assert.equal(after[0].lock, null);
+});
+
+test("cairn from cron: a failure prints one timestamped line, with and without --quiet", async () => {
+  const dir = await tempDir();
+  const env = cronEnv({ CAIRN_STORE: join(dir, "store") });
+  for (const extra of [["--quiet"], []]) {
+    const run = await runCairn(
+      ["demo", ...QUICK, "--new-run", "--fail-at", "3", ...extra],
+      { env, cleanEnv: true, closeStdin: true, cwd: dir },
+    );
+    assert.equal(run.code, 1, run.stderr);
+    const lines = run.stderr.trimEnd().split("\n");
+    for (const line of lines) assert.match(line, STAMP, line);
+    const errors = lines.filter((l) => / cairn: /.test(l));
+    assert.equal(errors.length, 1, run.stderr);
+    assert.match(errors[0]!, /cairn: Job "demo" failed at step "rows-02"/);
+    if (extra.length > 0) {
+      assert.equal(lines.length, 1, `--quiet: one line\n${run.stderr}`);
+    }
+  }
+  // A usage error and a missing store: one timestamped line each.
+  for (
+    const args of [["ls", "--bogus"], ["--store", join(dir, "nope"), "ls"]]
+  ) {
+    const run = await runCairn([...args, "--quiet"], {
+      env,
+      cleanEnv: true,
+      closeStdin: true,
+      cwd: dir,
+    });
+    assert.equal(run.code, 2, run.stderr);
+    const lines = run.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0]!, STAMP);
+  }
+});
+
+test("cairn from cron: the sample maintenance lines print nothing when all is well", async () => {
+  const dir = await tempDir();
+  const env = cronEnv({ CAIRN_STORE: join(dir, "store") });
+  const opts = { env, cleanEnv: true, closeStdin: true, cwd: dir };
+  for (let i = 0; i < 3; i++) {
+    const r = await runCairn(["demo", ...QUICK, "--new-run", "--quiet"], opts);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  // The crontab lines of docs/cron.md (verify with a fixed subset).
+  for (
+    const args of [
+      ["forget", "--keep-daily", "7", "--keep-weekly", "4", "--quiet"],
+      ["gc", "--quiet"],
+      ["verify", "--read-data-subset", "1/5", "--quiet"],
+    ]
+  ) {
+    const r = await runCairn(args, opts);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "", `${args[0]} --quiet: nothing on stdout`);
+    assert.equal(r.stderr, "", `${args[0]} --quiet: nothing on stderr`);
+  }
+  // Without --quiet they report; verify --quiet still names problems.
+  const loud = await runCairn(["gc"], opts);
+  assert.match(loud.stdout, /^Marked \d+ chunks referenced by \d+ runs?\n/);
 });

@@ -8,19 +8,20 @@
  *   CLI's help text;
  * - every relative Markdown link points at a file that exists.
  *
- * Imports of "cairn", "@cairn/cairn", "jsr:@cairn/cairn", "./mod.ts" and
- * "../mod.ts" are rewritten to this checkout's mod.ts ("…/cli" to
- * cli/main.ts), so the blocks read the way a user writes them.
+ * Blocks import `@cairn/cairn` (and `@cairn/cairn/map`, `/knn`, `/store`,
+ * `/cli`) exactly as written: the import map in deno.json (`imports`) and
+ * tsconfig.json (`paths`) resolves them to this checkout under Deno and Bun.
+ * The block files are written inside the checkout (in a git-ignored
+ * `.docs-test/` folder) so that Bun finds tsconfig.json.
  */
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CLI_DOCS_PATH, renderCliDocs } from "../scripts/gen_cli_docs.ts";
-import { tempDir } from "./temp.ts";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -66,17 +67,9 @@ function tsBlocks(file: string): Block[] {
   return blocks;
 }
 
-const MOD = join(ROOT, "mod.ts");
-const CLI = join(ROOT, "cli", "main.ts");
-
-/** Point the package's import names at this checkout. */
-function rewriteImports(code: string): string {
-  return code.replace(
-    /(["'])(?:jsr:@cairn\/cairn|@cairn\/cairn|cairn|\.\/mod\.ts|\.\.\/mod\.ts)(\/cli)?\1/g,
-    (_m, quote: string, cli: string | undefined) =>
-      `${quote}${cli ? CLI : MOD}${quote}`,
-  );
-}
+/** Imports a user cannot write from a checkout: the bare "cairn" and relative paths to mod.ts. */
+const UNRUNNABLE_IMPORT =
+  /from\s+(["'])(?:cairn(?:\/[^"']*)?|(?:\.\.?\/)+mod\.ts)\1/;
 
 function run(
   cmd: string,
@@ -114,17 +107,36 @@ test("the docs have runnable ts blocks in the README and every family page", () 
   }
 });
 
+test("docs ts blocks import @cairn/cairn, as a user writes it", () => {
+  for (const block of blocks) {
+    assert.doesNotMatch(
+      block.code,
+      UNRUNNABLE_IMPORT,
+      `${block.file}:${block.line}: import from "@cairn/cairn" (or "@cairn/cairn/map", …)`,
+    );
+  }
+});
+
+let blockDir: string | undefined;
+after(async () => {
+  if (blockDir !== undefined) {
+    await rm(blockDir, { recursive: true, force: true });
+  }
+});
+
 let written: Promise<{ dir: string; paths: string[] }> | undefined;
 
 /** Write every block to its own file in one temp dir (once per test file). */
 function writeBlocks(): Promise<{ dir: string; paths: string[] }> {
   written ??= (async () => {
-    const dir = await tempDir();
+    await mkdir(join(ROOT, ".docs-test"), { recursive: true });
+    const dir = await mkdtemp(join(ROOT, ".docs-test", "run-"));
+    blockDir = dir;
     const paths: string[] = [];
     for (const [i, block] of blocks.entries()) {
       const name = `${block.file.replace(/[/.]/g, "_")}_${block.line}_${i}.ts`;
       const path = join(dir, name);
-      await writeFile(path, rewriteImports(block.code) + "\n");
+      await writeFile(path, block.code + "\n");
       paths.push(path);
     }
     return { dir, paths };

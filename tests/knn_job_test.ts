@@ -882,13 +882,14 @@ test(
       ),
     ]);
     const [nanRun, kRun, missingRun, radiusRun] = results;
-    assert.equal(nanRun!.code, EXIT.failed);
+    // Bad input is exit 2: rerunning as is cannot help.
+    assert.equal(nanRun!.code, EXIT.usage);
     assert.match(nanRun!.stderr, /nan\.npy": row 4 column 2 is NaN/);
     assert.equal(kRun!.code, EXIT.usage);
     assert.match(kRun!.stderr, /Invalid --k "0"/);
     assert.equal(missingRun!.code, EXIT.failed);
     assert.match(missingRun!.stderr, /missing\.npy": it does not exist/);
-    assert.equal(radiusRun!.code, EXIT.failed);
+    assert.equal(radiusRun!.code, EXIT.usage);
     assert.match(radiusRun!.stderr, /radius must be >= 0/);
     await assert.rejects(stat(store), /ENOENT/, "no store was created");
 

@@ -87,10 +87,9 @@ test("mod.ts imports from a URL in a fresh Deno with an empty cache and runs a j
   knnJob,
   map,
   matrixFrom,
-  prepareReference,
   runJob,
-  searchKnn,
 } from "${server.url}/mod.ts";
+import { prepareReference, searchKnn } from "${server.url}/lib/knn/mod.ts";
 const store = "memory:";
 const value = await runJob("url-import", { store, handleSignals: false }, (job) => job.step("a", () => 40 + 2));
 const doubled = await map([1, 2, 3], (x: number) => 2 * x, { store, batchSize: 2 });
