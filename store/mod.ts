@@ -23,6 +23,7 @@ export {
 } from "./fs.ts";
 export { createMemoryStore, type MemoryStore } from "./memory.ts";
 export { openS3Store, type OpenS3StoreOptions } from "./s3.ts";
+export type { CreateS3ClientOptions } from "./_s3_client.ts";
 export {
   assertChunkHash,
   type ChunkRef,
