@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { knnJob, matrixFrom, writeNpyFile } from "../lib/knn/mod.ts";
@@ -118,6 +119,8 @@ test(
       kills >= 1,
       `the second worker was killed mid-run (${kills} kills)`,
     );
+    // The memo cache file is for directory stores: nothing lands in the cwd.
+    assert.equal(existsSync("s3:"), false);
   },
 );
 
