@@ -30,9 +30,14 @@ fi
 exec 9>"${DIR%/}.lock"
 flock 9
 
-if [ -f "$DIR/ready" ]; then
+if [ -f "$DIR/ready" ] && curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$RGW_PORT/"; then
   log "already running in $DIR"
 else
+  # A ready marker without a live server: its daemons were killed (a session
+  # or machine ended). Clear what is left and start afresh.
+  for pid in "$DIR"/run/*.pid; do
+    [ -f "$pid" ] && kill -9 "$(cat "$pid")" 2>/dev/null
+  done
   rm -rf "$DIR"
   mkdir -p "$DIR/run" "$DIR/log" "$DIR/mon" "$DIR/osd0"
   FSID="$(cat /proc/sys/kernel/random/uuid)"
