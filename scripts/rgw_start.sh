@@ -17,13 +17,13 @@ SECRET_KEY="${CAIRN_RGW_SECRET_KEY:-cairntestsecretkey0123456789}"
 BUCKET="${CAIRN_S3_BUCKET:-cairn-test}"
 log() { printf 'rgw_start: %s\n' "$*" >&2; }
 
-if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null; then
+if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null || ! command -v curl >/dev/null; then
   if [ "$(id -u)" != 0 ]; then
-    log "radosgw, ceph-mon and ceph-osd are not installed; run as root, or: apt-get install radosgw ceph-mon ceph-osd"
+    log "radosgw, ceph-mon, ceph-osd or curl is not installed; run as root, or: apt-get install radosgw ceph-mon ceph-osd curl"
     exit 1
   fi
-  log "installing radosgw ceph-mon ceph-osd with apt"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq radosgw ceph-mon ceph-osd) >&2
+  log "installing radosgw ceph-mon ceph-osd curl with apt"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq radosgw ceph-mon ceph-osd curl) >&2
 fi
 
 # Test files run in parallel may all start it at once: one at a time.
