@@ -6,7 +6,7 @@
  *
  * This entry point holds what a user of jobs, map and kNN needs. The families
  * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`,
- * `@cairn/cairn/pipeline`, `@cairn/cairn/processor`),
+ * `@cairn/cairn/pipeline`, `@cairn/cairn/processor`, `@cairn/cairn/dataflow`),
  * and the low-level store and format pieces are in `@cairn/cairn/store`.
  *
  * @example Steps run once, even across crashes and reruns
@@ -45,6 +45,13 @@ export {
   type SignalAbort,
 } from "./lib/signals.ts";
 export type { RetryOptions } from "./lib/retry.ts";
+export {
+  partJobName,
+  runSharedParts,
+  type RunSharedPartsOptions,
+  type SharedPart,
+  type SharedPartsReport,
+} from "./lib/shared_work.ts";
 export { fingerprint } from "./store/cbor.ts";
 
 // Errors callers catch.
@@ -75,6 +82,7 @@ export type {
   ChunkStat,
   ChunkStore,
   DeleteChunkOptions,
+  GetChunkOptions,
   PutResult,
 } from "./store/chunk_store.ts";
 export type {
@@ -263,3 +271,30 @@ export type {
   ProcessorItem,
   SetupContext,
 } from "./lib/processor/types.ts";
+// The dataflow family (more in @cairn/cairn/dataflow).
+export {
+  type Collection,
+  consolidate,
+  Dataflow,
+  type DataflowOptions,
+  type DataflowResult,
+  type Explanation,
+  type InputDelta,
+  type InputFile,
+  type InputOptions,
+  type InputSource,
+  type InputValue,
+  type Node as DataflowNode,
+  type NodeStats,
+  type OperatorOptions,
+  type PlanGraph,
+  planRecompute,
+  type ReadOptions,
+  type RecomputePlan,
+  type RecomputeRequest,
+  type RunOptions,
+  type Time,
+  type TimeRange,
+  timeRangeContains,
+  type Update,
+} from "./lib/dataflow/mod.ts";

@@ -6,6 +6,7 @@
  */
 import type { Command } from "./command.ts";
 import { catCommand } from "./cat_command.ts";
+import { dataflowCommand } from "./dataflow_command.ts";
 import { demoCommand } from "./demo.ts";
 import { exportCommand } from "./export_command.ts";
 import { forgetCommand } from "./forget_command.ts";
@@ -34,4 +35,5 @@ export const COMMANDS: Command[] = [
   ...KNN_COMMANDS,
   processorCommand,
   pipelineCommand,
+  dataflowCommand,
 ];

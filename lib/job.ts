@@ -7,7 +7,11 @@
  * @module
  */
 import { hostname } from "node:os";
-import { CorruptChunkError, MissingChunkError } from "../store/chunk_store.ts";
+import {
+  type ChunkRef,
+  CorruptChunkError,
+  MissingChunkError,
+} from "../store/chunk_store.ts";
 import { encodeValue, fingerprint } from "../store/cbor.ts";
 import type { AcquireLockOptions, JobLock } from "../store/lock.ts";
 import type { ManifestLog } from "../store/manifest_log.ts";
@@ -937,6 +941,55 @@ export class Job {
     });
     this.#emitDone(key, false, durationMs);
     return result.value;
+  }
+
+  /**
+   * Record a done step whose output is chunks the caller already stored (for
+   * example the nodes of a content-addressed index), so that the run keeps
+   * them: `verify` checks them and `gc` never sweeps them while the run
+   * exists. Recording the same key with the same chunks again writes nothing.
+   *
+   * @param key The step key.
+   * @param refs The chunks, each already durable in this job's store.
+   * @returns Nothing.
+   *
+   * @example Keep two chunks alive
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openJob } from "./job.ts";
+   * import { putValue } from "../store/chunk_store.ts";
+   * const job = await openJob("kept", { store: "memory:record-chunks-example" });
+   * const a = await putValue(job.store.chunks, "a");
+   * const b = await putValue(job.store.chunks, "b");
+   * await job.recordChunks("index", [a, b]);
+   * assert.equal(job.stepRecord("index")?.output.kind, "stream");
+   * await job.complete();
+   * ```
+   */
+  recordChunks(key: string, refs: readonly ChunkRef[]): Promise<void> {
+    return this.#once(key, async () => {
+      const items = refs.map((r) => [{ hash: r.hash, size: r.size }]);
+      const done = this.#steps.get(key);
+      if (
+        done?.output.kind === "stream" &&
+        done.output.items.length === items.length &&
+        done.output.items.every((item, i) =>
+          item[0]!.hash === items[i]![0]!.hash
+        )
+      ) return;
+      if (this.#stop.signal.aborted) {
+        this.#refused++;
+        throw this.#stop.signal.reason;
+      }
+      await this.#record({
+        type: "step",
+        key,
+        output: { kind: "stream", items },
+        durationMs: 0,
+        attempt: 1,
+        at: new Date().toISOString(),
+      });
+    });
   }
 
   /**
