@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type Job, runJob, type RunJobOptions } from "../job.ts";
 import type { StepContext } from "../job.ts";
 import { replayRun } from "../replay.ts";
+import { runSharedParts } from "../shared_work.ts";
 import { fingerprint } from "../../store/cbor.ts";
 import { hashMatrix } from "../io/matrix.ts";
 import {
@@ -43,6 +44,7 @@ import {
 } from "./kernel.ts";
 import type { Matrix } from "./matrix.ts";
 import { searchKnn } from "./search.ts";
+import { type KnnPool, openKnnPool } from "./kernel_threads.ts";
 
 /** Stored blocks checked at once on a rerun of a completed run. */
 const CHECK_CONCURRENCY = 8;
@@ -72,7 +74,7 @@ export function planOf(
   inputs: Inputs,
   kind: "knn" | "knn-graph" | "radius",
   k: number,
-  options: KnnBlockSizeOptions & { countOnly?: boolean },
+  options: KnnBlockSizeOptions & { countOnly?: boolean; threads?: number },
 ): KnnJobPlan {
   const q = inputs.query?.matrix;
   return planKnnJob(inputs.ref.matrix, {
@@ -91,6 +93,7 @@ export function planOf(
     ...(options.countOnly === undefined
       ? {}
       : { countOnly: options.countOnly }),
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
   });
 }
 
@@ -121,6 +124,8 @@ export class KnnRun {
   computedBlocks = 0;
   memoBlocks = 0;
   preparedSource: PreparedSource = "unused";
+  /** Worker threads for the blocks, when the plan has more than one. */
+  pool: KnnPool | undefined;
   #prepared: Promise<PreparedReference> | undefined;
 
   constructor(
@@ -217,21 +222,11 @@ export class KnnRun {
   ): Promise<T> {
     const prepared = await this.prepared();
     let ran = false;
-    const memoKey = `${key.split("/")[0]}/${await fingerprint({
-      v: KNN_CODE_VERSION,
-      ref: this.inputs.refHash,
-      query: this.inputs.queryHash,
-      metric: this.inputs.metric,
-      zeroVector: this.inputs.zeroVector,
-      excludeSelf: this.inputs.excludeSelf,
-      start: range[0],
-      end: range[1],
-      ...memo(range),
-    })}`;
-    const value = await this.job.step(key, (ctx) => {
+    const memoKey = await blockMemoKey(this.inputs, key, range, memo);
+    const value = await this.job.step(key, async (ctx) => {
       ran = true;
       const started = performance.now();
-      const out = compute(prepared, range[0], range[1], ctx);
+      const out = await compute(prepared, range[0], range[1], ctx);
       ctx.stats({
         rows: range[1] - range[0],
         ms: Math.round(performance.now() - started),
@@ -392,12 +387,81 @@ export class KnnRun {
   }
 }
 
+/** The memo key of a block step: what any job computing the same block shares. */
+async function blockMemoKey(
+  inputs: Inputs,
+  key: string,
+  range: [number, number],
+  memo: (range: [number, number]) => Record<string, unknown>,
+): Promise<string> {
+  return `${key.split("/")[0]}/${await fingerprint({
+    v: KNN_CODE_VERSION,
+    ref: inputs.refHash,
+    query: inputs.queryHash,
+    metric: inputs.metric,
+    zeroVector: inputs.zeroVector,
+    excludeSelf: inputs.excludeSelf,
+    start: range[0],
+    end: range[1],
+    ...memo(range),
+  })}`;
+}
+
+/** The blocks a family can share between workers (`sharedWorkers`). */
+export interface SharedBlocks<T> {
+  prefix: string;
+  compute: BlockCompute<T>;
+  memo: (range: [number, number]) => Record<string, unknown>;
+}
+
+/** Compute the blocks together with other workers, before the job itself runs. */
+async function shareBlocks<T>(
+  name: string,
+  inputs: Inputs,
+  plan: KnnJobPlan,
+  shared: SharedBlocks<T>,
+  options: KnnJobBaseOptions,
+): Promise<void> {
+  let prepared: PreparedReference | undefined;
+  const parts = await Promise.all(
+    blockRanges(plan.queryRows, plan.blockRows).map(async (range) => {
+      const key = rangeKey(shared.prefix, range, plan.queryRows);
+      return {
+        key,
+        memo: await blockMemoKey(inputs, key, range, shared.memo),
+        compute: (ctx: StepContext) => {
+          // Prepared once per process; a pure function of the reference.
+          prepared ??= prepareReference(inputs.ref.matrix, inputs.metric, {
+            zeroVector: inputs.zeroVector,
+          });
+          const started = performance.now();
+          const out = shared.compute(prepared, range[0], range[1], ctx);
+          ctx.stats({
+            rows: range[1] - range[0],
+            ms: Math.round(performance.now() - started),
+          });
+          return out;
+        },
+      };
+    }),
+  );
+  await runSharedParts(name, parts, {
+    memo: KNN_MEMO_NAMESPACE,
+    version: KNN_CODE_VERSION,
+    kind: "knn-block",
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+  });
+}
+
 export type BlockCompute<T> = (
   prepared: PreparedReference,
   start: number,
   end: number,
   ctx: StepContext,
-) => T;
+) => T | Promise<T>;
 
 /** What a completed kNN run records in its end record. */
 export interface JobSummary {
@@ -420,6 +484,7 @@ export async function runKnnFamily<T>(
   config: Record<string, unknown>,
   options: KnnJobBaseOptions,
   body: (run: KnnRun) => Promise<T>,
+  shared?: SharedBlocks<unknown>,
 ): Promise<T> {
   const fullConfig = {
     op: kind,
@@ -445,24 +510,42 @@ export async function runKnnFamily<T>(
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
   };
-  return await runJob(
-    name,
-    jobOptions,
-    (job) => body(new KnnRun(job, inputs, options, plan)),
-  );
+  if (options.sharedWorkers && shared !== undefined) {
+    await shareBlocks(name, inputs, plan, shared, options);
+    // Every block is committed: one worker assembles, the others wait for it
+    // and then find the run completed.
+    jobOptions.lock = { ...options.lock, waitMs: 7 * 24 * 3_600_000 };
+  }
+  // A block is still one step: its rows are split between the threads.
+  const pool = kind !== "radius" && plan.threads > 1
+    ? openKnnPool({ threads: plan.threads })
+    : undefined;
+  try {
+    return await runJob(name, jobOptions, (job) => {
+      const run = new KnnRun(job, inputs, options, plan);
+      run.pool = pool;
+      return body(run);
+    });
+  } finally {
+    pool?.close();
+  }
 }
 
 export function knnBlockCompute(
   k: number,
   excludeSelf: boolean,
   queries: Matrix,
+  pool?: KnnPool,
 ) {
-  return (
+  return async (
     prepared: PreparedReference,
     start: number,
     end: number,
-  ): StoredKnnBlock => {
-    const b = searchKnn(prepared, queries, { k, start, end, excludeSelf });
+  ): Promise<StoredKnnBlock> => {
+    const options = { k, start, end, excludeSelf };
+    const b = pool === undefined
+      ? searchKnn(prepared, queries, options)
+      : await pool.search(prepared, queries, options);
     return { index: b.index, distance: b.distance };
   };
 }
