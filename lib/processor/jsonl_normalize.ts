@@ -42,7 +42,7 @@ interface AjvLike {
   compile(schema: unknown): Validate;
 }
 type AjvConstructor = new (options: Record<string, unknown>) => AjvLike;
-// Ajv and csv-parse load in `setup`, so importing the processor family stays cheap.
+// Ajv loads in `setup` and csv-parse on the first CSV file, so importing the family stays cheap.
 let ajvLoad: Promise<AjvConstructor> | undefined;
 let Ajv: AjvConstructor | undefined;
 function loadAjv(): Promise<AjvConstructor> {
