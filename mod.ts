@@ -37,6 +37,7 @@ export {
   type SettleOutcome,
   type StepContext,
   type StepOptions,
+  type UnderLockChoice,
 } from "./lib/job.ts";
 export type { JobEvent } from "./lib/events.ts";
 export {
@@ -65,6 +66,7 @@ export type {
   FailRecord,
   OutputRef,
   RunRecord,
+  StepItems,
   StepRecord,
 } from "./lib/records.ts";
 

@@ -11,14 +11,10 @@ import { pathToFileURL } from "node:url";
 import { parseDuration } from "../lib/duration.ts";
 import { ConfigChangedError } from "../lib/job.ts";
 import { abortOnSignals } from "../lib/signals.ts";
-import {
-  getProcessor,
-  loadProcessor,
-  type ProcessorEvent,
-  type ProcessorRunOptions,
-  type ProcessorRunResult,
-  resumeProcessor,
-  runProcessor,
+import type {
+  ProcessorEvent,
+  ProcessorRunOptions,
+  ProcessorRunResult,
 } from "../lib/processor/mod.ts";
 import {
   type CliContext,
@@ -32,6 +28,10 @@ import {
 } from "./command.ts";
 
 type Options = Command["options"];
+
+// The family (and its npm dependencies) loads when a subcommand runs, so
+// `cairn --help` and the other commands never pay for it.
+const processorFamily = () => import("../lib/processor/mod.ts");
 
 const RUN_OPTIONS: Options = {
   "checkpoint-every": {
@@ -251,6 +251,8 @@ export const processorRunCommand: Command = {
     const out = requiredOption(args, "out");
     const schemaFile = stringOption(args, "schema");
     const module = moduleSpec(spec);
+    const { getProcessor, loadProcessor, runProcessor } =
+      await processorFamily();
     const processor = await asUsage(() =>
       module === undefined ? getProcessor(spec) : loadProcessor(module)
     );
@@ -325,6 +327,7 @@ export const processorResumeCommand: Command = {
       throw new UsageError(`Unexpected argument "${extra[0]}"`);
     }
     const checkpoint = stringOption(args, "checkpoint");
+    const { resumeProcessor } = await processorFamily();
     const abort = abortOnSignals({ exitOnSecondSignal: true });
     try {
       const result = await asUsage(() =>

@@ -161,6 +161,18 @@ for (const file of walk(OUT).filter((f) => f.endsWith(".js"))) {
       target,
       source,
     ]);
+    // bun build --no-bundle keeps the worker's own `./x.ts` imports; point
+    // them at the modules deno pack already transpiled.
+    writeFileSync(
+      target,
+      readFileSync(target, "utf8").replace(
+        /(["'])(\.{1,2}\/[^"']+)\.ts\1/g,
+        (spec, q, path) =>
+          existsSync(join(dirname(target), `${path}.js`))
+            ? `${q}${path}.js${q}`
+            : spec,
+      ),
+    );
     changed = true;
     return `new URL(${quote}${base}.js${quote}, import.meta.url)`;
   });

@@ -12,8 +12,6 @@
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import AjvModule from "npm:ajv@^8.20.0";
-import { parse as parseCsv } from "npm:csv-parse@^7.0.3/sync";
 import { listFiles } from "./_files.ts";
 import type { ProcessContext, Processor, SetupContext } from "./types.ts";
 
@@ -43,8 +41,20 @@ type Validate = ((data: unknown) => boolean) & {
 interface AjvLike {
   compile(schema: unknown): Validate;
 }
-const Ajv = ((AjvModule as unknown as { default?: unknown }).default ??
-  AjvModule) as new (options: Record<string, unknown>) => AjvLike;
+type AjvConstructor = new (options: Record<string, unknown>) => AjvLike;
+// Ajv loads in `setup` and csv-parse on the first CSV file, so importing the family stays cheap.
+let ajvLoad: Promise<AjvConstructor> | undefined;
+let Ajv: AjvConstructor | undefined;
+function loadAjv(): Promise<AjvConstructor> {
+  return ajvLoad ??= import("npm:ajv@^8.20.0").then((module) => {
+    const exported = module.default as unknown as { default?: unknown };
+    return Ajv = (exported.default ?? exported) as AjvConstructor;
+  });
+}
+let csvParse: Promise<typeof import("npm:csv-parse@^7.0.3/sync")> | undefined;
+function loadCsvParse(): Promise<typeof import("npm:csv-parse@^7.0.3/sync")> {
+  return csvParse ??= import("npm:csv-parse@^7.0.3/sync");
+}
 
 const validators = new WeakMap<
   object,
@@ -83,6 +93,11 @@ function validatorFor(
   let compiled = validators.get(ctx.params);
   if (compiled === undefined) {
     const schema = schemaOf(ctx);
+    if (Ajv === undefined) {
+      throw new Error(
+        `Cannot validate dataset "${ctx.dataset}": processor "jsonl-normalize" ran before its setup`,
+      );
+    }
     const ajv = new Ajv({
       useDefaults: true,
       coerceTypes: true,
@@ -139,6 +154,7 @@ function note(
 async function* records(input: string): AsyncIterable<RecordItem> {
   for (const file of await listFiles(input, isRecordFile)) {
     if (/\.csv$/i.test(file.rel)) {
+      const { parse: parseCsv } = await loadCsvParse();
       const rows = parseCsv(await readFile(file.path, "utf8"), {
         columns: true,
         skip_empty_lines: false,
@@ -160,6 +176,57 @@ async function* records(input: string): AsyncIterable<RecordItem> {
       yield { id: `${file.rel}:${n}`, file: file.rel, value: line };
     }
   }
+}
+
+/**
+ * The lines of a file as `items` reads them (a line ends at \n, \r\n or \r;
+ * a last line without one counts), from its raw bytes: nothing is decoded or
+ * parsed. With `quoted`, line breaks inside CSV double quotes do not count.
+ */
+async function countLines(path: string, quoted: boolean): Promise<number> {
+  let lines = 0;
+  let open = false; // bytes since the last line break
+  let inQuote = false;
+  let afterCr = false;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    if (chunk.length === 0) continue;
+    if (!quoted && !afterCr && chunk.indexOf(0x0d) === -1) {
+      // The common case, at native speed: only \n ends lines here.
+      for (
+        let i = chunk.indexOf(0x0a);
+        i !== -1;
+        i = chunk.indexOf(0x0a, i + 1)
+      ) {
+        lines++;
+      }
+      open = chunk[chunk.length - 1] !== 0x0a;
+      continue;
+    }
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (quoted && b === 0x22) inQuote = !inQuote;
+      if (!inQuote && b === 0x0a) {
+        if (!afterCr) lines++;
+        open = false;
+      } else if (!inQuote && b === 0x0d) {
+        lines++;
+        open = false;
+      } else open = true;
+      afterCr = !inQuote && b === 0x0d;
+    }
+  }
+  return open ? lines + 1 : lines;
+}
+
+/** The items of `input` without parsing it: CSV rows less the header, and JSONL lines. */
+async function countRecords(input: string): Promise<number> {
+  let n = 0;
+  for (const file of await listFiles(input, isRecordFile)) {
+    n += /\.csv$/i.test(file.rel)
+      ? Math.max(0, (await countLines(file.path, true)) - 1)
+      : await countLines(file.path, false);
+  }
+  return n;
 }
 
 /**
@@ -191,14 +258,12 @@ async function* records(input: string): AsyncIterable<RecordItem> {
 export const jsonlNormalize: Processor<RecordItem> = {
   name: "jsonl-normalize",
   version: "1",
-  setup(_input, ctx) {
+  async setup(_input, ctx) {
+    await loadAjv();
     validatorFor(ctx);
   },
-  async count(input) {
-    let n = 0;
-    for await (const _ of records(input)) n++;
-    return n;
-  },
+  // A byte scan, not a second parse of the input.
+  count: countRecords,
   items: records,
   process(item, ctx) {
     let value: unknown;
