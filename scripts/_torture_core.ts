@@ -128,14 +128,8 @@ export interface Finding {
  * Findings known and left to a family's owners, each with why: reported in
  * the table and on stderr, but they do not fail the campaign. Keep it short.
  */
-export const KNOWN_FINDINGS: { kind: string; family: string; why: string }[] = [
-  {
-    kind: "bit flip in a chunk",
-    family: "dataflow",
-    why:
-      "a corrupt chunk of a dataflow's state trees fails every later run with CorruptChunkError (lib/dataflow/_tree.ts reads it directly); it should recompute from the inputs",
-  },
-];
+export const KNOWN_FINDINGS: { kind: string; family: string; why: string }[] =
+  [];
 
 /** Faults injected and what survived, per kind and family. */
 export class Tally {
