@@ -26,6 +26,7 @@ import {
   type LogRepair,
   newLogBytes,
   openFramedLog,
+  repairReport,
 } from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
 import {
@@ -611,24 +612,13 @@ function fsStore(root: string): Store {
       await checkJobDir(job);
       const bytes = await readLogFile(path);
       const prefix = logPrefix(bytes);
-      if (prefix.reason === undefined) {
-        return {
-          records: prefix.records,
-          offset: prefix.end,
-          cutBytes: 0,
-          reason: undefined,
-          aside: undefined,
-        };
-      }
+      if (prefix.reason === undefined) return repairReport(bytes, prefix);
       if (prefix.records === 0) {
-        const aside = await setAside(job, run, "unborn");
-        return {
-          records: 0,
-          offset: 0,
-          cutBytes: bytes.length,
-          reason: prefix.reason,
-          aside,
-        };
+        return repairReport(
+          bytes,
+          prefix,
+          await setAside(job, run, "unborn"),
+        );
       }
       const aside = `${path}.cut-${Date.now()}`;
       await writeNewFile(aside, bytes.subarray(prefix.end), { mode: 0o444 });
@@ -639,13 +629,7 @@ function fsStore(root: string): Store {
         false,
       );
       await handle?.close();
-      return {
-        records: prefix.records,
-        offset: prefix.end,
-        cutBytes: bytes.length - prefix.end,
-        reason: prefix.reason,
-        aside,
-      };
+      return repairReport(bytes, prefix, aside);
     },
     async lock(job, options) {
       const lock = await acquireLock(locksDir, job, options);
