@@ -4,10 +4,11 @@
  * appends a record to its run's manifest log; resume, verification,
  * retention, GC and memo hits are replays of that log.
  *
- * This entry point holds what a user of jobs, map and kNN needs. The families
- * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`,
- * `@cairn/cairn/pipeline`, `@cairn/cairn/processor`, `@cairn/cairn/dataflow`),
- * and the low-level store and format pieces are in `@cairn/cairn/store`.
+ * This entry point holds the runtime (jobs, stores, runs, maintenance) and
+ * each family's main names. Each family's entry point has the rest
+ * (`@cairn/cairn/map`, `@cairn/cairn/knn`, `@cairn/cairn/pipeline`,
+ * `@cairn/cairn/processor`, `@cairn/cairn/dataflow`), and the low-level store
+ * and format pieces are in `@cairn/cairn/store`.
  *
  * @example Steps run once, even across crashes and reruns
  * ```ts
