@@ -46,6 +46,13 @@ export {
   type SignalAbort,
 } from "./lib/signals.ts";
 export type { RetryOptions } from "./lib/retry.ts";
+export {
+  partJobName,
+  runSharedParts,
+  type RunSharedPartsOptions,
+  type SharedPart,
+  type SharedPartsReport,
+} from "./lib/shared_work.ts";
 export { fingerprint } from "./store/cbor.ts";
 
 // Errors callers catch.

@@ -38,7 +38,8 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   store: {
     type: "string",
     valueName: "PATH",
-    description: "Store directory (default: $CAIRN_STORE, else ./.cairn)",
+    description:
+      "Store directory, or s3://BUCKET/PREFIX with AWS_* credentials (default: $CAIRN_STORE, else ./.cairn)",
   },
   json: {
     type: "boolean",

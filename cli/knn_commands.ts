@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { parseDuration } from "../lib/duration.ts";
 import {
   formatByteSize,
   knnGraphJob,
@@ -147,6 +148,9 @@ function outKey(
     "wait-lock",
     "help",
     "new-run",
+    // How the work is shared does not change the results.
+    "workers-shared",
+    "lease",
   ]);
   const values: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(args.values).sort()) {
@@ -158,7 +162,7 @@ function outKey(
   }
   return JSON.stringify({
     command,
-    store: ctx.storeLocation.startsWith("memory:")
+    store: /^(memory:|s3a?:\/\/)/.test(ctx.storeLocation)
       ? ctx.storeLocation
       : resolve(ctx.storeLocation),
     values,
@@ -384,9 +388,21 @@ export const knnCommand: Command = {
     ...SELF_OPTIONS,
     ...JOB_OPTIONS,
     ...PLAN_OPTIONS,
+    "workers-shared": {
+      type: "boolean",
+      description:
+        "Share the blocks with every other process running this command on the same store (any machine): each takes block leases, computes and commits blocks; a dead worker's blocks are taken over once its lease expires (at once on the same host); one worker then writes the outputs, byte-identical to a single process's",
+    },
+    lease: {
+      type: "string",
+      valueName: "DURATION",
+      description:
+        "With --workers-shared: a block lease without a heartbeat for this long is taken over. Default: 1m",
+    },
   },
   examples: [
     "cairn knn --ref emb.npy --k 10 --out knn10/",
+    "cairn --store s3://bucket/cairn knn --ref emb.npy --k 10 --out knn10/ --job emb-knn --workers-shared",
     "cairn knn --ref base.npy --query queries.npy --k 100 --metric cosine --out gt/ --memory-budget 2GiB",
     "cairn knn --ref base.npy --k 10 --out knn/ --job nightly-knn --wait-lock 10m",
   ],
@@ -394,12 +410,25 @@ export const knnCommand: Command = {
     const ref = requiredOption(args, "ref");
     const query = stringOption(args, "query");
     const k = kOf(args);
+    const lease = stringOption(args, "lease");
+    let leaseMs: number | undefined;
+    if (lease !== undefined) {
+      try {
+        leaseMs = parseDuration(lease);
+      } catch (error) {
+        throw new UsageError(`Invalid --lease: ${(error as Error).message}`);
+      }
+    }
     const claim = await claimOut(ctx, "knn", args);
     const result = await withSignalAbort((signal) =>
       knnJob(ref, {
         ...jobOptionsOf(ctx, args),
         signal,
         k,
+        ...(args.values["workers-shared"] === true
+          ? { sharedWorkers: true }
+          : {}),
+        ...(leaseMs === undefined ? {} : { leaseMs }),
         ...(query === undefined ? {} : { query }),
       })
     );

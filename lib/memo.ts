@@ -38,7 +38,10 @@ interface MemoCacheFile {
 const indexes = new WeakMap<Store, Map<string, MemoIndex>>();
 
 function cachePath(store: Store, namespace: string): string | undefined {
-  if (store.location.startsWith("memory:")) return undefined;
+  // Only a directory store has a place for the file (not memory:, not s3://).
+  if (/^(memory:|[a-z][a-z0-9+.-]*:\/\/)/i.test(store.location)) {
+    return undefined;
+  }
   const name = blake3HexSync(new TextEncoder().encode(namespace)).slice(0, 32);
   return join(store.location, "cache", "memo", `${name}.cbor`);
 }

@@ -1,6 +1,7 @@
 /**
  * Opening a store by location: a directory path or `file://` URL for the fs
- * backend, or `memory:` for a store that lives in this process.
+ * backend, `s3://bucket/prefix` (or `s3a://`) for the S3 backend, or
+ * `memory:` for a store that lives in this process.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { access, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { openFsStore } from "../store/fs.ts";
 import { createMemoryStore } from "../store/memory.ts";
+import { openS3Store } from "../store/s3.ts";
 import type { Store } from "../store/store.ts";
 
 /**
@@ -53,8 +55,10 @@ export interface OpenStoreOptions {
 
 /**
  * Open a store. `memory:` (or `memory:NAME`) gives an in-process store shared
- * by every call with the same name; a `file://` URL or any other text is a
- * directory. Other URL schemes (`s3://`) are not supported yet.
+ * by every call with the same name; `s3://bucket/prefix` or
+ * `s3a://bucket/prefix` a store in an S3 bucket (endpoint and credentials
+ * from the `AWS_*` variables; with `create: false`, a prefix without a store
+ * is an error); a `file://` URL or any other text is a directory.
  *
  * @param location Store location. Default: {@linkcode defaultStoreLocation}.
  * @param options See {@linkcode OpenStoreOptions}.
@@ -94,6 +98,9 @@ export async function openStore(
       memoryStores.set(location, store);
     }
     return store;
+  }
+  if (/^s3a?:\/\//i.test(location)) {
+    return await openS3Store(location, { create: options.create ?? true });
   }
   const path = storePath(location);
   const create = options.create ?? true;
@@ -145,7 +152,7 @@ function storePath(location: string): string {
     }
   }
   throw new TypeError(
-    `Cannot open store "${location}": the "${scheme}://" scheme is not supported yet; give a directory path, a file:// URL, or memory:`,
+    `Cannot open store "${location}": the "${scheme}://" scheme is not supported; give a directory path, a file:// URL, s3://BUCKET/PREFIX or memory:`,
   );
 }
 

@@ -85,10 +85,15 @@ export async function readValueChunks<T>(
   chunks: ChunkStore,
   refs: readonly ChunkRef[],
 ): Promise<T> {
-  if (refs.length === 1) return decodeValue<T>(await chunks.get(refs[0]!.hash));
+  if (refs.length === 1) {
+    const ref = refs[0]!;
+    return decodeValue<T>(await chunks.get(ref.hash, { size: ref.size }));
+  }
   const pieces: Uint8Array[] = [];
   for (const ref of refs) {
-    pieces.push(decodeValue<Uint8Array>(await chunks.get(ref.hash)));
+    pieces.push(
+      decodeValue<Uint8Array>(await chunks.get(ref.hash, { size: ref.size })),
+    );
   }
   const whole = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
   let at = 0;

@@ -222,7 +222,7 @@ async function checkChunk(
   }
   if (!read) return undefined;
   try {
-    await store.chunks.get(hash);
+    await store.chunks.get(hash, { size });
     return "read";
   } catch (error) {
     if (error instanceof CorruptChunkError) {

@@ -34,7 +34,7 @@ export interface ChunkStore {
   /** Store bytes under their hash; durable when the promise resolves. */
   put(bytes: Uint8Array): Promise<PutResult>;
   /** Read a chunk, verifying its hash; throws {@linkcode MissingChunkError} or {@linkcode CorruptChunkError}. */
-  get(hash: string): Promise<Uint8Array>;
+  get(hash: string, options?: GetChunkOptions): Promise<Uint8Array>;
   /** Whether a chunk is stored (without reading it). */
   has(hash: string): Promise<boolean>;
   /** Size and age of a chunk, or undefined when it is absent. */
@@ -47,6 +47,17 @@ export interface ChunkStore {
    * time is kept, atomically against a concurrent {@linkcode ChunkStore.put}.
    */
   delete(hash: string, options?: DeleteChunkOptions): Promise<boolean>;
+}
+
+/** Options for {@linkcode ChunkStore.get}. */
+export interface GetChunkOptions {
+  /**
+   * The size the reference records. A backend may then read at most one
+   * byte more than this (the S3 backend does), so a bigger object at the
+   * chunk's name costs no more than the chunk; it fails the hash check.
+   * Default: unknown (the S3 backend reads at most 256 MiB).
+   */
+  size?: number;
 }
 
 /** Options for {@linkcode ChunkStore.delete}. */

@@ -1,6 +1,6 @@
 /**
  * The low-level store and format pieces under cairn's runtime: chunk stores
- * (filesystem and memory), the framed manifest log, job locks, the CBOR
+ * (filesystem, S3 and memory), the framed manifest log, job locks, the CBOR
  * codecs and hashing. Job, map and kNN users need none of this; it is for
  * tools that read or check a store directly, and for new store backends.
  *
@@ -22,6 +22,8 @@ export {
   type StoreConfig,
 } from "./fs.ts";
 export { createMemoryStore, type MemoryStore } from "./memory.ts";
+export { openS3Store, type OpenS3StoreOptions } from "./s3.ts";
+export type { CreateS3ClientOptions } from "./_s3_client.ts";
 export {
   assertChunkHash,
   type ChunkRef,
@@ -29,6 +31,7 @@ export {
   type ChunkStore,
   CorruptChunkError,
   type DeleteChunkOptions,
+  type GetChunkOptions,
   getValue,
   MissingChunkError,
   type PutResult,

@@ -1,7 +1,7 @@
 /**
  * The one small driver interface every storage backend implements: chunks,
- * per-run manifest logs and job locks. `store/fs.ts` and `store/memory.ts`
- * implement it; an object-storage backend can too (one segment per commit).
+ * per-run manifest logs and job locks. `store/fs.ts`, `store/memory.ts` and
+ * `store/s3.ts` (one log segment object per commit) implement it.
  * Every backend passes `tests/store_conformance.ts`.
  *
  * @module
@@ -17,7 +17,7 @@ import type { LogRepair, ManifestLog } from "./manifest_log.ts";
 
 /** A storage backend. */
 export interface Store {
-  /** Where the store lives: a directory path, or `memory:`. */
+  /** Where the store lives: a directory path, an `s3://bucket/prefix` URL, or `memory:`. */
   readonly location: string;
   /** The content-addressed chunks. */
   readonly chunks: ChunkStore;

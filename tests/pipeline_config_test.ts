@@ -150,7 +150,7 @@ test("loadPipelineConfig() reads .conf, .json and .yaml with the same keys and t
   }
 });
 
-test("loadPipelineConfig() resolves location paths and file:// URLs, and refuses s3a:// naming the scheme", async () => {
+test("loadPipelineConfig() resolves location paths and file:// URLs, keeps s3a:// URLs, and refuses other schemes naming them", async () => {
   const dir = await tempDir();
   const body = (location: string) =>
     `pipeline { pipeline-name = P, checkpoint { location = "${location}" }, pipeline-components = [{ instance-type = t }] }`;
@@ -162,15 +162,19 @@ test("loadPipelineConfig() resolves location paths and file:// URLs, and refuses
     await writeConfig(dir, "b.conf", body("file:///var/cairn")),
   );
   assert.equal(url.checkpoint.location, "/var/cairn");
+  const s3 = await loadPipelineConfig(
+    await writeConfig(dir, "c.conf", body("s3a://bucket/checkpoints")),
+  );
+  assert.equal(s3.checkpoint.location, "s3a://bucket/checkpoints");
   await assert.rejects(
     loadPipelineConfig(
-      await writeConfig(dir, "c.conf", body("s3a://bucket/checkpoints")),
+      await writeConfig(dir, "d.conf", body("gs://bucket/checkpoints")),
     ),
     (error: unknown) =>
       error instanceof PipelineConfigError &&
       error.key === "pipeline.checkpoint.location" &&
-      /"s3a" scheme/.test(error.message) &&
-      error.message.includes(join(dir, "c.conf")),
+      /"gs"/.test(error.message) &&
+      error.message.includes(join(dir, "d.conf")),
   );
 });
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type Job, runJob, type RunJobOptions } from "../job.ts";
 import type { StepContext } from "../job.ts";
 import { replayRun } from "../replay.ts";
+import { runSharedParts } from "../shared_work.ts";
 import { fingerprint } from "../../store/cbor.ts";
 import { hashMatrix } from "../io/matrix.ts";
 import {
@@ -217,17 +218,7 @@ export class KnnRun {
   ): Promise<T> {
     const prepared = await this.prepared();
     let ran = false;
-    const memoKey = `${key.split("/")[0]}/${await fingerprint({
-      v: KNN_CODE_VERSION,
-      ref: this.inputs.refHash,
-      query: this.inputs.queryHash,
-      metric: this.inputs.metric,
-      zeroVector: this.inputs.zeroVector,
-      excludeSelf: this.inputs.excludeSelf,
-      start: range[0],
-      end: range[1],
-      ...memo(range),
-    })}`;
+    const memoKey = await blockMemoKey(this.inputs, key, range, memo);
     const value = await this.job.step(key, (ctx) => {
       ran = true;
       const started = performance.now();
@@ -411,6 +402,75 @@ export class KnnRun {
   }
 }
 
+/** The memo key of a block step: what any job computing the same block shares. */
+async function blockMemoKey(
+  inputs: Inputs,
+  key: string,
+  range: [number, number],
+  memo: (range: [number, number]) => Record<string, unknown>,
+): Promise<string> {
+  return `${key.split("/")[0]}/${await fingerprint({
+    v: KNN_CODE_VERSION,
+    ref: inputs.refHash,
+    query: inputs.queryHash,
+    metric: inputs.metric,
+    zeroVector: inputs.zeroVector,
+    excludeSelf: inputs.excludeSelf,
+    start: range[0],
+    end: range[1],
+    ...memo(range),
+  })}`;
+}
+
+/** The blocks a family can share between workers (`sharedWorkers`). */
+export interface SharedBlocks<T> {
+  prefix: string;
+  compute: BlockCompute<T>;
+  memo: (range: [number, number]) => Record<string, unknown>;
+}
+
+/** Compute the blocks together with other workers, before the job itself runs. */
+async function shareBlocks<T>(
+  name: string,
+  inputs: Inputs,
+  plan: KnnJobPlan,
+  shared: SharedBlocks<T>,
+  options: KnnJobBaseOptions,
+): Promise<void> {
+  let prepared: PreparedReference | undefined;
+  const parts = await Promise.all(
+    blockRanges(plan.queryRows, plan.blockRows).map(async (range) => {
+      const key = rangeKey(shared.prefix, range, plan.queryRows);
+      return {
+        key,
+        memo: await blockMemoKey(inputs, key, range, shared.memo),
+        compute: (ctx: StepContext) => {
+          // Prepared once per process; a pure function of the reference.
+          prepared ??= prepareReference(inputs.ref.matrix, inputs.metric, {
+            zeroVector: inputs.zeroVector,
+          });
+          const started = performance.now();
+          const out = shared.compute(prepared, range[0], range[1], ctx);
+          ctx.stats({
+            rows: range[1] - range[0],
+            ms: Math.round(performance.now() - started),
+          });
+          return out;
+        },
+      };
+    }),
+  );
+  await runSharedParts(name, parts, {
+    memo: KNN_MEMO_NAMESPACE,
+    version: KNN_CODE_VERSION,
+    kind: "knn-block",
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+  });
+}
+
 export type BlockCompute<T> = (
   prepared: PreparedReference,
   start: number,
@@ -439,6 +499,7 @@ export async function runKnnFamily<T>(
   config: Record<string, unknown>,
   options: KnnJobBaseOptions,
   body: (run: KnnRun) => Promise<T>,
+  shared?: SharedBlocks<unknown>,
 ): Promise<T> {
   const fullConfig = {
     op: kind,
@@ -464,6 +525,12 @@ export async function runKnnFamily<T>(
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
   };
+  if (options.sharedWorkers && shared !== undefined) {
+    await shareBlocks(name, inputs, plan, shared, options);
+    // Every block is committed: one worker assembles, the others wait for it
+    // and then find the run completed.
+    jobOptions.lock = { ...options.lock, waitMs: 7 * 24 * 3_600_000 };
+  }
   return await runJob(
     name,
     jobOptions,

@@ -97,6 +97,20 @@ export interface KnnJobBaseOptions extends KnnBlockSizeOptions {
   newRun?: boolean;
   /** Lock options, e.g. `{ waitMs }`. Default: fail at once if locked. */
   lock?: AcquireLockOptions;
+  /**
+   * Share the blocks with other processes running the same job on the same
+   * store (on any machines): each takes block leases, computes and commits
+   * blocks, then one assembles the outputs while the others wait for it (see
+   * `runSharedParts`). The outputs are the same bytes as a single process's.
+   * Supported by `knnJob`. Default: false.
+   */
+  sharedWorkers?: boolean;
+  /**
+   * With `sharedWorkers`: a block lease without a heartbeat for this long is
+   * taken over by another worker (a dead worker on the same host is taken
+   * over at once). Default: 60 000.
+   */
+  leaseMs?: number;
 }
 
 /** Where the prepared reference of a run came from. */

@@ -72,6 +72,8 @@ export async function knnJob(
   const k = options.k;
   checkK(k, inputs.ref.matrix.rows, inputs.excludeSelf);
   const plan = planOf(inputs, "knn", k, options);
+  const memo = () => ({ op: "knn", k });
+  const queries = (inputs.query ?? inputs.ref).matrix;
   return await runKnnFamily(
     "knn",
     inputs,
@@ -80,7 +82,6 @@ export async function knnJob(
     options,
     async (run) => {
       const compute = knnBlockCompute(k, inputs.excludeSelf, run.queries);
-      const memo = () => ({ op: "knn", k });
       const names = ["index.npy", "distance.npy"];
       await run.checkStored(["block"]);
       const previous = await run.previousOutputs(names);
@@ -122,6 +123,11 @@ export async function knnJob(
         result.distance = set.sink("distance.npy").array as Float32Array;
       }
       return result;
+    },
+    {
+      prefix: "block",
+      compute: knnBlockCompute(k, inputs.excludeSelf, queries),
+      memo,
     },
   );
 }

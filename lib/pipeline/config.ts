@@ -204,7 +204,10 @@ export function parsePipelineConfig(
   };
   if (c.location !== undefined) {
     if (typeof c.location !== "string" || c.location === "") {
-      fail("pipeline.checkpoint.location", "must be a path or a file:// URL");
+      fail(
+        "pipeline.checkpoint.location",
+        "must be a path, a file:// URL or an s3a:// URL",
+      );
     }
     checkpoint.location = resolveLocation(
       c.location as string,
@@ -287,13 +290,10 @@ function resolveLocation(
     return isAbsolute(location) ? location : resolve(baseDir, location);
   }
   if (scheme === "file") return fileURLToPath(location);
-  if (scheme === "s3" || scheme === "s3a") {
-    fail(
-      `names the "${scheme}" scheme ("${location}"): the S3 store backend does not exist yet; use a local path or a file:// URL`,
-    );
-  }
+  // An S3 store: opened by openStore, credentials from the AWS_* variables.
+  if (scheme === "s3" || scheme === "s3a") return location;
   return fail(
-    `names the unsupported scheme "${scheme}" ("${location}"): use a local path or a file:// URL`,
+    `names the unsupported scheme "${scheme}" ("${location}"): use a local path, a file:// URL or s3a://BUCKET/PREFIX`,
   );
 }
 
