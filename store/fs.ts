@@ -18,7 +18,13 @@ import {
   type PutResult,
 } from "./chunk_store.ts";
 import { blake3Hex, blake3HexYielding } from "./hash.ts";
-import { acquireLock, breakLock, type JobLock, readLock } from "./lock.ts";
+import {
+  acquireLock,
+  breakLock,
+  type JobLock,
+  readLock,
+  trackLock,
+} from "./lock.ts";
 import {
   isUnbornLog,
   type LogFile,
@@ -634,22 +640,7 @@ function fsStore(root: string): Store {
     async lock(job, options) {
       const lock = await acquireLock(locksDir, job, options);
       // Logs this store opens for the job are fenced by this lock until it is released.
-      const tracked: JobLock = {
-        get info() {
-          return lock.info;
-        },
-        get lost() {
-          return lock.lost;
-        },
-        refresh: () => lock.refresh(),
-        assertHeld: () => lock.assertHeld(),
-        async release() {
-          await lock.release();
-          if (held.get(job) === tracked) held.delete(job);
-        },
-      };
-      held.set(job, tracked);
-      return tracked;
+      return trackLock(held, job, lock);
     },
     readLock: (job) => readLock(locksDir, job),
     async listLocks() {

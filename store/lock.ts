@@ -255,6 +255,50 @@ export interface JobLock {
   release(): Promise<void>;
 }
 
+/**
+ * Wrap a store's lock so `held` maps `job` to it until it is released: a
+ * store's logs consult `held` to fence appends by the lock's holder.
+ *
+ * @param held The store's map from job name to the lock it holds.
+ * @param job The job the lock is for.
+ * @param lock The lock just acquired.
+ * @returns The lock, tracked in `held`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type JobLock, trackLock } from "./lock.ts";
+ * const lock = { lost: false, refresh: async () => {}, assertHeld: async () => {}, release: async () => {} } as unknown as JobLock;
+ * const held = new Map<string, JobLock>();
+ * const tracked = trackLock(held, "nightly", lock);
+ * assert.equal(held.get("nightly"), tracked);
+ * await tracked.release();
+ * assert.equal(held.has("nightly"), false);
+ * ```
+ */
+export function trackLock(
+  held: Map<string, JobLock>,
+  job: string,
+  lock: JobLock,
+): JobLock {
+  const tracked: JobLock = {
+    get info() {
+      return lock.info;
+    },
+    get lost() {
+      return lock.lost;
+    },
+    refresh: () => lock.refresh(),
+    assertHeld: () => lock.assertHeld(),
+    async release() {
+      await lock.release();
+      if (held.get(job) === tracked) held.delete(job);
+    },
+  };
+  held.set(job, tracked);
+  return tracked;
+}
+
 const DEFAULT_STALE_AFTER_MS = 600_000;
 const DEFAULT_HEARTBEAT_MS = 60_000;
 const DEFAULT_POLL_MS = 200;
