@@ -299,6 +299,25 @@ test("cairn input files that do not exist exit 2 naming the path, for every fami
     assert.match(lines[0]!, fix);
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
+  // An output file in a directory that does not exist names the directory.
+  assert.equal((await cairn(["--store", store, "demo", ...QUICK])).code, 0);
+  const out = join(dir, "no-such-dir", "rows.csv");
+  const r = await cairn([
+    "--store",
+    store,
+    "export",
+    "demo",
+    "--format",
+    "csv",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /its directory ".*no-such-dir" does not exist; create it or fix the path/,
+  );
+  assert.doesNotMatch(r.stderr, /\.tmp/, "the temp file is not named");
 });
 
 test("cairn --json reports errors as a JSON line; --color and --no-color decide colour", async () => {
