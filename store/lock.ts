@@ -469,29 +469,14 @@ export async function acquireLock(
 ): Promise<JobLock> {
   assertName("job", job);
   const {
-    staleAfterMs = DEFAULT_STALE_AFTER_MS,
-    waitMs = 0,
-    pollMs = DEFAULT_POLL_MS,
-    force = false,
+    staleAfterMs,
+    waitMs,
+    pollMs,
+    heartbeatMs,
+    force,
     command,
     signal,
-  } = options;
-  checkPositive("staleAfterMs", staleAfterMs);
-  // Three heartbeats per stale period: a live holder never looks stale.
-  const heartbeatMs = options.heartbeatMs ??
-    Math.min(DEFAULT_HEARTBEAT_MS, staleAfterMs / 3);
-  checkPositive("heartbeatMs", heartbeatMs);
-  checkPositive("pollMs", pollMs);
-  if (!(waitMs >= 0)) {
-    throw new RangeError(
-      `Invalid waitMs ${waitMs}: must be a number of milliseconds >= 0`,
-    );
-  }
-  if (heartbeatMs >= staleAfterMs) {
-    throw new RangeError(
-      `Invalid heartbeatMs ${heartbeatMs}: must be less than staleAfterMs ${staleAfterMs}`,
-    );
-  }
+  } = lockSettings(options);
   signal?.throwIfAborted();
   await mkdir(locksDir, { recursive: true });
 
@@ -828,6 +813,76 @@ interface LockFile {
   raw: string;
   info?: LockInfo;
   error?: string;
+}
+
+/** {@linkcode AcquireLockOptions} with their defaults, checked. */
+export interface LockSettings {
+  /** See {@linkcode AcquireLockOptions.staleAfterMs}. */
+  staleAfterMs: number;
+  /** See {@linkcode AcquireLockOptions.waitMs}. */
+  waitMs: number;
+  /** See {@linkcode AcquireLockOptions.pollMs}. */
+  pollMs: number;
+  /** See {@linkcode AcquireLockOptions.heartbeatMs}. */
+  heartbeatMs: number;
+  /** See {@linkcode AcquireLockOptions.force}. */
+  force: boolean;
+  /** See {@linkcode AcquireLockOptions.command}. */
+  command: string | undefined;
+  /** See {@linkcode AcquireLockOptions.signal}. */
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Apply the defaults of {@linkcode AcquireLockOptions} and check them: the
+ * one rule every store's lock follows.
+ *
+ * @param options The options given.
+ * @returns The settings to lock with.
+ * @throws {RangeError} When a duration is out of range.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lockSettings } from "./lock.ts";
+ * assert.equal(lockSettings({ staleAfterMs: 3000 }).heartbeatMs, 1000);
+ * assert.throws(() => lockSettings({ staleAfterMs: 10, heartbeatMs: 20 }), RangeError);
+ * ```
+ */
+export function lockSettings(options: AcquireLockOptions): LockSettings {
+  const {
+    staleAfterMs = DEFAULT_STALE_AFTER_MS,
+    waitMs = 0,
+    pollMs = DEFAULT_POLL_MS,
+    force = false,
+    command,
+    signal,
+  } = options;
+  checkPositive("staleAfterMs", staleAfterMs);
+  // Three heartbeats per stale period: a live holder never looks stale.
+  const heartbeatMs = options.heartbeatMs ??
+    Math.min(DEFAULT_HEARTBEAT_MS, staleAfterMs / 3);
+  checkPositive("heartbeatMs", heartbeatMs);
+  checkPositive("pollMs", pollMs);
+  if (!(waitMs >= 0)) {
+    throw new RangeError(
+      `Invalid waitMs ${waitMs}: must be a number of milliseconds >= 0`,
+    );
+  }
+  if (heartbeatMs >= staleAfterMs) {
+    throw new RangeError(
+      `Invalid heartbeatMs ${heartbeatMs}: must be less than staleAfterMs ${staleAfterMs}`,
+    );
+  }
+  return {
+    staleAfterMs,
+    waitMs,
+    pollMs,
+    heartbeatMs,
+    force,
+    command,
+    signal,
+  };
 }
 
 function checkPositive(name: string, value: number): void {
