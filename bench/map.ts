@@ -4,7 +4,8 @@
 //   npx deno run -A bench/map.ts        npx bun run bench/map.ts
 //
 // Options: --items N (100000), --work-ms X (0.1), --rounds N (2),
-// --resume-items N (1000000), --skip-resume.
+// --resume-items N (1000000), --skip-resume, --json (for bench/suite.ts: the
+// text goes to stderr and the comparisons to stdout as suite rows).
 //
 // The work is a calibrated busy-wait: it spins on performance.now() until
 // --work-ms has passed (minus the measured cost of one performance.now() call),
@@ -14,13 +15,14 @@
 // The work is CPU on the calling thread, so concurrency cannot overlap it: the
 // comparison isolates what cairn adds (hashing items, encoding results, a
 // chunk pair and a manifest record per batch, fsync'd on an fs store in a temp
-// directory). p-map is not installed; the limiter below is a dozen-line
-// equivalent (ordered results, at most N calls in flight). Each variant runs
+// directory). The peers are the real p-map (a devDependency) and a
+// dozen-line limiter (ordered results, at most N calls in flight). Each variant runs
 // --rounds times, interleaved, and the best time is reported.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import pMap from "npm:p-map@^7.1.1";
 import { map } from "../lib/map/mod.ts";
 
 const { values: flags } = parseArgs({
@@ -30,6 +32,7 @@ const { values: flags } = parseArgs({
     "work-ms": { type: "string", default: "0.1" },
     "resume-items": { type: "string", default: "1000000" },
     "skip-resume": { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
     rounds: { type: "string", default: "2" },
   },
 });
@@ -37,6 +40,7 @@ const ITEMS = Number(flags.items);
 const WORK_MS = Number(flags["work-ms"]);
 const RESUME_ITEMS = Number(flags["resume-items"]);
 const ROUNDS = Number(flags.rounds);
+const say = flags.json ? console.error : console.log;
 const BATCH = 100;
 const CONCURRENCY = 8;
 const runtime = typeof (globalThis as { Deno?: { version: { deno: string } } })
@@ -114,6 +118,9 @@ try {
     [`p-map-style limiter, concurrency ${CONCURRENCY}`, async () => {
       check(await limited(items, work, CONCURRENCY));
     }],
+    [`p-map 7, concurrency ${CONCURRENCY}`, async () => {
+      check(await pMap(items, work, { concurrency: CONCURRENCY }));
+    }],
     [
       `cairn map, batch ${BATCH}, concurrency ${CONCURRENCY}, fs store`,
       async () => {
@@ -130,17 +137,50 @@ try {
   ];
   let round = 0;
   const best = new Array<number>(variants.length).fill(Infinity);
+  const all: number[][] = variants.map(() => []);
   for (; round < ROUNDS; round++) {
     for (let v = 0; v < variants.length; v++) {
       const [ms] = await timed(variants[v]![1]);
       best[v] = Math.min(best[v]!, ms);
+      all[v]!.push(ms);
     }
   }
   const rows: [string, number][] = variants.map((
     [name],
     v,
   ) => [name, best[v]!]);
-  const [tFor, tLimit, tMap] = best as [number, number, number];
+  const [tFor, tLimit, , tMap] = best as [number, number, number, number];
+  if (flags.json) {
+    const med = (v: number[]) => {
+      const s = [...v].sort((a, b) => a - b);
+      return s.length % 2
+        ? s[s.length >> 1]!
+        : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    const [mFor, , mPMap, mMap] = all.map(med) as number[];
+    const cairnCell = `${(mMap! / 1000).toFixed(2)} s`;
+    const n = ITEMS.toLocaleString("en-US");
+    const caseName =
+      `map ${n} items × ${WORK_MS} ms, batch ${BATCH}, concurrency ${CONCURRENCY}`;
+    console.log(JSON.stringify([
+      {
+        section: "map",
+        case: caseName,
+        cairn: cairnCell,
+        peer: "plain awaited for loop",
+        peerValue: `${(mFor! / 1000).toFixed(2)} s`,
+        ratio: `${(mMap! / mFor!).toFixed(3)}×`,
+      },
+      {
+        section: "map",
+        case: caseName,
+        cairn: cairnCell,
+        peer: `p-map 7, concurrency ${CONCURRENCY}`,
+        peerValue: `${(mPMap! / 1000).toFixed(2)} s`,
+        ratio: `${(mMap! / mPMap!).toFixed(3)}×`,
+      },
+    ]));
+  }
   const [tRerun] = await timed(async () => {
     check(
       await map(items, work, {
@@ -160,7 +200,7 @@ try {
   });
   rows.push(["cairn map, same items + 1 new (new job, memo)", tMemo]);
 
-  console.log(
+  say(
     `map bench on ${runtime}: ${
       ITEMS.toLocaleString("en-US")
     } items, work = calibrated busy loop in an async fn, ${
@@ -168,17 +208,17 @@ try {
     } ms/call measured (target ${WORK_MS} ms), best of ${ROUNDS} interleaved rounds`,
   );
   const width = Math.max(...rows.map(([name]) => name.length));
-  console.log(
+  say(
     `${"variant".padEnd(width)}  ${"time".padStart(9)}  vs for  vs limiter`,
   );
   for (const [name, ms] of rows) {
-    console.log(
+    say(
       `${name.padEnd(width)}  ${(ms / 1000).toFixed(2).padStart(7)} s  ${
         (ms / tFor).toFixed(3).padStart(6)
       }  ${(ms / tLimit).toFixed(3).padStart(9)}`,
     );
   }
-  console.log(
+  say(
     `cairn overhead at batch ${BATCH}: ${
       ((tMap / tLimit - 1) * 100).toFixed(1)
     }% vs the limiter, ${
@@ -217,7 +257,7 @@ try {
       }, { store, batchSize: BATCH, concurrency: CONCURRENCY, name: "resume" })
     );
     if (out[RESUME_ITEMS - 1] !== RESUME_ITEMS) throw new Error("wrong result");
-    console.log(
+    say(
       `resume of a ${
         RESUME_ITEMS.toLocaleString("en-US")
       }-item job stopped at ${stopAt.toLocaleString("en-US")} (setup ${

@@ -6,6 +6,8 @@
  * - BLAKE3 MB/s vs node:crypto SHA-256.
  *
  * Run: `npx deno run -A bench/store.ts` or `npx bun run bench/store.ts` (`--quick` for a short run).
+ * `--json` (used by bench/suite.ts) prints the text to stderr and, on stdout,
+ * the put comparisons as suite rows: medians of 3 alternating rounds.
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs/promises";
@@ -15,6 +17,22 @@ import { openFsStore } from "../store/fs.ts";
 import { blake3HexSync, blake3Ready } from "../store/hash.ts";
 
 const quick = process.argv.includes("--quick");
+const json = process.argv.includes("--json");
+const out = json ? console.error : console.log;
+const suiteRows: {
+  section: string;
+  case: string;
+  cairn: string;
+  peer: string;
+  peerValue: string;
+  ratio: string;
+}[] = [];
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2
+    ? s[s.length >> 1]!
+    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
   ? "deno"
   : "bun";
@@ -55,7 +73,7 @@ try {
   await fs.mkdir(baseDir);
 
   for (
-    const [label, size, count] of [["1 KiB", 1024, quick ? 200 : 2000], [
+    const [label, size, count] of [["4 KiB", 4096, quick ? 200 : 2000], [
       "64 KiB",
       65536,
       quick ? 100 : 500,
@@ -84,6 +102,45 @@ try {
       for (const d of data) await store.chunks.put(d);
     });
     const mb = (size * count) / 1e6;
+    if (json && label !== "64 KiB") {
+      // Alternate fresh data through both paths; medians of three rounds.
+      const bases: number[] = [base];
+      const cairns: number[] = [cairn];
+      for (let round = 1; round < 3; round++) {
+        const fresh = Array.from(
+          { length: count },
+          (_, i) => randomBytes(size, i + size + round * 1_000_003),
+        );
+        bases.push(
+          await time(async () => {
+            for (let i = 0; i < count; i++) {
+              const h = await fs.open(
+                join(baseDir, `${label}-${round}-${i}`),
+                "w",
+              );
+              await h.writeFile(fresh[i]!);
+              await h.sync();
+              await h.close();
+            }
+          }),
+        );
+        cairns.push(
+          await time(async () => {
+            for (const d of fresh) await store.chunks.put(d);
+          }),
+        );
+      }
+      const b = median(bases);
+      const c = median(cairns);
+      suiteRows.push({
+        section: "store",
+        case: `put ${count} × ${label} (fsync'd each)`,
+        cairn: `${(mb / c).toFixed(1)} MB/s`,
+        peer: "writeFile + fsync (node:fs)",
+        peerValue: `${(mb / b).toFixed(1)} MB/s`,
+        ratio: `${(c / b).toFixed(2)}×`,
+      });
+    }
     row(
       `put ${label} (${count})`,
       `${(mb / cairn).toFixed(1)} MB/s`,
@@ -190,10 +247,11 @@ const widths = header.map((h, i) =>
   Math.max(h.length, ...rows.map((r) => r[i]!.length))
 );
 const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-console.log(
+out(
   `cairn store bench on ${runtime}${
     quick ? " (quick)" : ""
   }; ratio > 1 means cairn is faster`,
 );
-console.log(line(header));
-for (const r of rows) console.log(line(r));
+out(line(header));
+for (const r of rows) out(line(r));
+if (json) console.log(JSON.stringify(suiteRows));

@@ -104,6 +104,12 @@ const PLAN_OPTIONS: Options = {
     valueName: "N",
     description: "Query rows per block step, overriding --memory-budget",
   },
+  threads: {
+    type: "string",
+    valueName: "N",
+    description:
+      "Worker threads searching each block (results do not depend on it). Default: the available cores",
+  },
 };
 
 const JOB_OPTIONS: Options = {
@@ -253,9 +259,10 @@ function excludeSelfOf(args: CommandArgs): boolean | undefined {
 
 function planOptionsOf(
   args: CommandArgs,
-): { memoryBudgetBytes?: number; blockRows?: number } {
+): { memoryBudgetBytes?: number; blockRows?: number; threads?: number } {
   const budget = stringOption(args, "memory-budget");
   const blockRows = intOption(args, "block-rows", 1);
+  const threads = intOption(args, "threads", 1);
   let memoryBudgetBytes: number | undefined;
   if (budget !== undefined) {
     try {
@@ -274,6 +281,7 @@ function planOptionsOf(
   return {
     ...(memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes }),
     ...(blockRows === undefined ? {} : { blockRows }),
+    ...(threads === undefined ? {} : { threads }),
   };
 }
 
@@ -630,7 +638,7 @@ function planLines(plan: KnnJobPlan): string[] {
     } reference rows x ${plan.dim} dims${per}`,
     `  block rows   ${formatCount(plan.blockRows)} (${plan.blocks} block${
       plan.blocks === 1 ? "" : "s"
-    }, ${plan.threads} thread)`,
+    }, ${plan.threads} thread${plan.threads === 1 ? "" : "s"})`,
     `  memory       ~${formatByteSize(plan.blockBytesEstimate)} per block + ~${
       formatByteSize(plan.sharedBytesEstimate)
     } shared = ~${formatByteSize(plan.peakBytesEstimate)} peak${

@@ -6,6 +6,7 @@ import {
   collectWithinRadius,
   concatRadiusBlocks,
   countWithinRadius,
+  defaultThreads,
   encodeNpy,
   knnGraph,
   knnGraphJob,
@@ -650,8 +651,27 @@ test("planKnnJob() sizes blocks from the memory budget, and jobs follow it", asy
   });
   assert.equal(plan.blockRows, 400);
   assert.equal(plan.blocks, 5);
-  assert.equal(plan.threads, 1);
+  assert.equal(plan.threads, defaultThreads());
   assert.equal(plan.steps, 6);
+  const three = planKnnJob({ rows: 20_000, cols: 128 }, {
+    query: { rows: 2_000, cols: 128 },
+    k: 10,
+    memoryBudgetBytes: 64 * 1024 * 1024,
+    threads: 3,
+  });
+  assert.equal(three.threads, 3);
+  // Threads share one copy of the reference: more of them cost scratch only.
+  assert.ok(
+    three.sharedBytesEstimate - plan.sharedBytesEstimate < 8 * 1024 * 1024,
+  );
+  assert.equal(
+    planKnnJob({ rows: 50, cols: 4 }, { kind: "radius", threads: 3 }).threads,
+    1,
+  );
+  assert.throws(
+    () => planKnnJob({ rows: 50, cols: 4 }, { threads: 0 }),
+    /threads must be a positive whole number/,
+  );
   assert.ok(plan.blockBytesEstimate <= 64 * 1024 * 1024);
   assert.equal(
     plan.peakBytesEstimate,
@@ -822,10 +842,21 @@ test("cairn knn and knn-plan run through their Command objects", async () => {
   const plan = fakeContext(join(dir, "store"));
   await knnPlanCommand.run(
     plan.ctx,
-    cliArgs({ ref: join(dir, "ref.npy"), k: "3", "block-rows": "40" }),
+    cliArgs({
+      ref: join(dir, "ref.npy"),
+      k: "3",
+      "block-rows": "40",
+      threads: "1",
+    }),
   );
   assert.equal((plan.results[0] as { blocks: number }).blocks, 3);
   assert.match(plan.out.join("\n"), /block rows\s+40 \(3 blocks, 1 thread\)/);
+  const two = fakeContext(join(dir, "store"));
+  await knnPlanCommand.run(
+    two.ctx,
+    cliArgs({ ref: join(dir, "ref.npy"), k: "3", threads: "2" }),
+  );
+  assert.match(two.out.join("\n"), /block rows\s+90 \(1 block, 2 threads\)/);
 });
 
 const CLI = new URL("../cli/main.ts", import.meta.url);

@@ -21,6 +21,7 @@ import {
   snnGraph,
   validatePrepared,
 } from "../lib/knn/mod.ts";
+import type { KernelChoice } from "../lib/knn/kernel_scan.ts";
 import { gaussianRandom, seededRandom } from "../lib/random.ts";
 import { propertyRuns } from "./test_seed.ts";
 
@@ -201,6 +202,10 @@ const caseArb = fc.record({
   cuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), {
     maxLength: 4,
   }),
+  // The whole search and the blocked one use independently drawn kernels,
+  // so every kernel meets the brute force and the others.
+  kernel: fc.constantFrom<KernelChoice>("ts", "wasm", "wasm-simd"),
+  blockKernel: fc.constantFrom<KernelChoice>("ts", "wasm", "wasm-simd"),
 });
 
 type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
@@ -231,12 +236,22 @@ test("searchKnn() equals float64 brute force, blocked or not, for every metric",
         ? usable
         : 1 + Math.min(usable - 1, Math.floor(c.kPick * usable));
       const prepared = prepareReference(ref, c.metric, { zeroVector: "one" });
-      const whole = searchKnn(prepared, queries, { k, excludeSelf });
+      const whole = searchKnn(prepared, queries, {
+        k,
+        excludeSelf,
+        kernel: c.kernel,
+      });
       const expected = bruteKnn(c.metric, ref, queries, k, excludeSelf);
       assert.deepEqual(whole.index, expected.index);
       assert.deepEqual(whole.distance, expected.distance);
       const blocks = ranges(queries.rows, c.cuts).map(([start, end]) =>
-        searchKnn(prepared, queries, { k, start, end, excludeSelf })
+        searchKnn(prepared, queries, {
+          k,
+          start,
+          end,
+          excludeSelf,
+          kernel: c.blockKernel,
+        })
       );
       assert.deepEqual(concatKnnBlocks(blocks), whole);
     }),
@@ -428,6 +443,7 @@ test("countWithinRadius() and collectWithinRadius() equal brute force", () => {
         const counts = countWithinRadius(prepared, queries, {
           radius,
           excludeSelf,
+          kernel: c.kernel,
         });
         assert.deepEqual(Array.from(counts), expected.counts);
         const blocks = ranges(queries.rows, c.cuts).map(([start, end]) =>
@@ -436,6 +452,7 @@ test("countWithinRadius() and collectWithinRadius() equal brute force", () => {
             start,
             end,
             excludeSelf,
+            kernel: c.blockKernel,
           })
         );
         const csr = concatRadiusBlocks(blocks);

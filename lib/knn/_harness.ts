@@ -44,6 +44,7 @@ import {
 } from "./kernel.ts";
 import type { Matrix } from "./matrix.ts";
 import { searchKnn } from "./search.ts";
+import { type KnnPool, openKnnPool } from "./kernel_threads.ts";
 
 /** Stored blocks checked at once on a rerun of a completed run. */
 const CHECK_CONCURRENCY = 8;
@@ -73,7 +74,7 @@ export function planOf(
   inputs: Inputs,
   kind: "knn" | "knn-graph" | "radius",
   k: number,
-  options: KnnBlockSizeOptions & { countOnly?: boolean },
+  options: KnnBlockSizeOptions & { countOnly?: boolean; threads?: number },
 ): KnnJobPlan {
   const q = inputs.query?.matrix;
   return planKnnJob(inputs.ref.matrix, {
@@ -92,6 +93,7 @@ export function planOf(
     ...(options.countOnly === undefined
       ? {}
       : { countOnly: options.countOnly }),
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
   });
 }
 
@@ -122,6 +124,8 @@ export class KnnRun {
   computedBlocks = 0;
   memoBlocks = 0;
   preparedSource: PreparedSource = "unused";
+  /** Worker threads for the blocks, when the plan has more than one. */
+  pool: KnnPool | undefined;
   #prepared: Promise<PreparedReference> | undefined;
 
   constructor(
@@ -219,10 +223,10 @@ export class KnnRun {
     const prepared = await this.prepared();
     let ran = false;
     const memoKey = await blockMemoKey(this.inputs, key, range, memo);
-    const value = await this.job.step(key, (ctx) => {
+    const value = await this.job.step(key, async (ctx) => {
       ran = true;
       const started = performance.now();
-      const out = compute(prepared, range[0], range[1], ctx);
+      const out = await compute(prepared, range[0], range[1], ctx);
       ctx.stats({
         rows: range[1] - range[0],
         ms: Math.round(performance.now() - started),
@@ -476,7 +480,7 @@ export type BlockCompute<T> = (
   start: number,
   end: number,
   ctx: StepContext,
-) => T;
+) => T | Promise<T>;
 
 /** What a completed kNN run records in its end record. */
 export interface JobSummary {
@@ -531,24 +535,36 @@ export async function runKnnFamily<T>(
     // and then find the run completed.
     jobOptions.lock = { ...options.lock, waitMs: 7 * 24 * 3_600_000 };
   }
-  return await runJob(
-    name,
-    jobOptions,
-    (job) => body(new KnnRun(job, inputs, options, plan)),
-  );
+  // A block is still one step: its rows are split between the threads.
+  const pool = kind !== "radius" && plan.threads > 1
+    ? openKnnPool({ threads: plan.threads })
+    : undefined;
+  try {
+    return await runJob(name, jobOptions, (job) => {
+      const run = new KnnRun(job, inputs, options, plan);
+      run.pool = pool;
+      return body(run);
+    });
+  } finally {
+    pool?.close();
+  }
 }
 
 export function knnBlockCompute(
   k: number,
   excludeSelf: boolean,
   queries: Matrix,
+  pool?: KnnPool,
 ) {
-  return (
+  return async (
     prepared: PreparedReference,
     start: number,
     end: number,
-  ): StoredKnnBlock => {
-    const b = searchKnn(prepared, queries, { k, start, end, excludeSelf });
+  ): Promise<StoredKnnBlock> => {
+    const options = { k, start, end, excludeSelf };
+    const b = pool === undefined
+      ? searchKnn(prepared, queries, options)
+      : await pool.search(prepared, queries, options);
     return { index: b.index, distance: b.distance };
   };
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-/** Inputs to {@linkcode planKnnBlocks}. All are required. */
+/** Inputs to {@linkcode planKnnBlocks}. All but `threads` are required. */
 export interface PlanKnnBlocksOptions {
   /** Reference rows. */
   nRef: number;
@@ -16,6 +16,12 @@ export interface PlanKnnBlocksOptions {
   k: number;
   /** Bytes one block may use for its working set. */
   memoryBudgetBytes: number;
+  /**
+   * Threads that will search each block (with `openKnnPool`); reported in
+   * the plan. The block's working set is split between them, not multiplied.
+   * Default: 1.
+   */
+  threads?: number;
 }
 
 /** A block plan for a kNN job. */
@@ -24,8 +30,8 @@ export interface KnnBlockPlan {
   blockRows: number;
   /** Number of blocks, `ceil(nQuery / blockRows)`. */
   blocks: number;
-  /** Threads per block; the kernel is single-threaded. */
-  threads: 1;
+  /** Threads searching each block (`searchKnn` itself uses one). */
+  threads: number;
   /** Estimated working-set bytes of one full block. */
   peakBytesEstimate: number;
   /** Output chunks: one index and one distance array per block. */
@@ -71,7 +77,10 @@ function bytesPerRow(nRef: number, dim: number, k: number): number {
  */
 export function planKnnBlocks(options: PlanKnnBlocksOptions): KnnBlockPlan {
   const { nRef, nQuery, dim, k, memoryBudgetBytes } = options;
-  for (const [name, value] of Object.entries({ nRef, nQuery, dim, k })) {
+  const threads = options.threads ?? 1;
+  for (
+    const [name, value] of Object.entries({ nRef, nQuery, dim, k, threads })
+  ) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new RangeError(
         `Cannot plan kNN: ${name} must be a positive integer, but ${name} = ${
@@ -108,7 +117,7 @@ export function planKnnBlocks(options: PlanKnnBlocksOptions): KnnBlockPlan {
   return {
     blockRows,
     blocks,
-    threads: 1,
+    threads,
     peakBytesEstimate: blockRows * perRow,
     chunkCount: 2 * blocks,
   };

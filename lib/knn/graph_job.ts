@@ -128,7 +128,12 @@ export async function knnGraphJob(
     config,
     options,
     async (run) => {
-      const compute = knnBlockCompute(k, inputs.excludeSelf, run.queries);
+      const compute = knnBlockCompute(
+        k,
+        inputs.excludeSelf,
+        run.queries,
+        run.pool,
+      );
       const memo = () => ({ op: "knn", k });
       const third = kind === "snn" ? "weight.npy" : "distance.npy";
       const names = ["from.npy", "to.npy", third];

@@ -10,6 +10,8 @@
 
 import { DEFAULT_MAX_CHUNK_BYTES } from "../output.ts";
 import { planKnnBlocks } from "./block_plan.ts";
+import { defaultThreads } from "./kernel_threads.ts";
+import { wasmScratchBytes } from "./kernel_wasm.ts";
 
 /**
  * Default memory budget of one block's working set: 512 MiB.
@@ -69,6 +71,11 @@ export interface PlanKnnJobOptions extends KnnBlockSizeOptions {
   k?: number;
   /** Radius plans: only the count phase. Default: false. */
   countOnly?: boolean;
+  /**
+   * Worker threads searching each block (kNN and kNN-graph jobs; radius jobs
+   * use one). Default: the available cores.
+   */
+  threads?: number;
 }
 
 /** A job's execution plan. */
@@ -87,15 +94,17 @@ export interface KnnJobPlan {
   blockRows: number;
   /** Number of query blocks. */
   blocks: number;
-  /** Threads per block; the kernel is single-threaded. */
-  threads: 1;
+  /** Worker threads searching each block (radius jobs: 1). */
+  threads: number;
   /** The budget the plan was made for (undefined when `blockRows` was given). */
   memoryBudgetBytes: number | undefined;
   /** Estimated working set of one full block. */
   blockBytesEstimate: number;
   /**
-   * Estimated memory shared by all blocks: the input matrices, the float64
-   * kernel copy of the reference and its norms.
+   * Estimated memory shared by all blocks: the input matrices (copied once
+   * into shared memory when threads > 1), the WebAssembly kernel's float32
+   * copy of the reference with its per-thread scratch, and the norms. (The
+   * TypeScript fallback kernel uses a float64 copy instead: 8 bytes a value.)
    */
   sharedBytesEstimate: number;
   /** `sharedBytesEstimate + blockBytesEstimate`. */
@@ -262,6 +271,9 @@ export function planKnnJob(
       `Cannot plan kNN job: expected k <= reference rows, but reference rows = ${refRows}, k = ${k}`,
     );
   }
+  const threads = kind === "radius"
+    ? 1
+    : checkPositiveInt("threads", request.threads ?? defaultThreads());
   const perRow = 8 * refRows + 8 * dim + 24 + 8 * k;
   let blockRows: number;
   let budget: number | undefined;
@@ -291,7 +303,13 @@ export function planKnnJob(
   const blockBytesEstimate = blockRows * perRow;
   const sharedBytesEstimate = refRows * dim * 4 + // the reference (float32)
     (request.query === undefined ? 0 : queryRows * dim * 4) +
-    refRows * dim * 8 + // its float64 kernel copy
+    // With threads, both copied once into SharedArrayBuffers.
+    (threads > 1
+      ? refRows * dim * 4 +
+        (request.query === undefined ? 0 : queryRows * dim * 4)
+      : 0) +
+    refRows * dim * 4 + refRows * 24 + // the WebAssembly kernel's packed copy
+    (threads + 1) * wasmScratchBytes(dim) + // its per-thread scratch
     refRows * 16 + dim * 8; // norms and mean
   const chunksOf = (bytes: number) =>
     Math.max(1, Math.ceil(bytes / DEFAULT_MAX_CHUNK_BYTES));
@@ -313,7 +331,7 @@ export function planKnnJob(
     k,
     blockRows,
     blocks,
-    threads: 1,
+    threads,
     memoryBudgetBytes: budget,
     blockBytesEstimate,
     sharedBytesEstimate,

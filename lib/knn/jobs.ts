@@ -98,6 +98,12 @@ export interface KnnJobBaseOptions extends KnnBlockSizeOptions {
   /** Lock options, e.g. `{ waitMs }`. Default: fail at once if locked. */
   lock?: AcquireLockOptions;
   /**
+   * Worker threads searching each block of a kNN or kNN-graph job (radius
+   * jobs use one). Results and step keys do not depend on it, so a run may
+   * resume with another count. Default: the available cores.
+   */
+  threads?: number;
+  /**
    * Share the blocks with other processes running the same job on the same
    * store (on any machines): each takes block leases, computes and commits
    * blocks, then one assembles the outputs while the others wait for it (see

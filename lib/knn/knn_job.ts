@@ -81,7 +81,12 @@ export async function knnJob(
     { k },
     options,
     async (run) => {
-      const compute = knnBlockCompute(k, inputs.excludeSelf, run.queries);
+      const compute = knnBlockCompute(
+        k,
+        inputs.excludeSelf,
+        run.queries,
+        run.pool,
+      );
       const names = ["index.npy", "distance.npy"];
       await run.checkStored(["block"]);
       const previous = await run.previousOutputs(names);

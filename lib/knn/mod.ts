@@ -98,6 +98,19 @@ export {
   searchKnn,
 } from "./search.ts";
 export {
+  type KernelChoice,
+  type KernelUsed,
+  resolveKernel,
+} from "./kernel_scan.ts";
+export {
+  defaultThreads,
+  type KnnPool,
+  type KnnPoolOptions,
+  MIN_PARALLEL_WORK,
+  openKnnPool,
+  type PoolSearchOptions,
+} from "./kernel_threads.ts";
+export {
   collectWithinRadius,
   concatRadiusBlocks,
   countWithinRadius,

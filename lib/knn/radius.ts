@@ -18,8 +18,8 @@ import {
   type Metric,
   type PreparedReference,
   prepareQueries,
-  scanKeyTiles,
 } from "./kernel.ts";
+import { type KernelChoice, scanCandidates } from "./kernel_scan.ts";
 import type { Matrix } from "./matrix.ts";
 
 /** Options for {@linkcode countWithinRadius} and {@linkcode collectWithinRadius}. */
@@ -38,6 +38,11 @@ export interface RadiusOptions {
    * queries must be the reference matrix. Defaults to `false`.
    */
   excludeSelf?: boolean;
+  /**
+   * The distance kernel; results are identical with every kernel. Defaults
+   * to `"auto"` (WebAssembly SIMD where available).
+   */
+  kernel?: KernelChoice;
 }
 
 /** The matches of one block of query rows. */
@@ -309,41 +314,37 @@ function scanRadius(
   const outIndex: number[] = [];
   const outDistance: number[] = [];
 
-  scanKeyTiles(prepared, block, {
-    startQueries(q0, q1) {
-      for (let i = 0; i < q1 - q0; i++) found[i] = [];
-    },
-    tile(
-      { queryStart: q0, queryEnd: q1, refStart: r0, refEnd: r1, key, slack },
-    ) {
-      const nq = q1 - q0;
-      const width = r1 - r0;
-      for (let i = 0; i < nq; i++) {
-        const q = q0 + i;
-        const row = i * width;
-        const list = found[i]!;
-        let count = counts[q - start]!;
-        for (let j = 0; j < width; j++) {
-          const kv = key[row + j]!;
-          const sv = slack[row + j]!;
-          if (kv - sv > maybe) continue;
-          const r = r0 + j;
-          if (excludeSelf && r === q) continue;
-          if (!collect && kv + sv <= surely) {
-            count++;
-            continue;
-          }
-          const exact = exactKey(prepared, block, q, r);
-          if (!matches(metric, exact, radius)) continue;
-          count++;
-          if (collect) list.push({ r, key: exact });
-        }
-        counts[q - start] = count;
+  let q0 = 0;
+  scanCandidates(prepared, block, {
+    startQueries(queryStart, queryEnd, thresholds) {
+      q0 = queryStart;
+      for (let i = 0; i < queryEnd - queryStart; i++) {
+        found[i] = [];
+        thresholds[i] = maybe;
       }
     },
-    endQueries(q0, q1) {
+    candidates(batch) {
+      const { query, ref, key, slack } = batch;
+      for (let e = 0; e < batch.length; e++) {
+        const q = query[e]!;
+        const r = ref[e]!;
+        const kv = key[e]!;
+        const sv = slack[e]!;
+        if (kv - sv > maybe) continue;
+        if (excludeSelf && r === q) continue;
+        if (!collect && kv + sv <= surely) {
+          counts[q - start]!++;
+          continue;
+        }
+        const exact = exactKey(prepared, block, q, r);
+        if (!matches(metric, exact, radius)) continue;
+        counts[q - start]!++;
+        if (collect) found[q - q0]!.push({ r, key: exact });
+      }
+    },
+    endQueries(queryStart, queryEnd) {
       if (!collect) return;
-      for (let i = 0; i < q1 - q0; i++) {
+      for (let i = 0; i < queryEnd - queryStart; i++) {
         const list = found[i]!;
         list.sort((a, b) => a.key - b.key || a.r - b.r);
         for (const m of list) {
@@ -352,7 +353,7 @@ function scanRadius(
         }
       }
     },
-  });
+  }, { kernel: options.kernel ?? "auto" });
   return {
     metric,
     start,

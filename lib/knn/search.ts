@@ -12,10 +12,13 @@ import {
   type Metric,
   type PreparedReference,
   prepareQueries,
-  QUERY_TILE,
   type QueryBlock,
-  scanKeyTiles,
 } from "./kernel.ts";
+import {
+  CANDIDATE_QUERY_TILE,
+  type KernelChoice,
+  scanCandidates,
+} from "./kernel_scan.ts";
 import type { Matrix } from "./matrix.ts";
 
 /** Options for {@linkcode searchKnn}. */
@@ -31,6 +34,11 @@ export interface KnnOptions {
    * then be the reference matrix (same row count). Defaults to `false`.
    */
   excludeSelf?: boolean;
+  /**
+   * The distance kernel; results are identical with every kernel. Defaults
+   * to `"auto"` (WebAssembly SIMD where available).
+   */
+  kernel?: KernelChoice;
 }
 
 /** The k nearest neighbours of a block of query rows. */
@@ -103,52 +111,51 @@ export function searchKnn(
   const distance = new Float32Array(rows * k);
   const metric = prepared.metric;
 
-  const heaps = new Float64Array(QUERY_TILE * k);
-  const heapSizes = new Int32Array(QUERY_TILE);
+  const heaps = new Float64Array(CANDIDATE_QUERY_TILE * k);
+  const heapSizes = new Int32Array(CANDIDATE_QUERY_TILE);
   const cands: Candidates[] = [];
-  for (let i = 0; i < QUERY_TILE; i++) cands.push(newCandidates(4 * k + 64));
+  for (let i = 0; i < CANDIDATE_QUERY_TILE; i++) {
+    cands.push(newCandidates(4 * k + 64));
+  }
+  let q0 = 0;
+  let thresholds: Float64Array = new Float64Array(0);
 
-  scanKeyTiles(prepared, block, {
-    startQueries(q0, q1) {
+  scanCandidates(prepared, block, {
+    startQueries(queryStart, queryEnd, rowThresholds) {
+      q0 = queryStart;
+      thresholds = rowThresholds;
       heapSizes.fill(0);
-      for (let i = 0; i < q1 - q0; i++) cands[i]!.length = 0;
+      for (let i = 0; i < queryEnd - queryStart; i++) cands[i]!.length = 0;
     },
-    tile(
-      { queryStart: q0, queryEnd: q1, refStart: r0, refEnd: r1, key, slack },
-    ) {
-      const nq = q1 - q0;
-      const width = r1 - r0;
-      for (let i = 0; i < nq; i++) {
-        const q = q0 + i;
+    candidates(batch) {
+      const { query, ref, key, slack } = batch;
+      for (let e = 0; e < batch.length; e++) {
+        const q = query[e]!;
+        const r = ref[e]!;
+        if (excludeSelf && r === q) continue;
+        const i = q - q0;
+        const threshold = thresholds[i]!;
+        const kv = key[e]!;
+        const sv = slack[e]!;
+        const lower = kv - sv;
+        if (lower > threshold) continue;
+        pushCandidate(cands[i]!, r, lower, threshold);
+        const upper = kv + sv;
         const heapBase = i * k;
-        const c = cands[i]!;
-        let size = heapSizes[i]!;
-        let threshold = size < k ? Infinity : heaps[heapBase]!;
-        const row = i * width;
-        for (let j = 0; j < width; j++) {
-          const kv = key[row + j]!;
-          const sv = slack[row + j]!;
-          const lower = kv - sv;
-          if (lower > threshold) continue;
-          const r = r0 + j;
-          if (excludeSelf && r === q) continue;
-          pushCandidate(c, r, lower, threshold);
-          const upper = kv + sv;
-          if (size < k) {
-            heapPush(heaps, heapBase, size, upper);
-            size++;
-            if (size === k) threshold = heaps[heapBase]!;
-          } else if (upper < threshold) {
-            heapReplaceTop(heaps, heapBase, k, upper);
-            threshold = heaps[heapBase]!;
-          }
+        const size = heapSizes[i]!;
+        if (size < k) {
+          heapPush(heaps, heapBase, size, upper);
+          heapSizes[i] = size + 1;
+          if (size + 1 === k) thresholds[i] = heaps[heapBase]!;
+        } else if (upper < threshold) {
+          heapReplaceTop(heaps, heapBase, k, upper);
+          thresholds[i] = heaps[heapBase]!;
         }
-        heapSizes[i] = size;
       }
     },
-    endQueries(q0, q1) {
-      for (let i = 0; i < q1 - q0; i++) {
-        const q = q0 + i;
+    endQueries(queryStart, queryEnd) {
+      for (let i = 0; i < queryEnd - queryStart; i++) {
+        const q = queryStart + i;
         const c = cands[i]!;
         const threshold = heaps[i * k]!;
         finishRow(prepared, block, q, c, threshold, k, (j, r, exact) => {
@@ -158,7 +165,7 @@ export function searchKnn(
         });
       }
     },
-  });
+  }, { kernel: options.kernel ?? "auto" });
   return { metric, start, rows, k, index, distance };
 }
 
