@@ -161,6 +161,14 @@ for (const file of walk(OUT).filter((f) => f.endsWith(".js"))) {
       target,
       source,
     ]);
+    // Its own relative imports name .ts files; deno pack emitted them as .js.
+    writeFileSync(
+      target,
+      readFileSync(target, "utf8").replace(
+        /(\bfrom\s*|\bimport\s*\(\s*)(["'])(\.{1,2}\/[^"']+)\.ts\2/g,
+        "$1$2$3.js$2",
+      ),
+    );
     changed = true;
     return `new URL(${quote}${base}.js${quote}, import.meta.url)`;
   });
