@@ -38,6 +38,7 @@ export {
   type SettleOutcome,
   type StepContext,
   type StepOptions,
+  type UnderLockChoice,
 } from "./lib/job.ts";
 export type { JobEvent } from "./lib/events.ts";
 export {
@@ -66,6 +67,7 @@ export type {
   FailRecord,
   OutputRef,
   RunRecord,
+  StepItems,
   StepRecord,
 } from "./lib/records.ts";
 

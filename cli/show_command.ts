@@ -5,7 +5,11 @@
  */
 import { formatDuration } from "../lib/duration.ts";
 import { formatByteSize } from "../lib/knn/job_plan.ts";
-import { describeMapRun, type MapRunProgress } from "../lib/map/describe.ts";
+import {
+  describeMapRun,
+  describeMapStep,
+  type MapRunProgress,
+} from "../lib/map/describe.ts";
 import type { StepRecord } from "../lib/records.ts";
 import { resolveRun, runTotals } from "../lib/runs.ts";
 import { type CliContext, type Command, EXIT } from "./command.ts";
@@ -62,12 +66,6 @@ function elide<T>(items: T[], all: boolean, head = SHOW_HEAD): {
     hidden: items.length - 2 * head,
     after: items.slice(-head),
   };
-}
-
-/** Per-item data a map batch records (keys, error lists): shown in their own section, not in STATS. */
-function withoutBulk(stats: Record<string, unknown>): Record<string, unknown> {
-  const { itemKeys: _keys, errors: _errors, ...rest } = stats;
-  return rest;
 }
 
 function showMapItems(ctx: CliContext, p: MapRunProgress, all: boolean): void {
@@ -208,15 +206,20 @@ export const showCommand: Command = {
       if (steps.length > 0) {
         ctx.out("");
         const { before, hidden, after } = elide(steps, all);
-        const row = (s: StepRecord) => [
-          s.key,
-          formatDuration(s.durationMs),
-          String(s.attempt),
-          s.memoHit ? "hit" : s.memo !== undefined ? "stored" : "-",
-          s.stats === undefined
-            ? ""
-            : truncate(jsonText(withoutBulk(s.stats)), width),
-        ];
+        // A family's steps show as its describer says (map: per-item data
+        // goes to the Items section, not STATS).
+        const statsOf = (s: StepRecord) =>
+          describeMapStep(state, s)?.stats ?? s.stats;
+        const row = (s: StepRecord) => {
+          const stats = statsOf(s);
+          return [
+            s.key,
+            formatDuration(s.durationMs),
+            String(s.attempt),
+            s.memoHit ? "hit" : s.memo !== undefined ? "stored" : "-",
+            stats === undefined ? "" : truncate(jsonText(stats), width),
+          ];
+        };
         const lines = formatTable(
           ["KEY", "DURATION", "ATTEMPT", "MEMO", "STATS"],
           [...before.map(row), ...after.map(row)],

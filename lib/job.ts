@@ -23,6 +23,7 @@ import type {
   ManifestRecord,
   OutputRef,
   RunRecord,
+  StepItems,
   StepRecord,
 } from "./records.ts";
 import { chunksOf } from "./records.ts";
@@ -76,6 +77,21 @@ export interface OpenJobOptions {
   maxChunkBytes?: number;
   /** Tags recorded in a new run's header, for retention (`keepTags`). Default: none. */
   tags?: string[];
+  /**
+   * Called once the job lock is held, before the run is chosen or created:
+   * the place to pick a run to continue from the store without racing another
+   * process. What it returns replaces `config` and `resumedFrom`; what it
+   * throws is thrown by `openJob`, with the lock released. Default: none.
+   */
+  underLock?: () => Promise<UnderLockChoice | void> | UnderLockChoice | void;
+}
+
+/** What an {@linkcode OpenJobOptions.underLock} callback decides. */
+export interface UnderLockChoice {
+  /** Replaces the `config` option. */
+  config?: unknown;
+  /** Replaces the `resumedFrom` option. */
+  resumedFrom?: string;
 }
 
 /** What a step function receives. */
@@ -88,6 +104,8 @@ export interface StepContext {
   signal: AbortSignal;
   /** Attach statistics to the step's done record. */
   stats(values: Record<string, unknown>): void;
+  /** Attach per-item data (a batch's item keys) to the step's done record. */
+  items(items: StepItems): void;
 }
 
 /** Options for {@linkcode Job.step}. */
@@ -333,9 +351,7 @@ export async function openJob(
 ): Promise<Job> {
   assertName("job", name);
   const store = await resolveStore(options.store);
-  const config = options.config ?? {};
   const version = options.version ?? "1";
-  const configHash = await fingerprint({ config, version });
   const codeHash = options.code === undefined
     ? undefined
     : await fingerprint(codeText(options.code));
@@ -344,6 +360,13 @@ export async function openJob(
     ...options.lock,
   });
   try {
+    const choice = (await options.underLock?.()) ?? {};
+    if ("config" in choice) options = { ...options, config: choice.config };
+    if ("resumedFrom" in choice) {
+      options = { ...options, resumedFrom: choice.resumedFrom };
+    }
+    const config = options.config ?? {};
+    const configHash = await fingerprint({ config, version });
     const latestId = latestRun(await store.listRuns(name));
     const latest = latestId === undefined
       ? undefined
@@ -886,10 +909,12 @@ export class Job {
     const policy = { retries: 0, ...this.#options.retry, ...options.retry };
     const started = performance.now();
     let stats: Record<string, unknown> | undefined;
+    let items: StepItems | undefined;
     let lastAttempt = 1;
     const result = await retry(async (attempt) => {
       lastAttempt = attempt;
       stats = undefined;
+      items = undefined;
       try {
         return await produce({
           key,
@@ -898,6 +923,15 @@ export class Job {
           stats: (s) => {
             checkStats(this.name, key, s);
             stats = { ...stats, ...s };
+          },
+          items: (i) => {
+            if (!(i?.keys instanceof Uint8Array)) {
+              throw new TypeError(
+                `Cannot record the items of step "${key}" of job "${this.name}": expected "keys" to be a Uint8Array, found ${typeof i
+                  ?.keys}`,
+              );
+            }
+            items = { keys: i.keys };
           },
         });
       } catch (error) {
@@ -937,6 +971,7 @@ export class Job {
       at: new Date().toISOString(),
       ...(options.memo === undefined ? {} : { memo: options.memo }),
       ...(stats === undefined ? {} : { stats }),
+      ...(items === undefined ? {} : { items }),
     });
     this.#emitDone(key, false, durationMs);
     return result.value;

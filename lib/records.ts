@@ -77,6 +77,17 @@ export interface StepRecord {
   memoHit?: boolean;
   /** Caller-provided statistics. */
   stats?: Record<string, unknown>;
+  /** Per-item data of a step that batches items (map batches). */
+  items?: StepItems;
+}
+
+/** Per-item data of a batch step. */
+export interface StepItems {
+  /**
+   * Item keys in batch order, a fixed number of bytes each (map: 16, a BLAKE3
+   * prefix of the item's arguments; all zero for an item that must not be reused).
+   */
+  keys: Uint8Array;
 }
 
 /** A step attempt failed. */

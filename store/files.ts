@@ -128,6 +128,75 @@ export function tempPath(dir: string, beside?: string): string {
   return join(dir, beside === undefined ? suffix : `.${beside}.${suffix}`);
 }
 
+/**
+ * Whether process `pid` on this host exists (EPERM: it does, as another user).
+ *
+ * @param pid The process id.
+ * @returns False once the process is gone.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isProcessAlive } from "./files.ts";
+ * assert.equal(isProcessAlive(process.pid), true);
+ * ```
+ */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return !isErrno(error, "ESRCH");
+  }
+}
+
+/**
+ * Remove the temp files that writers on this host left beside `beside` in
+ * `dir` (named by {@linkcode tempPath}) when they died mid-write. A live
+ * writer's temp file stays, and so does this process's.
+ *
+ * @param dir The target's directory.
+ * @param beside The target's base name.
+ * @returns The paths removed.
+ *
+ * @example A dead writer's temp file goes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { removeDeadTemps, tempPath } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * await writeFile(join(dir, ".out.jsonl.2147483646-00aa.tmp"), "partial");
+ * await writeFile(tempPath(dir, "out.jsonl"), "mine");
+ * assert.equal((await removeDeadTemps(dir, "out.jsonl")).length, 1);
+ * assert.equal((await readdir(dir)).length, 1);
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function removeDeadTemps(
+  dir: string,
+  beside: string,
+): Promise<string[]> {
+  const removed: string[] = [];
+  const prefix = `.${beside}.`;
+  for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
+    if (!entry.startsWith(prefix)) continue;
+    const match = /^(\d+)-[0-9a-f]+\.tmp$/.exec(entry.slice(prefix.length));
+    if (match === null) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || isProcessAlive(pid)) continue;
+    const path = join(dir, entry);
+    try {
+      await fs.unlink(path);
+      removed.push(path);
+    } catch (error) {
+      if (!isErrno(error, "ENOENT")) throw error;
+    }
+  }
+  return removed;
+}
+
 /** Options for {@linkcode writeNewFile}. */
 export interface WriteNewFileOptions {
   /** Mode of the new file, before the umask. Default: `0o644`. */

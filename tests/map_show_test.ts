@@ -5,6 +5,7 @@ import { map } from "../lib/map/map.ts";
 import { describeMapRun, describeMapStep } from "../lib/map/describe.ts";
 import { replayJob } from "../lib/replay.ts";
 import { openFsStore } from "../store/fs.ts";
+import { createMemoryStore } from "../store/memory.ts";
 import { runCairn } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
 
@@ -75,3 +76,73 @@ test("describeMapStep() gives show a batch's stats without per-item data, and it
   const other = { ...run!, header: { ...run!.header, kind: "job" } };
   assert.equal(describeMapStep(other, first!), undefined);
 });
+
+test("map() records a batch's item keys in the step record's typed items field, not in its stats", async () => {
+  const store = createMemoryStore();
+  await map([1, 2, 3, 4, 5], (x: number) => x * 3, { store, batchSize: 2 });
+  const [job] = await store.listJobs();
+  const [run] = await replayJob(store, job!);
+  const steps = [...run!.steps.values()];
+  assert.deepEqual(steps.map((s) => s.items?.keys.length), [32, 32, 16]);
+  for (const step of steps) assert.ok(!("itemKeys" in (step.stats ?? {})));
+});
+
+test("map() still reads runs that kept item keys in stats.itemKeys (written before the items field)", async () => {
+  const store = createMemoryStore();
+  let calls = 0;
+  const fn = (x: number) => (calls++, x * x);
+  const base = Array.from({ length: 30 }, (_, i) => i);
+  await map(base, fn, { store, batchSize: 10 });
+  // Rewrite the run as an older cairn wrote it.
+  const [job] = await store.listJobs();
+  const [runId] = await store.listRuns(job!);
+  const records: Record<string, unknown>[] = [];
+  const reader = await store.readLog(job!, runId!);
+  for await (const e of reader.replay<Record<string, unknown>>()) {
+    const r = e.body;
+    if (r.type !== "step") records.push(r);
+    else {
+      const { items, stats, ...rest } = r as {
+        items: { keys: Uint8Array };
+        stats: Record<string, unknown>;
+      };
+      records.push({ ...rest, stats: { ...stats, itemKeys: items.keys } });
+    }
+  }
+  await reader.close();
+  const lock = await store.lock(job!);
+  await store.deleteRun(job!, runId!);
+  const log = await store.createLog(job!, runId!, records[0]);
+  await log.append(records.slice(1));
+  await log.close();
+  await lock.release();
+  const [legacy] = await replayJob(store, job!);
+  assert.ok(
+    [...legacy!.steps.values()].every((s) =>
+      s.items === undefined && s.stats?.itemKeys instanceof Uint8Array
+    ),
+  );
+  calls = 0;
+  const square = (x: number) => x * x;
+  assert.deepEqual(
+    await map(base, fn, { store, batchSize: 10 }),
+    base.map(square),
+  );
+  assert.equal(calls, 0, "the completed legacy run is reused");
+  calls = 0;
+  const grown = [...base, 100, 101];
+  assert.deepEqual(await map(grown, fn, { store }), grown.map(square));
+  assert.equal(calls, 2, "the legacy run's item keys are memo hits");
+  const human = await describeStepsOf(store, job!);
+  assert.ok(human.every((keys) => !keys.includes("itemKeys")));
+});
+
+async function describeStepsOf(
+  store: ReturnType<typeof createMemoryStore>,
+  job: string,
+): Promise<string[][]> {
+  const [run] = await replayJob(store, job);
+  return [...run!.steps.values()].map((s) =>
+    Object.keys(describeMapStep(run!, s)!.stats)
+  );
+}

@@ -368,3 +368,36 @@ test("cairn processor run, status, ls work for jsonl-normalize and refuse bad us
   assert.equal(changed.code, 2);
   assert.match(changed.stderr, /Invalid --checkpoint-every "0"/);
 });
+
+test("jsonlNormalize.count() gives the number of items from a byte scan, across line endings, blank lines and quoted CSV line breaks", async () => {
+  const input = join(await tempDir(), "in");
+  await mkdir(input);
+  const files: Record<string, string> = {
+    "lf.jsonl": '{"a":1}\n\n{"a":2}\n',
+    "no-final-newline.jsonl": '{"a":1}\n{"a":2}',
+    "crlf.jsonl": '{"a":1}\r\n{"a":2}\r\n\r\n',
+    "cr.ndjson": '{"a":1}\r{"a":2}',
+    "empty.jsonl": "",
+    "blank.jsonl": "\n",
+    "rows.csv": 'name,note\n\nAda,"two\r\nlines"\nBob,"say ""hi"""\n\n',
+    "header-only.csv": "name,note\n",
+    "crlf.csv": "name\r\nAda\r\nBob",
+    // Past one 64 KiB read, so line breaks straddle reads.
+    "big-crlf.jsonl": '{"padding":"0123456789012345678901234567"}\r\n'.repeat(
+      3000,
+    ),
+    "big-lf.jsonl": '{"padding":"0123456789012345678901234567"}\n'.repeat(3000),
+  };
+  for (const [name, text] of Object.entries(files)) {
+    await writeFile(join(input, name), text);
+  }
+  const ctx = {
+    dataset: "count",
+    params: {},
+    signal: new AbortController().signal,
+  };
+  let items = 0;
+  for await (const _ of jsonlNormalize.items(input, ctx)) items++;
+  assert.equal(await jsonlNormalize.count!(input, ctx), items);
+  assert.equal(items, 6017);
+});

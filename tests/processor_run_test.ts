@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   chmod,
+  mkdir,
   open,
   readFile,
   stat,
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { forgetRuns } from "../lib/forget.ts";
 import {
   BaseProcessor,
+  fileIndex,
   listProcessorDatasets,
   type ProcessContext,
   processedItems,
@@ -429,15 +431,15 @@ test("runProcessor keeps exactly maxCheckpoints restore points per dataset and f
   }
   const [dataset] = await listProcessorDatasets({ store });
   assert.equal(dataset!.checkpoints.length, 5);
-  // Each run: checkpoints at 10, 20 and 30 items, then the completed one.
+  // Each run: checkpoints at 10 and 20 items, then the completed one at 30.
   assert.deepEqual(
     dataset!.checkpoints.map((c) => [c.status, c.processed_count]),
     [
       ["completed", 30],
-      ["in_progress", 30],
       ["in_progress", 20],
       ["in_progress", 10],
       ["completed", 30],
+      ["in_progress", 20],
     ],
   );
   // The newest 5 span the two newest runs.
@@ -549,5 +551,67 @@ test("runProcessor refuses bad options with errors naming them", async () => {
       out,
     }),
     /expected an object with name, items\(\) and process\(\)/,
+  );
+});
+
+test("runProcessor writes no empty completed checkpoint when the item count is a multiple of N", async () => {
+  const { dir, store, out } = await setup();
+  const events: ProcessorEvent[] = [];
+  const result = await runProcessor(numbers(40), {
+    store,
+    dataset: "even",
+    input: dir,
+    out,
+    checkpointEvery: 20,
+    onEvent: (e) => events.push(e),
+  });
+  const checkpoints = events.filter((e) => e.type === "checkpoint");
+  assert.deepEqual(checkpoints.map((e) => [e.items, e.status]), [
+    [20, "in_progress"],
+    [20, "completed"],
+  ]);
+  assert.equal(result.state.processed_count, 40);
+  assert.equal(await readFile(out, "utf8"), await referenceOutput(40));
+});
+
+test("runProcessor removes the temp file a killed writer left beside the output, and keeps a live one's", async () => {
+  const { dir, store, out } = await setup();
+  // Above Linux's largest pid: no such process. Pid 1 always exists.
+  const dead = join(dir, ".out.jsonl.2147483646-0a1b2c.tmp");
+  const live = join(dir, ".out.jsonl.1-0a1b2c.tmp");
+  await writeFile(dead, "partial output of a killed run\n");
+  await writeFile(live, "another writer's output\n");
+  await runProcessor(numbers(5), { store, dataset: "temps", input: dir, out });
+  assert.equal(await stat(dead).then(() => "there", () => "gone"), "gone");
+  assert.equal(await stat(live).then(() => "there", () => "gone"), "there");
+  assert.equal(await readFile(out, "utf8"), await referenceOutput(5));
+});
+
+test("runProcessor reprocesses a completed dataset whose input changed, and says so", async () => {
+  const { dir, store } = await setup();
+  const input = join(dir, "input");
+  const out = join(dir, "index.jsonl");
+  await mkdir(input);
+  await writeFile(join(input, "a.txt"), "a\n");
+  await writeFile(join(input, "b.txt"), "b\n");
+  const options = { store, dataset: "files", input, out };
+  const first = await runProcessor(fileIndex, options);
+  assert.equal(first.records, 2);
+  const same = await runProcessor(fileIndex, options);
+  assert.equal(same.alreadyCompleted, true, "an unchanged input is not redone");
+  await writeFile(join(input, "c.txt"), "c\n");
+  const events: ProcessorEvent[] = [];
+  const again = await runProcessor(fileIndex, {
+    ...options,
+    onEvent: (e) => events.push(e),
+  });
+  assert.equal(again.alreadyCompleted, false);
+  assert.notEqual(again.run, first.run, "a new run");
+  assert.equal(again.records, 3);
+  assert.equal((await readFile(out, "utf8")).trim().split("\n").length, 3);
+  const warning = events.find((e) => e.type === "warning");
+  assert.match(
+    (warning as { message: string } | undefined)?.message ?? "",
+    /input ".*" of dataset "files" changed since run ".*" completed/,
   );
 });

@@ -7,7 +7,11 @@
  *
  * @module
  */
-import type { ChunkRef } from "../../store/chunk_store.ts";
+import {
+  type ChunkRef,
+  CorruptChunkError,
+  MissingChunkError,
+} from "../../store/chunk_store.ts";
 import { fingerprint } from "../../store/cbor.ts";
 import { blake3HexSync } from "../../store/hash.ts";
 import type { AcquireLockOptions } from "../../store/lock.ts";
@@ -220,6 +224,31 @@ interface TreeChangeLike {
 
 const SEP = "\u0000";
 const SEP_END = "\u0001";
+
+/** A stored chunk of an operator's state could not be read (internal: `run` recovers or explains). */
+class LostStateError extends Error {
+  readonly node: string | undefined;
+  readonly chunk: MissingChunkError | CorruptChunkError;
+  constructor(
+    node: string | undefined,
+    chunk: MissingChunkError | CorruptChunkError,
+  ) {
+    super(chunk.message, { cause: chunk });
+    this.node = node;
+    this.chunk = chunk;
+  }
+}
+
+/** `error` as a lost-state error of `node`, or undefined when it is not about a chunk. */
+function lostState(error: unknown, node?: string): LostStateError | undefined {
+  if (error instanceof LostStateError) return error;
+  if (
+    error instanceof MissingChunkError || error instanceof CorruptChunkError
+  ) {
+    return new LostStateError(node, error);
+  }
+  return undefined;
+}
 
 function short(hex: string): string {
   return hex.slice(0, 24);
@@ -670,15 +699,61 @@ export class Dataflow {
     const warnings: string[] = [];
     try {
       this.#deltas.clear();
-      const base = await this.#previousState(store, job);
-      const state = await this.#execute(
-        job,
-        trees,
-        base,
-        inputs,
-        options,
-        warnings,
-      );
+      const attempt = async (base: FlowState | undefined) => {
+        const state = await this.#execute(
+          job,
+          trees,
+          base,
+          inputs,
+          options,
+          warnings,
+        );
+        // Read before the run completes, so that a lost chunk is found here.
+        const values = options.materialize === false
+          ? undefined
+          : await this.#materialize(store, trees, state);
+        return { state, values };
+      };
+      let base: FlowState | undefined;
+      let lost: LostStateError | undefined;
+      try {
+        base = await this.#previousState(store, job);
+      } catch (error) {
+        lost = lostState(error);
+        if (lost === undefined) throw error;
+      }
+      let done: Awaited<ReturnType<typeof attempt>> | undefined;
+      if (lost === undefined) {
+        try {
+          done = await attempt(base);
+        } catch (error) {
+          lost = base === undefined ? undefined : lostState(error);
+          if (lost === undefined) throw error;
+        }
+      }
+      if (done === undefined) {
+        // A stored chunk is gone: recompute every operator from the inputs,
+        // which must all be full snapshots, or say what would fix it.
+        await this.#checkRecoverable(lost!, inputs, options);
+        if (lost!.chunk instanceof CorruptChunkError) {
+          await store.chunks.delete(lost!.chunk.hash).catch(() => {});
+        }
+        const message = `${
+          lost!.node === undefined
+            ? `The stored state of dataflow "${this.name}"`
+            : `The stored state of operator "${
+              lost!.node
+            }" in dataflow "${this.name}"`
+        } is unreadable (${
+          lost!.message
+        }); recomputing every operator from the input snapshots`;
+        warnings.push(message);
+        this.#options.onEvent?.({ type: "warning", job: this.name, message });
+        this.#materialized.clear();
+        this.#deltas.clear();
+        done = await attempt({ time: base?.time ?? 0, ops: {} });
+      }
+      const { state, values } = done;
       const key = `state:${short(await fingerprint(state))}`;
       await job.step(key, () => state);
       if (job.refusedSteps > 0) throw job.signal.reason;
@@ -690,9 +765,6 @@ export class Dataflow {
         ),
       });
       this.#last = { store, run: job.run, state };
-      const values = options.materialize === false
-        ? undefined
-        : await this.#materialize(store, trees, state);
       const written = {
         chunks: trees.written.chunks - before.chunks,
         bytes: trees.written.bytes - before.bytes,
@@ -733,6 +805,40 @@ export class Dataflow {
     } finally {
       await job.close();
     }
+  }
+
+  /**
+   * Throw a clear error naming the node and the fix unless every input has a
+   * full snapshot in `inputs` (a delta or a plan needs the lost state).
+   */
+  async #checkRecoverable(
+    lost: LostStateError,
+    inputs: Record<string, unknown>,
+    options: RunOptions,
+  ): Promise<void> {
+    const missing: string[] = [];
+    for (const op of this.#ops) {
+      if (op.kind !== "input") continue;
+      const source = inputs[op.name];
+      if (
+        source === undefined ||
+        (await normalizeInput(op.name, source)).kind === "delta"
+      ) missing.push(op.name);
+    }
+    if (missing.length === 0 && options.plan === undefined) return;
+    const what = lost.node === undefined
+      ? `its stored state`
+      : `the stored state of operator "${lost.node}"`;
+    throw new Error(
+      `Cannot run dataflow "${this.name}": ${what} is unreadable (${lost.message}), and ${
+        options.plan !== undefined
+          ? "a plan run"
+          : `input${missing.length === 1 ? "" : "s"} ${
+            missing.map((n) => `"${n}"`).join(", ")
+          } (no full snapshot given)`
+      } cannot rebuild it; rerun without a plan, with a full snapshot of every input (not an { upsert, delete } delta), to recompute every operator`,
+      { cause: lost.chunk },
+    );
   }
 
   /** The state this run starts from: the one this process just wrote, or the store's newest. */
@@ -813,44 +919,48 @@ export class Dataflow {
         this.#options.onEvent?.({ type: "warning", job: this.name, message });
       }
       let state: OpState;
-      if (
-        plan !== undefined && !plan.nodes.includes(op.name) &&
-        prev !== undefined
-      ) {
-        state = {
-          ...prev,
-          prevOut: prev.out,
-          stats: {
-            status: "skipped",
-            calls: 0,
-            added: 0,
-            changed: 0,
-            removed: 0,
-          },
-          explain: { reason: "not-in-plan", inputs: [] },
-        };
-      } else if (op.kind === "input") {
-        state = await this.#runInput(
-          op,
-          prev,
-          trees,
-          inputs[op.name],
-          plan,
-          codeHash,
-        );
-      } else if (op.kind === "node") {
-        state = await this.#runNode(job, op, prev, next, trees, codeHash);
-      } else {
-        state = await this.#runCollection(
-          job,
-          op,
-          prev,
-          next,
-          trees,
-          codeHash,
-        );
+      try {
+        if (
+          plan !== undefined && !plan.nodes.includes(op.name) &&
+          prev !== undefined
+        ) {
+          state = {
+            ...prev,
+            prevOut: prev.out,
+            stats: {
+              status: "skipped",
+              calls: 0,
+              added: 0,
+              changed: 0,
+              removed: 0,
+            },
+            explain: { reason: "not-in-plan", inputs: [] },
+          };
+        } else if (op.kind === "input") {
+          state = await this.#runInput(
+            op,
+            prev,
+            trees,
+            inputs[op.name],
+            plan,
+            codeHash,
+          );
+        } else if (op.kind === "node") {
+          state = await this.#runNode(job, op, prev, next, trees, codeHash);
+        } else {
+          state = await this.#runCollection(
+            job,
+            op,
+            prev,
+            next,
+            trees,
+            codeHash,
+          );
+        }
+        await this.#keep(job, trees, op.name, state);
+      } catch (error) {
+        throw lostState(error, op.name) ?? error;
       }
-      await this.#keep(job, trees, op.name, state);
       next[op.name] = state;
     }
     // Sinks record how far in time their output is complete.
@@ -1513,11 +1623,13 @@ export class Dataflow {
         }
         entry = { id, ready: false, value: undefined, base: cached, changes };
       } else {
-        entry = {
-          id,
-          ready: true,
-          value: await this.#valueOf(trees, store, op),
-        };
+        let value: unknown;
+        try {
+          value = await this.#valueOf(trees, store, op);
+        } catch (error) {
+          throw lostState(error, name) ?? error;
+        }
+        entry = { id, ready: true, value };
       }
       this.#materialized.set(name, entry);
       out.set(name, entry);

@@ -62,9 +62,9 @@ export function batchRunner(
   return async (b, attempted) => {
     let out: BatchOut | undefined;
     try {
-      const { chunk } = await batchStep(job, b, async (signal, stats) => {
+      const { chunk } = await batchStep(job, b, async (signal, record) => {
         const result = await computeBatch(env, b, signal, attempted);
-        stats(result.stats);
+        record(result.stats, result.keys);
         summary.computed += result.stats.computed;
         summary.memoHits += result.stats.memoHits;
         summary.failed += result.stats.failed;

@@ -48,6 +48,8 @@ export interface BatchEnv {
 export interface BatchResult {
   chunk: ResultsChunk;
   stats: MapBatchStats;
+  /** The step record's `items.keys`: 16 bytes per item, zeroed for failures. */
+  keys: Uint8Array;
   out: BatchOut;
 }
 
@@ -188,8 +190,8 @@ export async function computeBatch(
           error: message.length > 500 ? `${message.slice(0, 497)}...` : message,
         })),
       }),
-      itemKeys: keys,
     },
+    keys,
     out: { start: b.start, count: n, values: out },
   };
 }

@@ -1,5 +1,5 @@
-// One rule for what a map batch step records: its key, its results chunk and
-// its typed stats (item keys included). Old runs wrote the same fields.
+// One rule for what a map batch step records: its key, its results chunk, its
+// typed stats and its item keys (`items.keys`; `stats.itemKeys` in old runs).
 import type { ChunkRef } from "../../store/chunk_store.ts";
 import type { StepRecord } from "../records.ts";
 import { KEY_BYTES, toHex } from "./_keys.ts";
@@ -30,10 +30,14 @@ export interface BatchRecord {
   failed: number;
 }
 
-/** The batch a step record holds, or undefined when it is not a map batch. */
+/**
+ * The batch a step record holds, or undefined when it is not a map batch.
+ * Item keys live in the record's `items.keys`; runs written before that field
+ * existed kept them in `stats.itemKeys`, which still reads.
+ */
 export function batchOf(step: StepRecord): BatchRecord | undefined {
   const stats = step.stats as Partial<MapBatchStats> | undefined;
-  const itemKeys = stats?.itemKeys;
+  const itemKeys = step.items?.keys ?? stats?.itemKeys;
   if (
     !BATCH_KEY.test(step.key) || step.output.kind !== "value" ||
     !(itemKeys instanceof Uint8Array) || itemKeys.length % KEY_BYTES !== 0

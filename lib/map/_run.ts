@@ -41,14 +41,17 @@ export async function batchStep(
   b: BatchPlan,
   compute: (
     signal: AbortSignal,
-    stats: (s: object) => void,
+    record: (stats: object, keys: Uint8Array) => void,
   ) => Promise<ResultsChunk>,
 ): Promise<{ chunk: ResultsChunk; computed: boolean }> {
   let computed = false;
   const chunk = await job.step(b.key, async (ctx) => {
     const value = await compute(
       ctx.signal,
-      (s) => ctx.stats(s as Record<string, unknown>),
+      (stats, keys) => {
+        ctx.stats(stats as Record<string, unknown>);
+        ctx.items({ keys });
+      },
     );
     computed = true;
     return value;

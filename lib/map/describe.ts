@@ -27,11 +27,12 @@ export interface MapBatchStats {
   /** The first 20 failures, by global index; messages cut at 500 characters. */
   errors?: { index: number; error: string }[];
   /**
-   * Per-item memo keys: 16 bytes per item in batch order (a BLAKE3 prefix of
-   * the item's deterministic CBOR arguments), zeroed for a failed item so it
-   * is never reused.
+   * Per-item memo keys of runs written before step records had `items`: the
+   * same bytes as the record's `items.keys` (16 per item in batch order, a
+   * BLAKE3 prefix of the item's deterministic CBOR arguments, zeroed for a
+   * failed item). New runs leave it out.
    */
-  itemKeys: Uint8Array;
+  itemKeys?: Uint8Array;
 }
 
 /** How `cairn show` displays one step of a map run. */

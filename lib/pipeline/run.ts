@@ -224,21 +224,22 @@ export async function runPipeline(
   options: RunPipelineOptions = {},
 ): Promise<PipelineRun> {
   const prepared = await prepare(config, options);
-  let source: Source | undefined;
   const auto = options.autoResume ?? prepared.config.checkpoint.autoResume;
-  if (prepared.checkpoint && auto) {
+  // Picked under the job lock, so two invocations never resume one run.
+  const pick = async (): Promise<Source | undefined> => {
+    if (!prepared.checkpoint || !auto) return undefined;
     const runs = await pipelineRuns(prepared.store, prepared.job);
     const latest = resumableOf(runs.map((r) => r.run))[0];
-    if (latest !== undefined) {
-      const found = runs.find((r) => r.run.runId === latest.runId)!;
-      source = {
-        run: latest,
-        config: found.state.header.config as StoredPipelineConfig,
-      };
-      checkUnchanged(prepared.config, source, options.allowConfigChange);
-    }
-  }
-  return await execute(prepared, source, options);
+    if (latest === undefined) return undefined;
+    const found = runs.find((r) => r.run.runId === latest.runId)!;
+    const source = {
+      run: latest,
+      config: found.state.header.config as StoredPipelineConfig,
+    };
+    checkUnchanged(prepared.config, source, options.allowConfigChange);
+    return source;
+  };
+  return await execute(prepared, pick, options);
 }
 
 /**
@@ -291,52 +292,58 @@ export async function resumePipeline(
       "checkpointing is off for this run; set checkpoint.enabled = true in the config",
     );
   }
-  const runs = await pipelineRuns(prepared.store, prepared.job);
-  const found = runs.find((r) => r.run.runId === runId);
-  if (found === undefined) {
-    const elsewhere = await loadPipelineRun(runId, { store: prepared.store });
-    if (elsewhere !== undefined) {
+  // Checked under the job lock, so two invocations never resume one run.
+  const pick = async (): Promise<Source> => {
+    const runs = await pipelineRuns(prepared.store, prepared.job);
+    const found = runs.find((r) => r.run.runId === runId);
+    if (found === undefined) {
+      const elsewhere = await loadPipelineRun(runId, { store: prepared.store });
+      if (elsewhere !== undefined) {
+        refuse(
+          `it is a run of pipeline "${elsewhere.pipelineName}"${
+            elsewhere.cleanedUp ? ", completed and cleaned up" : ""
+          }`,
+        );
+      }
+      refuse(`no such run in store "${prepared.store.location}"`);
+    }
+    const run = found!.run;
+    if (run.status === "completed") refuse("it completed; nothing to resume");
+    if (run.status === "running") {
+      refuse("it is still running in another process");
+    }
+    if (!run.checkpoint) refuse("it ran with checkpointing off");
+    const later = runs.find((r) => r.run.resumedFrom === runId);
+    if (later !== undefined) {
       refuse(
-        `it is a run of pipeline "${elsewhere.pipelineName}"${
-          elsewhere.cleanedUp ? ", completed and cleaned up" : ""
-        }`,
+        `run "${later.run.runId}" already resumed it (${later.run.status}); resume that one instead`,
       );
     }
-    refuse(`no such run in store "${prepared.store.location}"`);
-  }
-  const run = found!.run;
-  if (run.status === "completed") refuse("it completed; nothing to resume");
-  if (run.status === "running") {
-    refuse("it is still running in another process");
-  }
-  if (!run.checkpoint) refuse("it ran with checkpointing off");
-  const later = runs.find((r) => r.run.resumedFrom === runId);
-  if (later !== undefined) {
-    refuse(
-      `run "${later.run.runId}" already resumed it (${later.run.status}); resume that one instead`,
-    );
-  }
-  const source = {
-    run,
-    config: found!.state.header.config as StoredPipelineConfig,
+    const source = {
+      run,
+      config: found!.state.header.config as StoredPipelineConfig,
+    };
+    checkUnchanged(prepared.config, source, options.allowConfigChange);
+    return source;
   };
-  checkUnchanged(prepared.config, source, options.allowConfigChange);
-  return await execute(prepared, source, options);
+  return await execute(prepared, pick, options);
 }
 
 async function execute(
   prepared: Awaited<ReturnType<typeof prepare>>,
-  source: Source | undefined,
+  pick: () => Promise<Source | undefined>,
   options: RunPipelineOptions,
 ): Promise<PipelineRun> {
   const { config, components, store, job, checkpoint } = prepared;
   const stored = storedComponents(config);
   const total = stored.length;
   const fps = await Promise.all(stored.map((s) => fingerprint(s)));
-  const header: StoredPipelineConfig = {
+  // Both are set under the job lock (the runtime's underLock), before the run exists.
+  let source: Source | undefined;
+  let header: StoredPipelineConfig = {
     pipelineName: config.pipelineName,
     components: stored,
-    lineage: source?.config.lineage ?? crypto.randomUUID(),
+    lineage: "",
     checkpoint,
     failFast: config.failFast,
   };
@@ -433,11 +440,20 @@ async function execute(
     await runJob(job, {
       store,
       kind: PIPELINE_KIND,
-      config: header,
       newRun: true,
       total,
       ...(checkpoint ? { memo: `pipeline/${job}` } : {}),
-      ...(source === undefined ? {} : { resumedFrom: source.run.runId }),
+      underLock: async () => {
+        source = await pick();
+        header = {
+          ...header,
+          lineage: source?.config.lineage ?? crypto.randomUUID(),
+        };
+        return {
+          config: header,
+          ...(source === undefined ? {} : { resumedFrom: source.run.runId }),
+        };
+      },
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
       ...(options.lock === undefined ? {} : { lock: options.lock }),

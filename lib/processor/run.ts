@@ -8,7 +8,8 @@
  * @module
  */
 import { mkdir, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
+import { removeDeadTemps } from "../../store/files.ts";
 import { CorruptLogError } from "../../store/manifest_log.ts";
 import { LockedError } from "../../store/lock.ts";
 import type { AcquireLockOptions } from "../../store/lock.ts";
@@ -41,6 +42,7 @@ import {
   seedOrder,
   STATE_VERSION,
 } from "./_checkpoint.ts";
+import { inputFingerprint } from "./_files.ts";
 import { getProcessor, loadProcessor } from "./registry.ts";
 import type {
   CheckpointStatus,
@@ -286,6 +288,8 @@ async function assemble(
 ): Promise<number> {
   let records = 0;
   await mkdir(dirname(out), { recursive: true });
+  // A writer killed here before left its temp file; the dataset lock is ours.
+  await removeDeadTemps(dirname(out), basename(out));
   await writeFileAtomically(out, async (chunk) => {
     for (const entry of lineage) {
       const data = await job.read<CheckpointData>(entry.key);
@@ -336,18 +340,36 @@ async function attemptRun<I extends ProcessorItem>(
   const maxCheckpoints = options.maxCheckpoints ?? DEFAULT_MAX_CHECKPOINTS;
   // No signal for the job: this loop stops between items itself, so that the
   // final checkpoint can still be written.
-  const job = await openJob(name, {
-    store: options.store,
-    kind: PROCESSOR_KIND,
-    config,
-    version: processor.version ?? "1",
-    newRun: options.newRun,
-    ...(options.lock === undefined ? {} : { lock: options.lock }),
-    ...(options.tags === undefined ? {} : { tags: options.tags }),
-    onEvent: (e) => {
-      if (e.type === "warning") emit(e);
-    },
-  });
+  const open = (newRun: boolean) =>
+    openJob(name, {
+      store: options.store,
+      kind: PROCESSOR_KIND,
+      config,
+      version: processor.version ?? "1",
+      newRun,
+      ...(options.lock === undefined ? {} : { lock: options.lock }),
+      ...(options.tags === undefined ? {} : { tags: options.tags }),
+      onEvent: (e) => {
+        if (e.type === "warning") emit(e);
+      },
+    });
+  const input = await inputFingerprint(config.input);
+  let job = await open(options.newRun);
+  const before = (job.summary as { input?: string } | undefined)?.input;
+  if (
+    job.status === "completed" && options.from === undefined &&
+    before !== undefined && before !== input
+  ) {
+    // Its output is not this input's: process the input again.
+    emit({
+      type: "warning",
+      job: name,
+      message:
+        `The input "${config.input}" of dataset "${dataset}" changed since run "${job.run}" completed (files, sizes or modification times differ); processing it again in a new run`,
+    });
+    await job.close();
+    job = await open(true);
+  }
   let onFailure: ((error: unknown) => Promise<unknown>) | undefined;
   try {
     const entries: CheckpointEntry[] = [];
@@ -526,6 +548,10 @@ async function attemptRun<I extends ProcessorItem>(
 
     let stopped = false;
     let index = 0;
+    // A due checkpoint is written once the next item arrives: when there is
+    // none, the final `completed` checkpoint carries those items instead of
+    // following an `in_progress` one with none.
+    let due = false;
     for await (const item of processor.items(config.input, setup)) {
       if (index < position) {
         if (index === position - 1 && item.id !== lastProcessed) {
@@ -535,6 +561,10 @@ async function attemptRun<I extends ProcessorItem>(
         }
         index++;
         continue;
+      }
+      if (due) {
+        due = false;
+        await writeCheckpoint("in_progress");
       }
       if (signal?.aborted) {
         stopped = true;
@@ -592,9 +622,7 @@ async function attemptRun<I extends ProcessorItem>(
       position = index;
       lastProcessed = item.id;
       ids.push(item.id);
-      if (
-        ids.length >= every || Date.now() - lastCheckpointAt >= intervalMs
-      ) await writeCheckpoint("in_progress");
+      due = ids.length >= every || Date.now() - lastCheckpointAt >= intervalMs;
     }
     if (!stopped && index < position) {
       throw new RangeError(
@@ -608,7 +636,11 @@ async function attemptRun<I extends ProcessorItem>(
     const state = await writeCheckpoint("completed");
     const written = await assemble(job, lineage, config.out);
     await pruneDataset(options.store, name, job.run, maxCheckpoints);
-    await job.complete({ processed: state.processed_count, records: written });
+    await job.complete({
+      processed: state.processed_count,
+      records: written,
+      input,
+    });
     return {
       dataset,
       run: job.run,
