@@ -12,22 +12,10 @@ import { existsSync } from "node:fs";
 import { extname } from "node:path";
 import { InterruptedError } from "../lib/job.ts";
 import { abortOnSignals } from "../lib/signals.ts";
-import {
-  AuditHooks,
-  composeHooks,
-  listResumable,
-  loadPipelineConfig,
-  loadPipelineRun,
-  LoggingHooks,
-  MetricsHooks,
-  PipelineConfigChangedError,
-  PipelineConfigError,
-  type PipelineHooks,
-  pipelineOutput,
-  type PipelineRun,
-  resumePipeline,
-  runPipeline,
-  type RunPipelineOptions,
+import type {
+  PipelineHooks,
+  PipelineRun,
+  RunPipelineOptions,
 } from "../lib/pipeline/mod.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -41,6 +29,15 @@ import {
 } from "./command.ts";
 import { explicitStore } from "./_args.ts";
 import { shortTime, toJsonValue } from "./_format.ts";
+
+// The family (and its npm dependencies) loads when a subcommand runs, so
+// `cairn --help` and the other commands never pay for it.
+let family: typeof import("../lib/pipeline/mod.ts") | undefined;
+async function pipelineFamily(): Promise<
+  typeof import("../lib/pipeline/mod.ts")
+> {
+  return family ??= await import("../lib/pipeline/mod.ts");
+}
 
 const CONFIG_EXTENSIONS = [".conf", ".hocon", ".json", ".yaml", ".yml"];
 
@@ -71,10 +68,12 @@ const RUN_OPTIONS: Command["options"] = {
 /** Config problems are usage errors (exit 2), with CLI flag names in the hints. */
 function asUsage(error: unknown): unknown {
   if (
-    error instanceof PipelineConfigError || error instanceof SyntaxError ||
-    error instanceof RangeError
+    (family !== undefined && error instanceof family.PipelineConfigError) ||
+    error instanceof SyntaxError || error instanceof RangeError
   ) return new UsageError(error.message);
-  if (error instanceof PipelineConfigChangedError) {
+  if (
+    family !== undefined && error instanceof family.PipelineConfigChangedError
+  ) {
     return new UsageError(
       error.message.replace(
         "pass allowConfigChange",
@@ -120,9 +119,15 @@ async function execute(
   ctx: CliContext,
   args: CommandArgs,
   usage: string,
-  go: (config: string, options: RunPipelineOptions) => Promise<PipelineRun>,
+  go: (
+    config: string,
+    options: RunPipelineOptions,
+    family: typeof import("../lib/pipeline/mod.ts"),
+  ) => Promise<PipelineRun>,
 ): Promise<number> {
   const configPath = configArg(args, usage);
+  const pipeline = await pipelineFamily();
+  const { AuditHooks, composeHooks, LoggingHooks, MetricsHooks } = pipeline;
   const hooks: PipelineHooks[] = [];
   if (!ctx.json && !ctx.quiet) hooks.push(LoggingHooks.humanReadable(ctx.info));
   const audit = stringOption(args, "audit");
@@ -150,7 +155,7 @@ async function execute(
           ? ctx.warn(`${entry.component}: ${entry.message}`)
           : ctx.info(`${entry.component}: ${entry.message}`),
       ...(ctx.waitLockMs > 0 ? { lock: { waitMs: ctx.waitLockMs } } : {}),
-    });
+    }, pipeline);
     ctx.result(run, () => {
       // Without --quiet the logging hook already said how the run ended.
       if (run.status !== "completed" && ctx.quiet) ctx.warn(summaryLine(run));
@@ -201,7 +206,7 @@ const runCommand: Command = {
       ctx,
       args,
       runCommand.usage,
-      (config, options) =>
+      (config, options, { runPipeline }) =>
         runPipeline(config, {
           ...options,
           ...(typeof args.values["auto-resume"] === "boolean"
@@ -241,7 +246,7 @@ const resumeCommand: Command = {
       ctx,
       args,
       resumeCommand.usage,
-      (config, options) =>
+      (config, options, { resumePipeline }) =>
         resumePipeline(config, runId, {
           ...options,
           ...(args.values["allow-config-change"] === true
@@ -276,6 +281,7 @@ const lsCommand: Command = {
       existsSync(name)
     ) {
       try {
+        const { loadPipelineConfig } = await pipelineFamily();
         const config = await loadPipelineConfig(name);
         pipelineName = config.pipelineName;
         store ??= config.checkpoint.location;
@@ -284,6 +290,7 @@ const lsCommand: Command = {
       }
     }
     store ??= await ctx.store();
+    const { listResumable } = await pipelineFamily();
     const runs = await listResumable(pipelineName, { store });
     ctx.result(runs, () => {
       if (runs.length === 0) {
@@ -322,6 +329,7 @@ const showCommand: Command = {
   examples: ["cairn pipeline show 20261124T020000.000Z-1a2b3c4d --json"],
   async run(ctx, args) {
     const runId = runIdArg(args, showCommand.usage);
+    const { loadPipelineRun } = await pipelineFamily();
     const run = await loadPipelineRun(runId, { store: await ctx.store() });
     if (run === undefined) {
       throw new UsageError(
@@ -387,6 +395,7 @@ const outputCommand: Command = {
     }
     let value: unknown;
     try {
+      const { pipelineOutput } = await pipelineFamily();
       value = await pipelineOutput(runId, { store: await ctx.store() });
     } catch (error) {
       throw asUsage(error);

@@ -10,14 +10,10 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseDuration } from "../lib/duration.ts";
 import { abortOnSignals } from "../lib/signals.ts";
-import {
-  getProcessor,
-  loadProcessor,
-  type ProcessorEvent,
-  type ProcessorRunOptions,
-  type ProcessorRunResult,
-  resumeProcessor,
-  runProcessor,
+import type {
+  ProcessorEvent,
+  ProcessorRunOptions,
+  ProcessorRunResult,
 } from "../lib/processor/mod.ts";
 import {
   type CliContext,
@@ -32,6 +28,10 @@ import {
 import { badInputIsUsage } from "./_args.ts";
 
 type Options = Command["options"];
+
+// The family (and its npm dependencies) loads when a subcommand runs, so
+// `cairn --help` and the other commands never pay for it.
+const processorFamily = () => import("../lib/processor/mod.ts");
 
 const RUN_OPTIONS: Options = {
   "checkpoint-every": {
@@ -238,6 +238,8 @@ export const processorRunCommand: Command = {
     const out = requiredOption(args, "out");
     const schemaFile = stringOption(args, "schema");
     const module = moduleSpec(spec);
+    const { getProcessor, loadProcessor, runProcessor } =
+      await processorFamily();
     const processor = await badInputIsUsage(() =>
       module === undefined ? getProcessor(spec) : loadProcessor(module)
     );
@@ -312,6 +314,7 @@ export const processorResumeCommand: Command = {
       throw new UsageError(`Unexpected argument "${extra[0]}"`);
     }
     const checkpoint = stringOption(args, "checkpoint");
+    const { resumeProcessor } = await processorFamily();
     const abort = abortOnSignals({ exitOnSecondSignal: true });
     try {
       const result = await badInputIsUsage(() =>

@@ -5,13 +5,11 @@
  * @module
  */
 import { formatDuration } from "../lib/duration.ts";
-import {
-  listProcessorDatasets,
-  processedItems,
-  processorStatus,
-} from "../lib/processor/mod.ts";
 import { type Command, EXIT, intOption, UsageError } from "./command.ts";
 import { formatTable, shortTime } from "./_format.ts";
+
+// The family loads when a subcommand runs, not with the CLI.
+const processorFamily = () => import("../lib/processor/mod.ts");
 
 /**
  * `cairn processor status`.
@@ -60,6 +58,7 @@ export const processorStatusCommand: Command = {
     if (args.values.files === true) {
       const offset = intOption(args, "offset") ?? 0;
       const limit = intOption(args, "limit", 1) ?? 1000;
+      const { processedItems } = await processorFamily();
       const page = await processedItems(dataset, { store, offset, limit });
       ctx.result(
         { processed_files: page.ids, offset, total: page.total },
@@ -71,6 +70,7 @@ export const processorStatusCommand: Command = {
     }
     let status;
     try {
+      const { processorStatus } = await processorFamily();
       status = await processorStatus(dataset, { store });
     } catch (error) {
       if (error instanceof RangeError || error instanceof TypeError) {
@@ -136,6 +136,7 @@ export const processorLsCommand: Command = {
   options: {},
   examples: ["cairn processor ls", "cairn processor ls --json"],
   async run(ctx) {
+    const { listProcessorDatasets } = await processorFamily();
     const datasets = await listProcessorDatasets({ store: await ctx.store() });
     ctx.result(datasets, () => {
       if (datasets.length === 0) {

@@ -161,12 +161,16 @@ for (const file of walk(OUT).filter((f) => f.endsWith(".js"))) {
       target,
       source,
     ]);
-    // Its own relative imports name .ts files; deno pack emitted them as .js.
+    // bun build --no-bundle keeps the worker's own `./x.ts` imports; point
+    // them at the modules deno pack already transpiled.
     writeFileSync(
       target,
       readFileSync(target, "utf8").replace(
-        /(\bfrom\s*|\bimport\s*\(\s*)(["'])(\.{1,2}\/[^"']+)\.ts\2/g,
-        "$1$2$3.js$2",
+        /(["'])(\.{1,2}\/[^"']+)\.ts\1/g,
+        (spec, q, path) =>
+          existsSync(join(dirname(target), `${path}.js`))
+            ? `${q}${path}.js${q}`
+            : spec,
       ),
     );
     changed = true;

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { AwsClient } from "npm:aws4fetch@^1.0.20";
+import type { AwsClient } from "npm:aws4fetch@^1.0.20";
 
 /** Where an S3 store lives and how to reach it. */
 export interface S3Location {
@@ -269,14 +269,21 @@ export function createS3Client(
 ): S3Client {
   const attempts = options.attempts ?? 6;
   const baseDelay = options.retryDelayMs ?? 50;
-  const aws = new AwsClient({
-    accessKeyId: location.accessKeyId,
-    secretAccessKey: location.secretAccessKey,
-    ...(location.sessionToken ? { sessionToken: location.sessionToken } : {}),
-    region: location.region,
-    service: "s3",
-    retries: 0,
-  });
+  // aws4fetch loads on the first request, so opening a local store never pays for it.
+  let aws: Promise<AwsClient> | undefined;
+  const signer = () =>
+    aws ??= import("npm:aws4fetch@^1.0.20").then(({ AwsClient }) =>
+      new AwsClient({
+        accessKeyId: location.accessKeyId,
+        secretAccessKey: location.secretAccessKey,
+        ...(location.sessionToken
+          ? { sessionToken: location.sessionToken }
+          : {}),
+        region: location.region,
+        service: "s3",
+        retries: 0,
+      })
+    );
   const doFetch = options.fetch ?? globalThis.fetch;
   const bucketUrl = `${location.endpoint}/${location.bucket}`;
   const objectUrl = (key: string) =>
@@ -292,7 +299,7 @@ export function createS3Client(
     let lastError = "";
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const signed = await aws.sign(target, {
+        const signed = await (await signer()).sign(target, {
           method,
           headers: init.headers ?? {},
           ...(init.body === undefined ? {} : { body: init.body as BodyInit }),

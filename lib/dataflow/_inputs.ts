@@ -5,7 +5,6 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { parse as parseCsv } from "npm:csv-parse@^7.0.3/sync";
 
 /** An explicit change: keys to set and keys to delete. */
 export interface InputDelta<V = unknown> {
@@ -138,6 +137,8 @@ async function readInputFile(
   const text = await readFile(spec.file, "utf8");
   let records: Record<string, unknown>[];
   if (format === "csv") {
+    // csv-parse loads only when a CSV input is read.
+    const { parse: parseCsv } = await import("npm:csv-parse@^7.0.3/sync");
     try {
       records = parseCsv(text, { columns: true, skip_empty_lines: true });
     } catch (error) {

@@ -7,7 +7,6 @@
 import { readFile } from "node:fs/promises";
 import { dirname, extname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parse as parseYaml } from "npm:yaml@^2.9.1";
 import { parseHocon } from "./_hocon.ts";
 
 /** One entry of `pipeline-components`. */
@@ -352,6 +351,8 @@ export async function loadPipelineConfig(
       );
     }
   } else if (ext === ".yaml" || ext === ".yml") {
+    // yaml loads only for YAML configs.
+    const { parse: parseYaml } = await import("npm:yaml@^2.9.1");
     try {
       value = parseYaml(text);
     } catch (error) {

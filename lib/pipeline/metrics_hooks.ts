@@ -6,9 +6,14 @@
  *
  * @module
  */
-import { Counter, Gauge, Registry } from "npm:prom-client@^15.1.3";
 import { writeFileAtomically } from "../write_file_atomically.ts";
 import type { PipelineHooks } from "./hooks.ts";
+
+// prom-client loads on first use, so importing the pipeline family stays cheap.
+let promClient: Promise<typeof import("npm:prom-client@^15.1.3")> | undefined;
+function loadPromClient(): Promise<typeof import("npm:prom-client@^15.1.3")> {
+  return promClient ??= import("npm:prom-client@^15.1.3");
+}
 
 /** Options for {@linkcode MetricsHooks}. */
 export interface MetricsHooksOptions {
@@ -47,51 +52,66 @@ export function MetricsHooks(
   options: MetricsHooksOptions = {},
 ): MetricsHooksResult {
   const prefix = options.prefix ?? "cairn_pipeline";
-  const registry = new Registry();
-  const labels = ["pipeline", "component"] as const;
-  const duration = new Gauge({
-    name: `${prefix}_component_duration_seconds`,
-    help: "Duration of the component's latest run",
-    labelNames: labels,
-    registers: [registry],
+  const metrics = loadPromClient().then(({ Counter, Gauge, Registry }) => {
+    const registry = new Registry();
+    const labels = ["pipeline", "component"] as const;
+    const duration = new Gauge({
+      name: `${prefix}_component_duration_seconds`,
+      help: "Duration of the component's latest run",
+      labelNames: labels,
+      registers: [registry],
+    });
+    const durationTotal = new Counter({
+      name: `${prefix}_component_duration_seconds_total`,
+      help: "Total time spent in the component",
+      labelNames: labels,
+      registers: [registry],
+    });
+    const componentRuns = new Counter({
+      name: `${prefix}_component_runs_total`,
+      help: "Component runs that finished",
+      labelNames: labels,
+      registers: [registry],
+    });
+    const failures = new Counter({
+      name: `${prefix}_component_failures_total`,
+      help: "Component runs that failed",
+      labelNames: labels,
+      registers: [registry],
+    });
+    const outputBytes = new Gauge({
+      name: `${prefix}_component_output_bytes`,
+      help: "Bytes of the component's latest stored output",
+      labelNames: labels,
+      registers: [registry],
+    });
+    const runs = new Counter({
+      name: `${prefix}_runs_total`,
+      help: "Pipeline runs by final status",
+      labelNames: ["pipeline", "status"] as const,
+      registers: [registry],
+    });
+    const lastRun = new Gauge({
+      name: `${prefix}_last_run_timestamp_seconds`,
+      help: "When the pipeline's latest run ended",
+      labelNames: ["pipeline", "status"] as const,
+      registers: [registry],
+    });
+    return {
+      registry,
+      duration,
+      durationTotal,
+      componentRuns,
+      failures,
+      outputBytes,
+      runs,
+      lastRun,
+    };
   });
-  const durationTotal = new Counter({
-    name: `${prefix}_component_duration_seconds_total`,
-    help: "Total time spent in the component",
-    labelNames: labels,
-    registers: [registry],
-  });
-  const componentRuns = new Counter({
-    name: `${prefix}_component_runs_total`,
-    help: "Component runs that finished",
-    labelNames: labels,
-    registers: [registry],
-  });
-  const failures = new Counter({
-    name: `${prefix}_component_failures_total`,
-    help: "Component runs that failed",
-    labelNames: labels,
-    registers: [registry],
-  });
-  const outputBytes = new Gauge({
-    name: `${prefix}_component_output_bytes`,
-    help: "Bytes of the component's latest stored output",
-    labelNames: labels,
-    registers: [registry],
-  });
-  const runs = new Counter({
-    name: `${prefix}_runs_total`,
-    help: "Pipeline runs by final status",
-    labelNames: ["pipeline", "status"] as const,
-    registers: [registry],
-  });
-  const lastRun = new Gauge({
-    name: `${prefix}_last_run_timestamp_seconds`,
-    help: "When the pipeline's latest run ended",
-    labelNames: ["pipeline", "status"] as const,
-    registers: [registry],
-  });
+  // A failed load surfaces in the hook that awaits it, not as an unhandled rejection.
+  metrics.catch(() => {});
   const write = async () => {
+    const { registry } = await metrics;
     if (options.prometheusFile !== undefined) {
       const text = await registry.metrics();
       await writeFileAtomically(options.prometheusFile, (chunk) => chunk(text));
@@ -105,32 +125,37 @@ export function MetricsHooks(
     }
   };
   return {
-    afterComponent: (_config, _index, _total, durationMs, info) => {
+    afterComponent: async (_config, _index, _total, durationMs, info) => {
+      const m = await metrics;
       const l = {
         pipeline: info.pipelineName,
         component: info.componentName ?? "",
       };
-      duration.set(l, durationMs / 1000);
-      durationTotal.inc(l, durationMs / 1000);
-      componentRuns.inc(l);
-      if (info.outputBytes !== undefined) outputBytes.set(l, info.outputBytes);
+      m.duration.set(l, durationMs / 1000);
+      m.durationTotal.inc(l, durationMs / 1000);
+      m.componentRuns.inc(l);
+      if (info.outputBytes !== undefined) {
+        m.outputBytes.set(l, info.outputBytes);
+      }
     },
-    onComponentFailure: (_config, _index, _error, info) => {
-      failures.inc({
+    onComponentFailure: async (_config, _index, _error, info) => {
+      (await metrics).failures.inc({
         pipeline: info.pipelineName,
         component: info.componentName ?? "",
       });
     },
     afterPipeline: async (_config, result) => {
-      runs.inc({ pipeline: result.pipelineName, status: result.status });
-      lastRun.reset();
-      lastRun.set(
+      const m = await metrics;
+      m.runs.inc({ pipeline: result.pipelineName, status: result.status });
+      m.lastRun.reset();
+      m.lastRun.set(
         { pipeline: result.pipelineName, status: result.status },
         Date.now() / 1000,
       );
       await write();
     },
-    prometheus: () => registry.metrics(),
-    json: () => registry.getMetricsAsJSON() as Promise<unknown[]>,
+    prometheus: async () => (await metrics).registry.metrics(),
+    json: async () =>
+      (await metrics).registry.getMetricsAsJSON() as Promise<unknown[]>,
   };
 }

@@ -6,7 +6,6 @@
  * @module
  */
 import { open } from "node:fs/promises";
-import { fileTypeFromBuffer } from "npm:file-type@^22.3.0";
 import { createBLAKE3 } from "npm:hash-wasm@^4.12.0";
 import { type InputFile, listFiles } from "./_files.ts";
 import type { Processor } from "./types.ts";
@@ -47,6 +46,12 @@ type Hasher = Awaited<ReturnType<typeof createBLAKE3>>;
 /** Hashers and read buffers for reuse: creating a WASM hasher costs more than hashing a small file. */
 const spares: { hasher: Hasher; buffer: Uint8Array }[] = [];
 
+// file-type loads on the first file indexed, so importing the family stays cheap.
+let fileType: Promise<typeof import("npm:file-type@^22.3.0")> | undefined;
+function loadFileType(): Promise<typeof import("npm:file-type@^22.3.0")> {
+  return fileType ??= import("npm:file-type@^22.3.0");
+}
+
 /**
  * Index one file.
  *
@@ -76,6 +81,7 @@ async function indexFile(file: InputFile): Promise<FileIndexRecord> {
     }
     if (size > 0 && last !== 10) lines++;
     const bytes = sample ?? new Uint8Array(0);
+    const { fileTypeFromBuffer } = await loadFileType();
     const mime = (await fileTypeFromBuffer(bytes))?.mime ??
       (size === 0 ? "application/x-empty" : textMime(bytes));
     return { path: file.rel, size, blake3: hasher.digest("hex"), lines, mime };

@@ -12,8 +12,6 @@
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import AjvModule from "npm:ajv@^8.20.0";
-import { parse as parseCsv } from "npm:csv-parse@^7.0.3/sync";
 import { listFiles } from "./_files.ts";
 import type { ProcessContext, Processor, SetupContext } from "./types.ts";
 
@@ -43,8 +41,20 @@ type Validate = ((data: unknown) => boolean) & {
 interface AjvLike {
   compile(schema: unknown): Validate;
 }
-const Ajv = ((AjvModule as unknown as { default?: unknown }).default ??
-  AjvModule) as new (options: Record<string, unknown>) => AjvLike;
+type AjvConstructor = new (options: Record<string, unknown>) => AjvLike;
+// Ajv loads in `setup` and csv-parse on the first CSV file, so importing the family stays cheap.
+let ajvLoad: Promise<AjvConstructor> | undefined;
+let Ajv: AjvConstructor | undefined;
+function loadAjv(): Promise<AjvConstructor> {
+  return ajvLoad ??= import("npm:ajv@^8.20.0").then((module) => {
+    const exported = module.default as unknown as { default?: unknown };
+    return Ajv = (exported.default ?? exported) as AjvConstructor;
+  });
+}
+let csvParse: Promise<typeof import("npm:csv-parse@^7.0.3/sync")> | undefined;
+function loadCsvParse(): Promise<typeof import("npm:csv-parse@^7.0.3/sync")> {
+  return csvParse ??= import("npm:csv-parse@^7.0.3/sync");
+}
 
 const validators = new WeakMap<
   object,
@@ -83,6 +93,11 @@ function validatorFor(
   let compiled = validators.get(ctx.params);
   if (compiled === undefined) {
     const schema = schemaOf(ctx);
+    if (Ajv === undefined) {
+      throw new Error(
+        `Cannot validate dataset "${ctx.dataset}": processor "jsonl-normalize" ran before its setup`,
+      );
+    }
     const ajv = new Ajv({
       useDefaults: true,
       coerceTypes: true,
@@ -139,6 +154,7 @@ function note(
 async function* records(input: string): AsyncIterable<RecordItem> {
   for (const file of await listFiles(input, isRecordFile)) {
     if (/\.csv$/i.test(file.rel)) {
+      const { parse: parseCsv } = await loadCsvParse();
       const rows = parseCsv(await readFile(file.path, "utf8"), {
         columns: true,
         skip_empty_lines: false,
@@ -242,7 +258,8 @@ async function countRecords(input: string): Promise<number> {
 export const jsonlNormalize: Processor<RecordItem> = {
   name: "jsonl-normalize",
   version: "1",
-  setup(_input, ctx) {
+  async setup(_input, ctx) {
+    await loadAjv();
     validatorFor(ctx);
   },
   // A byte scan, not a second parse of the input.

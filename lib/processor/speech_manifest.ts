@@ -14,7 +14,6 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseFile } from "npm:music-metadata@^12.1.0";
 import { type InputFile, listFiles } from "./_files.ts";
 import type { Processor } from "./types.ts";
 
@@ -85,6 +84,16 @@ async function transcriptOf(
   return table.get(stem) ?? table.get(stem.split("/").at(-1)!);
 }
 
+// music-metadata loads on the first file read, so importing the family stays cheap.
+let musicMetadata:
+  | Promise<typeof import("npm:music-metadata@^12.1.0")>
+  | undefined;
+function loadMusicMetadata(): Promise<
+  typeof import("npm:music-metadata@^12.1.0")
+> {
+  return musicMetadata ??= import("npm:music-metadata@^12.1.0");
+}
+
 /**
  * The `speech-manifest` processor. Items are the audio files under the input
  * (ids are relative paths, in path order).
@@ -136,6 +145,7 @@ export const speechManifest: Processor<
     }
   },
   async process(item, ctx) {
+    const { parseFile } = await loadMusicMetadata();
     let format;
     try {
       format = (await parseFile(item.path, { duration: true })).format;
