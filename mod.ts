@@ -4,10 +4,11 @@
  * appends a record to its run's manifest log; resume, verification,
  * retention, GC and memo hits are replays of that log.
  *
- * This entry point holds what a user of jobs, map and kNN needs. The families
- * also have their own entry points (`@cairn/cairn/map`, `@cairn/cairn/knn`,
- * `@cairn/cairn/pipeline`, `@cairn/cairn/processor`, `@cairn/cairn/dataflow`),
- * and the low-level store and format pieces are in `@cairn/cairn/store`.
+ * This entry point holds the runtime (jobs, stores, runs, maintenance) and
+ * each family's main names. Each family's entry point has the rest
+ * (`@cairn/cairn/map`, `@cairn/cairn/knn`, `@cairn/cairn/pipeline`,
+ * `@cairn/cairn/processor`, `@cairn/cairn/dataflow`), and the low-level store
+ * and format pieces are in `@cairn/cairn/store`.
  *
  * @example Steps run once, even across crashes and reruns
  * ```ts
@@ -76,29 +77,8 @@ export {
   openStore,
   type OpenStoreOptions,
 } from "./lib/open_store.ts";
+// The Store interface; the types it refers to are in @cairn/cairn/store.
 export type { Store } from "./store/store.ts";
-// Types the Store interface and the options above refer to (the functions
-// that work on them are in @cairn/cairn/store).
-export type {
-  ChunkRef,
-  ChunkStat,
-  ChunkStore,
-  DeleteChunkOptions,
-  GetChunkOptions,
-  PutResult,
-} from "./store/chunk_store.ts";
-export type {
-  LogEntry,
-  LogRepair,
-  ManifestLog,
-  ReplayOptions,
-  TailRepair,
-} from "./store/manifest_log.ts";
-export type {
-  AcquireLockOptions,
-  BreakLockOptions,
-  JobLock,
-} from "./store/lock.ts";
 
 // Runs: listing, unlocking, exporting.
 export {
@@ -149,6 +129,7 @@ export {
   MapItemError,
   mapIter,
   type MapOptions,
+  type MapProgress,
   type MapResult,
   type MapResults,
   type MapWorkers,
@@ -163,15 +144,10 @@ export {
 
 // The kNN family (more in @cairn/cairn/knn).
 export {
-  type IndexInput,
-  type IntTable,
-  type KnnBlockSizeOptions,
   knnGraphJob,
   type KnnGraphJobOptions,
   type KnnGraphJobResult,
   knnJob,
-  type KnnJobBaseOptions,
-  type KnnJobInfo,
   type KnnJobOptions,
   type KnnJobPlan,
   type KnnJobResult,
@@ -182,121 +158,57 @@ export {
   type KnnRerankOptions,
   type KnnRerankResult,
   type Matrix,
-  type MatrixData,
   matrixFrom,
   type MatrixInput,
-  type MatrixShape,
   type Metric,
-  type OutputFileInfo,
   planKnnJob,
   type PlanKnnJobOptions,
-  type PreparedSource,
   radiusJob,
   type RadiusJobOptions,
   type RadiusJobResult,
-  type Symmetrize,
-  type ZeroVectorPolicy,
 } from "./lib/knn/mod.ts";
 
-// The pipeline family (more in @cairn/cairn/pipeline).
+// The pipeline family (hooks, checkpoint stores and run state in
+// @cairn/cairn/pipeline).
 export {
-  type AuditFileOptions,
-  AuditHooks,
-  type CheckpointConfig,
-  CheckpointHooks,
-  type CheckpointState,
-  type CheckpointStore,
-  type CompletedComponent,
   type Component,
   type ComponentContext,
-  type ComponentFailure,
-  type ComponentLogEntry,
-  type ComponentLogger,
-  type ComponentSpec,
-  type ComponentType,
-  composeHooks,
-  type HookInfo,
-  type LineWriter,
-  listResumable,
   loadPipelineConfig,
-  LoggingHooks,
-  MetricsHooks,
-  type MetricsHooksOptions,
-  type MetricsHooksResult,
+  parsePipelineConfig,
   type PipelineConfig,
   PipelineConfigChangedError,
   PipelineConfigError,
   type PipelineHooks,
   pipelineOutput,
   type PipelineRun,
-  type PipelineStatus,
-  type PipelineStoreOptions,
   registerComponent,
   resumePipeline,
   runPipeline,
   type RunPipelineOptions,
 } from "./lib/pipeline/mod.ts";
-// The dataset processors family (its built-in processors are in
-// "@cairn/cairn/processor" and, by name, in getProcessor).
-export { BaseProcessor } from "./lib/processor/base_processor.ts";
+
+// The dataset processors family (built-in processors, the registry and
+// checkpoint details in @cairn/cairn/processor).
 export {
-  type ProcessorRunOptions,
+  BaseProcessor,
+  type ProcessContext,
+  type Processor,
+  type ProcessorItem,
   type ProcessorRunResult,
+  type ProcessorStatus,
+  processorStatus,
+  registerProcessor,
   resumeProcessor,
   type ResumeProcessorOptions,
   runProcessor,
   type RunProcessorOptions,
-} from "./lib/processor/run.ts";
-export {
-  type CheckpointSummary,
-  listProcessorDatasets,
-  processedItems,
-  type ProcessedItemsOptions,
-  type ProcessorDataset,
-  type ProcessorStatus,
-  processorStatus,
-  type ProcessorStatusOptions,
-} from "./lib/processor/status.ts";
-export {
-  getProcessor,
-  loadProcessor,
-  processorNames,
-  registerProcessor,
-} from "./lib/processor/registry.ts";
-export type {
-  CheckpointStatus,
-  ItemError,
-  ProcessContext,
-  Processor,
-  ProcessorCheckpointState,
-  ProcessorEvent,
-  ProcessorItem,
-  SetupContext,
-} from "./lib/processor/types.ts";
-// The dataflow family (more in @cairn/cairn/dataflow).
+} from "./lib/processor/mod.ts";
+
+// The dataflow family (operators' options, time-range plans and
+// consolidate in @cairn/cairn/dataflow).
 export {
   type Collection,
-  consolidate,
   Dataflow,
   type DataflowOptions,
   type DataflowResult,
-  type Explanation,
-  type InputDelta,
-  type InputFile,
-  type InputOptions,
-  type InputSource,
-  type InputValue,
-  type Node as DataflowNode,
-  type NodeStats,
-  type OperatorOptions,
-  type PlanGraph,
-  planRecompute,
-  type ReadOptions,
-  type RecomputePlan,
-  type RecomputeRequest,
-  type RunOptions,
-  type Time,
-  type TimeRange,
-  timeRangeContains,
-  type Update,
 } from "./lib/dataflow/mod.ts";

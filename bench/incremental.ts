@@ -226,7 +226,6 @@ try {
       store: m,
       config: { i },
       newRun: true,
-      handleSignals: false,
       ...(inNamespace ? { memo: "bench@1" } : {}),
     }, (job) => job.step("s", () => i, inNamespace ? { memo: `k${i}` } : {}));
   }

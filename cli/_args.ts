@@ -1,10 +1,12 @@
 /**
- * Argument helpers the store commands share: job and run arguments, opening
- * an existing store, durations, and writing to stdout.
+ * Argument helpers the commands share: job and run arguments, opening
+ * an existing store, the store `--store` names, durations, bad input as
+ * usage errors, and writing to stdout.
  *
  * @module
  */
 import { parseDuration } from "../lib/duration.ts";
+import { ConfigChangedError } from "../lib/job.ts";
 import { openStore } from "../lib/open_store.ts";
 import { assertName, type Store } from "../store/store.ts";
 import {
@@ -126,6 +128,40 @@ export function durationArg(
     return parseDuration(text);
   } catch (error) {
     throw new UsageError(`Invalid --${name}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The store `--store` names, or undefined when it is absent (for commands
+ * whose target has its own store, which defaults like the CLI's).
+ *
+ * @param ctx The command's context.
+ * @param args Parsed arguments.
+ * @returns The store, or undefined.
+ */
+export async function explicitStore(
+  ctx: CliContext,
+  args: CommandArgs,
+): Promise<Store | undefined> {
+  return typeof args.values.store === "string" ? await ctx.store() : undefined;
+}
+
+/**
+ * Run `work`, turning the library's bad-input errors (TypeError, RangeError,
+ * SyntaxError, ConfigChangedError) into usage errors (exit 2, `--help` hint).
+ *
+ * @param work The library call.
+ * @returns What `work` returns.
+ */
+export async function badInputIsUsage<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (
+      error instanceof TypeError || error instanceof RangeError ||
+      error instanceof SyntaxError || error instanceof ConfigChangedError
+    ) throw new UsageError(error.message);
+    throw error;
   }
 }
 

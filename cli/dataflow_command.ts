@@ -26,6 +26,7 @@ import {
   stringOption,
   UsageError,
 } from "./command.ts";
+import { badInputIsUsage, explicitStore } from "./_args.ts";
 import { formatCount, formatTable } from "./_format.ts";
 
 /** What a dataflow module exports. */
@@ -39,27 +40,6 @@ function looksLikeDataflow(value: unknown): value is Dataflow {
   return typeof v === "object" && v !== null &&
     typeof v.run === "function" && typeof v.explain === "function" &&
     Array.isArray(v.nodes);
-}
-
-/** Turn a library's bad-input errors into usage errors (exit 2). */
-async function badInputIsUsage<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (
-      error instanceof TypeError || error instanceof RangeError ||
-      error instanceof SyntaxError
-    ) throw new UsageError(error.message);
-    throw error;
-  }
-}
-
-/** The store `--store` names, or undefined to use the dataflow's own (which defaults like the CLI's). */
-async function explicitStore(
-  ctx: CliContext,
-  args: CommandArgs,
-): Promise<Store | undefined> {
-  return typeof args.values.store === "string" ? await ctx.store() : undefined;
 }
 
 function storeOption(store: Store | undefined): { store?: Store } {

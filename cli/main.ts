@@ -48,6 +48,7 @@ export { VERSION } from "./command_line.ts";
 
 /** Errno codes that name a path the user must fix (exit 2), or space to free (exit 1). */
 const PATH_ERRNO: Record<string, string> = {
+  ENOENT: "it does not exist; check the path",
   EACCES:
     "permission denied; make it accessible to this user or pick another path",
   EPERM:

@@ -27,6 +27,7 @@ import {
   stringOption,
   UsageError,
 } from "./command.ts";
+import { explicitStore } from "./_args.ts";
 import { shortTime, toJsonValue } from "./_format.ts";
 
 // The family (and its npm dependencies) loads when a subcommand runs, so
@@ -63,14 +64,6 @@ const RUN_OPTIONS: Command["options"] = {
       "Resume although the components changed: rerun from the first changed component, reuse the ones before it",
   },
 };
-
-/** The store named by --store, if it was given (else the config's location applies). */
-async function explicitStore(
-  ctx: CliContext,
-  args: CommandArgs,
-): Promise<Store | undefined> {
-  return typeof args.values.store === "string" ? await ctx.store() : undefined;
-}
 
 /** Config problems are usage errors (exit 2), with CLI flag names in the hints. */
 function asUsage(error: unknown): unknown {

@@ -9,7 +9,6 @@ import { readFile } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseDuration } from "../lib/duration.ts";
-import { ConfigChangedError } from "../lib/job.ts";
 import { abortOnSignals } from "../lib/signals.ts";
 import type {
   ProcessorEvent,
@@ -26,6 +25,7 @@ import {
   stringOption,
   UsageError,
 } from "./command.ts";
+import { badInputIsUsage } from "./_args.ts";
 
 type Options = Command["options"];
 
@@ -145,19 +145,6 @@ function renderEvent(ctx: CliContext, event: ProcessorEvent): void {
   }
 }
 
-/** Bad input from the library is a usage error here (exit 2). */
-async function asUsage<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (
-      error instanceof TypeError || error instanceof RangeError ||
-      error instanceof SyntaxError || error instanceof ConfigChangedError
-    ) throw new UsageError(error.message);
-    throw error;
-  }
-}
-
 function report(ctx: CliContext, result: ProcessorRunResult): void {
   const s = result.state.statistics;
   ctx.result(result, () => {
@@ -253,7 +240,7 @@ export const processorRunCommand: Command = {
     const module = moduleSpec(spec);
     const { getProcessor, loadProcessor, runProcessor } =
       await processorFamily();
-    const processor = await asUsage(() =>
+    const processor = await badInputIsUsage(() =>
       module === undefined ? getProcessor(spec) : loadProcessor(module)
     );
     if (processor.name === "jsonl-normalize" && schemaFile === undefined) {
@@ -272,7 +259,7 @@ export const processorRunCommand: Command = {
     const tags = args.values.tag;
     const abort = abortOnSignals({ exitOnSecondSignal: true });
     try {
-      const result = await asUsage(() =>
+      const result = await badInputIsUsage(() =>
         runProcessor(processor, {
           ...runOptionsOf(ctx, args, abort.signal),
           dataset,
@@ -330,7 +317,7 @@ export const processorResumeCommand: Command = {
     const { resumeProcessor } = await processorFamily();
     const abort = abortOnSignals({ exitOnSecondSignal: true });
     try {
-      const result = await asUsage(() =>
+      const result = await badInputIsUsage(() =>
         resumeProcessor(dataset, {
           ...runOptionsOf(ctx, args, abort.signal),
           ...(checkpoint === undefined ? {} : { checkpoint }),

@@ -408,7 +408,7 @@ export interface ForgetOptions extends RetentionPolicy {
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
  * for (let i = 0; i < 3; i++) {
- *   await runJob("nightly", { store, newRun: true, handleSignals: false }, (job) => job.step("a", () => i));
+ *   await runJob("nightly", { store, newRun: true }, (job) => job.step("a", () => i));
  * }
  * const report = await forgetRuns(store, { keepLast: 1 });
  * assert.ok(report.keep.length === 1 && report.remove.length === 2);

@@ -40,7 +40,6 @@ import {
 } from "./replay.ts";
 import { retry, type RetryOptions } from "./retry.ts";
 import { memoIndex } from "./memo.ts";
-import { abortOnSignals } from "./signals.ts";
 import { forgetRuns, type RetentionPolicy } from "./forget.ts";
 
 /** Options for {@linkcode openJob}. */
@@ -1304,13 +1303,6 @@ export type SettleOutcome =
 
 /** Options for {@linkcode runJob}. */
 export interface RunJobOptions<T = unknown> extends OpenJobOptions {
-  /**
-   * Install SIGINT/SIGTERM handlers for the job's duration (a second signal
-   * exits at once). Default: false: the library leaves signals to the caller.
-   *
-   * @deprecated Pass `signal: abortOnSignals().signal` (from `lib/signals.ts`) instead.
-   */
-  handleSignals?: boolean;
   /** Turn the body's result into the summary recorded with the completed run. Default: none. */
   summarize?: (result: T) => unknown;
   /** A restic-style retention policy applied to this job's runs after a completed run. Default: none. */
@@ -1346,24 +1338,7 @@ export async function runJob<T>(
   options: RunJobOptions<T>,
   body: (job: Job) => Promise<T>,
 ): Promise<T> {
-  const signals = options.handleSignals
-    ? abortOnSignals({ exitOnSecondSignal: true })
-    : undefined;
-  const signal = signals === undefined
-    ? options.signal
-    : options.signal === undefined
-    ? signals.signal
-    : AbortSignal.any([options.signal, signals.signal]);
-  let job: Job;
-  try {
-    job = await openJob(name, {
-      ...options,
-      ...(signal === undefined ? {} : { signal }),
-    });
-  } catch (error) {
-    signals?.dispose();
-    throw error;
-  }
+  const job = await openJob(name, options);
   try {
     let result: T;
     let summary: unknown;
@@ -1380,7 +1355,6 @@ export async function runJob<T>(
     }
     return result;
   } finally {
-    signals?.dispose();
     await job.close();
   }
 }

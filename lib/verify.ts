@@ -115,7 +115,7 @@ export function subsetFilter(subset: string): (hash: string) => boolean {
  * import { runJob } from "./job.ts";
  * import { createMemoryStore } from "../store/memory.ts";
  * const store = createMemoryStore();
- * await runJob("v", { store, handleSignals: false }, (job) => job.step("a", () => [1, 2, 3]));
+ * await runJob("v", { store }, (job) => job.step("a", () => [1, 2, 3]));
  * const report = await verifyStore(store, { readData: true });
  * assert.ok(report.problems.length === 0 && report.chunksRead === 1);
  * ```

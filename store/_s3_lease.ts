@@ -19,13 +19,11 @@ import {
   LockedError,
   type LockInfo,
   LockLostError,
+  lockSettings,
   lockStaleReason,
 } from "./lock.ts";
 import { assertName } from "./name.ts";
 
-const DEFAULT_STALE_AFTER_MS = 600_000;
-const DEFAULT_HEARTBEAT_MS = 60_000;
-const DEFAULT_POLL_MS = 200;
 const MAX_LEASE_BYTES = 64 * 1024;
 
 /** A lease as read: its ETag, and its holder unless it is a tombstone or unreadable. */
@@ -119,20 +117,14 @@ export function s3Leases(client: S3Client, locksPrefix: string): S3Leases {
   ): Promise<JobLock> {
     assertName("job", job);
     const {
-      staleAfterMs = DEFAULT_STALE_AFTER_MS,
-      waitMs = 0,
-      pollMs = DEFAULT_POLL_MS,
-      force = false,
+      staleAfterMs,
+      waitMs,
+      pollMs,
+      heartbeatMs,
+      force,
       command,
       signal,
-    } = options;
-    const heartbeatMs = options.heartbeatMs ??
-      Math.min(DEFAULT_HEARTBEAT_MS, staleAfterMs / 3);
-    if (!(heartbeatMs > 0 && heartbeatMs < staleAfterMs)) {
-      throw new RangeError(
-        `Invalid heartbeatMs ${heartbeatMs}: must be more than 0 and less than staleAfterMs ${staleAfterMs}`,
-      );
-    }
+    } = lockSettings(options);
     const host = hostname();
     const deadline = Date.now() + waitMs;
     for (;;) {

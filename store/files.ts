@@ -569,7 +569,19 @@ export async function writeFileAtomically(
     temp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW,
     options.mode ?? 0o666,
-  );
+  ).catch((error) => {
+    // Name the caller's directory, not the temp file they never chose.
+    if (!isErrno(error, "ENOENT", "ENOTDIR")) throw error;
+    throw Object.assign(
+      new Error(
+        `Cannot write "${path}": its directory "${
+          dirname(path)
+        }" does not exist; create it or fix the path`,
+        { cause: error },
+      ),
+      { code: (error as NodeJS.ErrnoException).code, path: dirname(path) },
+    );
+  });
   try {
     try {
       const encoder = new TextEncoder();

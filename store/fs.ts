@@ -19,7 +19,13 @@ import {
   type PutResult,
 } from "./chunk_store.ts";
 import { blake3Hex, blake3HexYielding } from "./hash.ts";
-import { acquireLock, breakLock, type JobLock, readLock } from "./lock.ts";
+import {
+  acquireLock,
+  breakLock,
+  type JobLock,
+  readLock,
+  trackLock,
+} from "./lock.ts";
 import {
   isUnbornLog,
   type LogFile,
@@ -27,6 +33,7 @@ import {
   type LogRepair,
   newLogBytes,
   openFramedLog,
+  repairReport,
 } from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
 import {
@@ -634,24 +641,13 @@ function fsStore(root: string): Store {
       await checkJobDir(job);
       const bytes = await readLogFile(path);
       const prefix = logPrefix(bytes);
-      if (prefix.reason === undefined) {
-        return {
-          records: prefix.records,
-          offset: prefix.end,
-          cutBytes: 0,
-          reason: undefined,
-          aside: undefined,
-        };
-      }
+      if (prefix.reason === undefined) return repairReport(bytes, prefix);
       if (prefix.records === 0) {
-        const aside = await setAside(job, run, "unborn");
-        return {
-          records: 0,
-          offset: 0,
-          cutBytes: bytes.length,
-          reason: prefix.reason,
-          aside,
-        };
+        return repairReport(
+          bytes,
+          prefix,
+          await setAside(job, run, "unborn"),
+        );
       }
       const aside = `${path}.cut-${Date.now()}`;
       await writeNewFile(aside, bytes.subarray(prefix.end), { mode: 0o444 });
@@ -662,33 +658,12 @@ function fsStore(root: string): Store {
         false,
       );
       await handle?.close();
-      return {
-        records: prefix.records,
-        offset: prefix.end,
-        cutBytes: bytes.length - prefix.end,
-        reason: prefix.reason,
-        aside,
-      };
+      return repairReport(bytes, prefix, aside);
     },
     async lock(job, options) {
       const lock = await acquireLock(locksDir, job, options);
       // Logs this store opens for the job are fenced by this lock until it is released.
-      const tracked: JobLock = {
-        get info() {
-          return lock.info;
-        },
-        get lost() {
-          return lock.lost;
-        },
-        refresh: () => lock.refresh(),
-        assertHeld: () => lock.assertHeld(),
-        async release() {
-          await lock.release();
-          if (held.get(job) === tracked) held.delete(job);
-        },
-      };
-      held.set(job, tracked);
-      return tracked;
+      return trackLock(held, job, lock);
     },
     readLock: (job) => readLock(locksDir, job),
     async listLocks() {

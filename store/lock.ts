@@ -255,6 +255,50 @@ export interface JobLock {
   release(): Promise<void>;
 }
 
+/**
+ * Wrap a store's lock so `held` maps `job` to it until it is released: a
+ * store's logs consult `held` to fence appends by the lock's holder.
+ *
+ * @param held The store's map from job name to the lock it holds.
+ * @param job The job the lock is for.
+ * @param lock The lock just acquired.
+ * @returns The lock, tracked in `held`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type JobLock, trackLock } from "./lock.ts";
+ * const lock = { lost: false, refresh: async () => {}, assertHeld: async () => {}, release: async () => {} } as unknown as JobLock;
+ * const held = new Map<string, JobLock>();
+ * const tracked = trackLock(held, "nightly", lock);
+ * assert.equal(held.get("nightly"), tracked);
+ * await tracked.release();
+ * assert.equal(held.has("nightly"), false);
+ * ```
+ */
+export function trackLock(
+  held: Map<string, JobLock>,
+  job: string,
+  lock: JobLock,
+): JobLock {
+  const tracked: JobLock = {
+    get info() {
+      return lock.info;
+    },
+    get lost() {
+      return lock.lost;
+    },
+    refresh: () => lock.refresh(),
+    assertHeld: () => lock.assertHeld(),
+    async release() {
+      await lock.release();
+      if (held.get(job) === tracked) held.delete(job);
+    },
+  };
+  held.set(job, tracked);
+  return tracked;
+}
+
 const DEFAULT_STALE_AFTER_MS = 600_000;
 const DEFAULT_HEARTBEAT_MS = 60_000;
 const DEFAULT_POLL_MS = 200;
@@ -425,29 +469,14 @@ export async function acquireLock(
 ): Promise<JobLock> {
   assertName("job", job);
   const {
-    staleAfterMs = DEFAULT_STALE_AFTER_MS,
-    waitMs = 0,
-    pollMs = DEFAULT_POLL_MS,
-    force = false,
+    staleAfterMs,
+    waitMs,
+    pollMs,
+    heartbeatMs,
+    force,
     command,
     signal,
-  } = options;
-  checkPositive("staleAfterMs", staleAfterMs);
-  // Three heartbeats per stale period: a live holder never looks stale.
-  const heartbeatMs = options.heartbeatMs ??
-    Math.min(DEFAULT_HEARTBEAT_MS, staleAfterMs / 3);
-  checkPositive("heartbeatMs", heartbeatMs);
-  checkPositive("pollMs", pollMs);
-  if (!(waitMs >= 0)) {
-    throw new RangeError(
-      `Invalid waitMs ${waitMs}: must be a number of milliseconds >= 0`,
-    );
-  }
-  if (heartbeatMs >= staleAfterMs) {
-    throw new RangeError(
-      `Invalid heartbeatMs ${heartbeatMs}: must be less than staleAfterMs ${staleAfterMs}`,
-    );
-  }
+  } = lockSettings(options);
   signal?.throwIfAborted();
   await mkdir(locksDir, { recursive: true });
 
@@ -784,6 +813,76 @@ interface LockFile {
   raw: string;
   info?: LockInfo;
   error?: string;
+}
+
+/** {@linkcode AcquireLockOptions} with their defaults, checked. */
+export interface LockSettings {
+  /** See {@linkcode AcquireLockOptions.staleAfterMs}. */
+  staleAfterMs: number;
+  /** See {@linkcode AcquireLockOptions.waitMs}. */
+  waitMs: number;
+  /** See {@linkcode AcquireLockOptions.pollMs}. */
+  pollMs: number;
+  /** See {@linkcode AcquireLockOptions.heartbeatMs}. */
+  heartbeatMs: number;
+  /** See {@linkcode AcquireLockOptions.force}. */
+  force: boolean;
+  /** See {@linkcode AcquireLockOptions.command}. */
+  command: string | undefined;
+  /** See {@linkcode AcquireLockOptions.signal}. */
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Apply the defaults of {@linkcode AcquireLockOptions} and check them: the
+ * one rule every store's lock follows.
+ *
+ * @param options The options given.
+ * @returns The settings to lock with.
+ * @throws {RangeError} When a duration is out of range.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lockSettings } from "./lock.ts";
+ * assert.equal(lockSettings({ staleAfterMs: 3000 }).heartbeatMs, 1000);
+ * assert.throws(() => lockSettings({ staleAfterMs: 10, heartbeatMs: 20 }), RangeError);
+ * ```
+ */
+export function lockSettings(options: AcquireLockOptions): LockSettings {
+  const {
+    staleAfterMs = DEFAULT_STALE_AFTER_MS,
+    waitMs = 0,
+    pollMs = DEFAULT_POLL_MS,
+    force = false,
+    command,
+    signal,
+  } = options;
+  checkPositive("staleAfterMs", staleAfterMs);
+  // Three heartbeats per stale period: a live holder never looks stale.
+  const heartbeatMs = options.heartbeatMs ??
+    Math.min(DEFAULT_HEARTBEAT_MS, staleAfterMs / 3);
+  checkPositive("heartbeatMs", heartbeatMs);
+  checkPositive("pollMs", pollMs);
+  if (!(waitMs >= 0)) {
+    throw new RangeError(
+      `Invalid waitMs ${waitMs}: must be a number of milliseconds >= 0`,
+    );
+  }
+  if (heartbeatMs >= staleAfterMs) {
+    throw new RangeError(
+      `Invalid heartbeatMs ${heartbeatMs}: must be less than staleAfterMs ${staleAfterMs}`,
+    );
+  }
+  return {
+    staleAfterMs,
+    waitMs,
+    pollMs,
+    heartbeatMs,
+    force,
+    command,
+    signal,
+  };
 }
 
 function checkPositive(name: string, value: number): void {

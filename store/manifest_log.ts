@@ -333,6 +333,39 @@ export function logPrefix(bytes: Uint8Array): LogPrefix {
 }
 
 /**
+ * What a repair that cut `bytes` back to their good prefix reports; the one
+ * shape every store's `repairLog` returns (nothing cut when the log is sound).
+ *
+ * @param bytes The log's bytes before the repair.
+ * @param prefix Their good prefix ({@linkcode logPrefix}).
+ * @param aside Where the cut bytes were kept, when something was cut.
+ * @returns The repair's report.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logPrefix, newLogBytes, repairReport } from "./manifest_log.ts";
+ * const bytes = newLogBytes({ type: "run" });
+ * assert.equal(repairReport(bytes, logPrefix(bytes)).cutBytes, 0);
+ * const torn = new Uint8Array([...bytes, 1, 2, 3]);
+ * assert.equal(repairReport(torn, logPrefix(torn), "x").cutBytes, 3);
+ * ```
+ */
+export function repairReport(
+  bytes: Uint8Array,
+  prefix: LogPrefix,
+  aside?: string,
+): LogRepair {
+  return {
+    records: prefix.records,
+    offset: prefix.end,
+    cutBytes: bytes.length - prefix.end,
+    reason: prefix.reason,
+    aside,
+  };
+}
+
+/**
  * Whether a log never got its first record written completely (a crash
  * while creating it): its bytes are a proper prefix of a header plus one
  * record. Such a log is an unborn run: readers skip it and the next writer

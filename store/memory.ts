@@ -28,6 +28,7 @@ import {
   type ManifestLog,
   newLogBytes,
   openFramedLog,
+  repairReport,
 } from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
 import { hostname } from "node:os";
@@ -250,28 +251,14 @@ export function createMemoryStore(): MemoryStore {
           );
         }
         const prefix = logPrefix(bytes);
-        if (prefix.reason === undefined) {
-          return {
-            records: prefix.records,
-            offset: prefix.end,
-            cutBytes: 0,
-            reason: undefined,
-            aside: undefined,
-          };
-        }
+        if (prefix.reason === undefined) return repairReport(bytes, prefix);
         const kind = prefix.records === 0 ? "unborn" : "cut";
         const aside = `${key}.log.${kind}-${Date.now()}`;
         logBytes.set(aside, bytes.slice(prefix.end));
         if (prefix.records === 0) logBytes.delete(key);
         else logBytes.set(key, bytes.slice(0, prefix.end));
         memoryLogFile(logBytes, key, true); // fences any earlier writer
-        return {
-          records: prefix.records,
-          offset: prefix.end,
-          cutBytes: bytes.length - prefix.end,
-          reason: prefix.reason,
-          aside: `memory:jobs/${aside}`,
-        };
+        return repairReport(bytes, prefix, `memory:jobs/${aside}`);
       }),
     async readLog(job, run) {
       return await openFramedLog(memoryLogFile(logBytes, logKey(job, run)));

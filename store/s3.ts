@@ -26,7 +26,7 @@ import {
   type PutResult,
 } from "./chunk_store.ts";
 import { blake3Hex } from "./hash.ts";
-import { type JobLock, LockLostError } from "./lock.ts";
+import { type JobLock, LockLostError, trackLock } from "./lock.ts";
 import {
   isUnbornLog,
   LOG_HEADER_SIZE,
@@ -36,6 +36,7 @@ import {
   type ManifestLog,
   newLogBytes,
   openFramedLog,
+  repairReport,
 } from "./manifest_log.ts";
 import { assertName, type Store } from "./store.ts";
 
@@ -598,54 +599,26 @@ function s3Store(client: S3Client): Store {
       const bytes = await file.read();
       const prefixFound = logPrefix(bytes);
       if (prefixFound.reason === undefined) {
-        return {
-          records: prefixFound.records,
-          offset: prefixFound.end,
-          cutBytes: 0,
-          reason: undefined,
-          aside: undefined,
-        };
+        return repairReport(bytes, prefixFound);
       }
       if (prefixFound.records === 0) {
-        return {
-          records: 0,
-          offset: 0,
-          cutBytes: bytes.length,
-          reason: prefixFound.reason,
-          aside: await setAside(job, run, "unborn"),
-        };
+        const aside = await setAside(job, run, "unborn");
+        return repairReport(bytes, prefixFound, aside);
       }
       const asideKey = `${logDir(job, run).slice(0, -1)}.cut-${Date.now()}`;
       await client.put(asideKey, bytes.slice(prefixFound.end), {
         ifAbsent: true,
       });
       await file.truncate(prefixFound.end);
-      return {
-        records: prefixFound.records,
-        offset: prefixFound.end,
-        cutBytes: bytes.length - prefixFound.end,
-        reason: prefixFound.reason,
-        aside: `${url}/${asideKey.slice(prefix.length)}`,
-      };
+      return repairReport(
+        bytes,
+        prefixFound,
+        `${url}/${asideKey.slice(prefix.length)}`,
+      );
     },
     async lock(job, options) {
       const lock = await leases.acquire(job, options);
-      const tracked: JobLock = {
-        get info() {
-          return lock.info;
-        },
-        get lost() {
-          return lock.lost;
-        },
-        refresh: () => lock.refresh(),
-        assertHeld: () => lock.assertHeld(),
-        async release() {
-          await lock.release();
-          if (held.get(job) === tracked) held.delete(job);
-        },
-      };
-      held.set(job, tracked);
-      return tracked;
+      return trackLock(held, job, lock);
     },
     readLock: (job) => leases.read(job),
     listLocks: () => leases.list(),

@@ -215,6 +215,111 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
   }
 });
 
+test("cairn input files that do not exist exit 2 naming the path, for every family", async () => {
+  const dir = await tempDir();
+  const store = join(dir, "store");
+  const missing = join(dir, "missing.npy");
+  const cases: [string[], string, RegExp][] = [
+    [
+      ["knn", "--ref", missing, "--k", "3", "--out", join(dir, "o")],
+      missing,
+      /does not exist; check the path/,
+    ],
+    [
+      ["knn-graph", "--ref", missing, "--k", "3", "--out", join(dir, "o")],
+      missing,
+      /does not exist; check the path/,
+    ],
+    [
+      ["radius", "--ref", missing, "--radius", "1", "--out", join(dir, "o")],
+      missing,
+      /does not exist; check the path/,
+    ],
+    [
+      ["knn-plan", "--ref", missing, "--k", "3"],
+      missing,
+      /does not exist; check the path/,
+    ],
+    [
+      ["knn-recall", "--truth", missing, "--candidates", missing],
+      missing,
+      /does not exist; check the path/,
+    ],
+    [
+      [
+        "knn-rerank",
+        "--ref",
+        missing,
+        "--candidates",
+        missing,
+        "--k",
+        "2",
+        "--out",
+        join(dir, "o"),
+      ],
+      missing,
+      /does not exist; check the path/,
+    ],
+    [
+      ["pipeline", "run", join(dir, "etl.conf")],
+      join(dir, "etl.conf"),
+      /does not exist; check the path/,
+    ],
+    [["pipeline", "run", dir], dir, /is a directory; pass a \.conf/],
+    [
+      [
+        "processor",
+        "run",
+        "file-index",
+        "--dataset",
+        "d",
+        "--input",
+        join(dir, "in"),
+        "--out",
+        join(dir, "o.jsonl"),
+      ],
+      join(dir, "in"),
+      /does not exist; pass an existing file or directory/,
+    ],
+    [
+      ["dataflow", "run", join(dir, "flow.ts")],
+      join(dir, "flow.ts"),
+      /Cannot load dataflow module/,
+    ],
+  ];
+  const results = await Promise.all(
+    cases.map(([args]) => cairn(["--store", store, ...args])),
+  );
+  for (const [i, r] of results.entries()) {
+    const [args, path, fix] = cases[i]!;
+    assert.equal(r.code, 2, `cairn ${args.join(" ")}: ${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0]!.includes(`"${path}"`), `names the path: ${lines[0]}`);
+    assert.match(lines[0]!, fix);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  }
+  // An output file in a directory that does not exist names the directory.
+  assert.equal((await cairn(["--store", store, "demo", ...QUICK])).code, 0);
+  const out = join(dir, "no-such-dir", "rows.csv");
+  const r = await cairn([
+    "--store",
+    store,
+    "export",
+    "demo",
+    "--format",
+    "csv",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /its directory ".*no-such-dir" does not exist; create it or fix the path/,
+  );
+  assert.doesNotMatch(r.stderr, /\.tmp/, "the temp file is not named");
+});
+
 test("cairn --json reports errors as a JSON line; --color and --no-color decide colour", async () => {
   const store = join(await tempDir(), "store");
   const json = await cairn(["--store", store, "--json", "ls", "--bogus"]);

@@ -32,14 +32,12 @@ test("memoIndex() keeps a per-namespace index on disk so a new process reads no 
         store,
         config: { i },
         newRun: true,
-        handleSignals: false,
       }, (job) => job.step("x", () => i));
       await runJob(`memo-${i % 3}`, {
         store,
         memo: "ns@1",
         config: { i },
         newRun: true,
-        handleSignals: false,
       }, (job) => job.step(`s${i}`, () => i * i, { memo: `key-${i}` }));
     }
     // Jobs with memo steps wrote the cache as they ran; start without it.
@@ -63,7 +61,6 @@ test("memoIndex() keeps a per-namespace index on disk so a new process reads no 
     await runJob("memo-new", {
       store,
       memo: "ns@1",
-      handleSignals: false,
     }, (job) => job.step("late", () => 1, { memo: "key-late" }));
     const next = counting(await openStore(dir));
     assert.ok((await memoIndex(next.store, "ns@1")).has("key-late"));

@@ -102,7 +102,7 @@ test("forgetRuns keeps runs by tag (keepTags) across a real store", async () => 
   for (const [i, tags] of tagsOf.entries()) {
     await runJob(
       "tagged",
-      { store, newRun: true, handleSignals: false, tags },
+      { store, newRun: true, tags },
       (job) => job.step("a", () => i),
     );
   }
@@ -117,7 +117,7 @@ test("runJob with retain applies the policy to the job's runs after completing",
   for (let i = 0; i < 4; i++) {
     await runJob(
       "retained",
-      { store, newRun: true, handleSignals: false, retain: { keepLast: 2 } },
+      { store, newRun: true, retain: { keepLast: 2 } },
       (job) => job.step("a", () => i),
     );
   }

@@ -101,7 +101,7 @@ async function check(store: Store, ops: Op[]): Promise<void> {
       } else {
         await runJob(
           name,
-          { store, newRun: true, handleSignals: false },
+          { store, newRun: true },
           async (job) => {
             await body(job);
             if (op.end === "failed") throw new Error("planned failure");
@@ -200,7 +200,7 @@ async function keptOutputs(store: Store): Promise<unknown[]> {
 test("gc killed mid-sweep at random points leaves a store that verifies, with kept runs intact", async () => {
   const root = join(await tempDir(), "store");
   const store = await openFsStore(root);
-  await runJob("keep", { store, handleSignals: false }, async (job) => {
+  await runJob("keep", { store }, async (job) => {
     for (let i = 0; i < 30; i++) await job.step(`v${i}`, () => item(i));
     await job.stepStream("s", function* () {
       for (let i = 0; i < 100; i++) yield item(i);
@@ -216,7 +216,7 @@ test("gc killed mid-sweep at random points leaves a store that verifies, with ke
       mode: 0o444,
     });
   }
-  await runJob("old", { store, handleSignals: false }, async (job) => {
+  await runJob("old", { store }, async (job) => {
     await job.stepStream("all", function* () {
       for (let i = 0; i < 2000; i++) yield item(i);
     });

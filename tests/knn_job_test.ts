@@ -918,7 +918,7 @@ test(
     assert.match(nanRun!.stderr, /nan\.npy": row 4 column 2 is NaN/);
     assert.equal(kRun!.code, EXIT.usage);
     assert.match(kRun!.stderr, /Invalid --k "0"/);
-    assert.equal(missingRun!.code, EXIT.failed);
+    assert.equal(missingRun!.code, EXIT.usage);
     assert.match(missingRun!.stderr, /missing\.npy": it does not exist/);
     assert.equal(radiusRun!.code, EXIT.usage);
     assert.match(radiusRun!.stderr, /radius must be >= 0/);

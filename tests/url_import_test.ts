@@ -91,7 +91,7 @@ test("mod.ts imports from a URL in a fresh Deno with an empty cache and runs a j
 } from "${server.url}/mod.ts";
 import { prepareReference, searchKnn } from "${server.url}/lib/knn/mod.ts";
 const store = "memory:";
-const value = await runJob("url-import", { store, handleSignals: false }, (job) => job.step("a", () => 40 + 2));
+const value = await runJob("url-import", { store }, (job) => job.step("a", () => 40 + 2));
 const doubled = await map([1, 2, 3], (x: number) => 2 * x, { store, batchSize: 2 });
 const points = matrixFrom(new Float32Array([0, 0, 1, 0, 0, 1, 5, 5, 6, 5]), 2);
 const nearest = searchKnn(prepareReference(points, "euclidean"), points, { k: 1, excludeSelf: true });

@@ -9,7 +9,7 @@ import { createMemoryStore } from "../store/memory.ts";
 async function storeWithRuns() {
   const store = createMemoryStore();
   for (const name of ["alpha", "beta"]) {
-    await runJob(name, { store, handleSignals: false }, async (job) => {
+    await runJob(name, { store }, async (job) => {
       for (let i = 0; i < 20; i++) await job.step(`s${i}`, () => ({ name, i }));
     });
   }

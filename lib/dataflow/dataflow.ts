@@ -258,6 +258,25 @@ function hashText(text: string): string {
   return blake3HexSync(new TextEncoder().encode(text));
 }
 
+/** The previous state again, as a hit, when neither the operator nor any of its inputs changed. */
+function unchangedHit(
+  op: OpDef,
+  prev: OpState | undefined,
+  why: { full: boolean },
+  ids: string[],
+  prevOut: OpState["prevOut"],
+): OpState | undefined {
+  if (why.full || !op.inputs.every((n, i) => prev!.consumed[n] === ids[i])) {
+    return undefined;
+  }
+  return {
+    ...prev!,
+    prevOut,
+    stats: { status: "hit", calls: 0, added: 0, changed: 0, removed: 0 },
+    explain: { reason: "unchanged", inputs: [] },
+  };
+}
+
 function identity(state: OpState): string {
   if (state.value !== undefined) return `v:${state.value.fp}`;
   return state.out === null ? "empty" : `t:${state.out.hash}`;
@@ -1195,14 +1214,8 @@ export class Dataflow {
     const ins = op.inputs.map((n) => next[n]!);
     const ids = ins.map(identity);
     const why = this.#reason(op, prev);
-    if (!why.full && op.inputs.every((n, i) => prev!.consumed[n] === ids[i])) {
-      return {
-        ...prev!,
-        prevOut: prev!.out,
-        stats: { status: "hit", calls: 0, added: 0, changed: 0, removed: 0 },
-        explain: { reason: "unchanged", inputs: [] },
-      };
-    }
+    const hit = unchangedHit(op, prev, why, ids, prev?.out ?? null);
+    if (hit !== undefined) return hit;
     const stepKey = `op:${op.name}:${
       short(
         await fingerprint({
@@ -1500,14 +1513,8 @@ export class Dataflow {
     const ins = op.inputs.map((n) => next[n]!);
     const ids = ins.map(identity);
     const why = this.#reason(op, prev);
-    if (!why.full && op.inputs.every((n, i) => prev!.consumed[n] === ids[i])) {
-      return {
-        ...prev!,
-        prevOut: null,
-        stats: { status: "hit", calls: 0, added: 0, changed: 0, removed: 0 },
-        explain: { reason: "unchanged", inputs: [] },
-      };
-    }
+    const hit = unchangedHit(op, prev, why, ids, null);
+    if (hit !== undefined) return hit;
     const memo = op.deterministic
       ? await fingerprint({
         dataflow: this.name,

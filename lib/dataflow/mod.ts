@@ -40,8 +40,6 @@ export {
 } from "./dataflow.ts";
 export type { InputDelta, InputFile, InputSource } from "./_inputs.ts";
 export { consolidate, type Update } from "./consolidate.ts";
-export type { JobEvent } from "../events.ts";
-export type { AcquireLockOptions } from "../../store/lock.ts";
 export {
   compareTime,
   type PlanGraph,

@@ -589,28 +589,26 @@ async function readWholeFile(
   }
 }
 
-/** Turns a file-system error into a message that names the problem and the fix. */
+/**
+ * Turns a file-system error into a message that names the problem and the
+ * fix, keeping its errno `code` and `path` so callers can tell a bad input
+ * path from a failed computation.
+ */
 function fileError(error: unknown, prefix: string): Error {
-  const code = (error as { code?: unknown }).code;
-  if (code === "ENOENT") {
-    return new Error(`${prefix}: it does not exist; check the path`, {
-      cause: error,
-    });
-  }
-  if (code === "EISDIR") {
-    return new Error(`${prefix}: it is a directory; pass a .npy file`, {
-      cause: error,
-    });
-  }
-  if (code === "EACCES" || code === "EPERM") {
-    return new Error(`${prefix}: permission denied; check its permissions`, {
-      cause: error,
-    });
-  }
-  return new Error(
-    `${prefix}: ${error instanceof Error ? error.message : String(error)}`,
-    { cause: error },
-  );
+  const { code, path } = error as NodeJS.ErrnoException;
+  const problem = code === "ENOENT"
+    ? "it does not exist; check the path"
+    : code === "EISDIR"
+    ? "it is a directory; pass a .npy file"
+    : code === "EACCES" || code === "EPERM"
+    ? "permission denied; check its permissions"
+    : error instanceof Error
+    ? error.message
+    : String(error);
+  return Object.assign(new Error(`${prefix}: ${problem}`, { cause: error }), {
+    code,
+    path,
+  });
 }
 
 function readHeader(bytes: Uint8Array, prefix: string): NpyHeader {

@@ -381,6 +381,25 @@ export class KnnRun {
     };
   }
 
+  /**
+   * When every output file of a run completed before is up to date: record
+   * the run complete and return its result, without reading the blocks again.
+   *
+   * @param previous What {@linkcode KnnRun.previousOutputs} found.
+   * @param fields The job's own result fields, from the recorded summary.
+   * @returns The result, or undefined when some file must be written.
+   */
+  async finishUnchanged<R>(
+    previous: PreviousOutputs,
+    fields: (summary: JobSummary) => R,
+  ): Promise<(KnnJobInfo & R) | undefined> {
+    const { expected, only } = previous;
+    if (only?.size !== 0 || expected?.outputs === undefined) return undefined;
+    const result = { ...this.info(expected.outputs, []), ...fields(expected) };
+    await this.complete(expected);
+    return result;
+  }
+
   /** Mark the run completed with a summary: every block and output is done, even if a stop just arrived. */
   async complete(summary: JobSummary): Promise<void> {
     if (!this.completed) await this.job.complete(summary);

@@ -138,18 +138,15 @@ export async function knnGraphJob(
       const third = kind === "snn" ? "weight.npy" : "distance.npy";
       const names = ["from.npy", "to.npy", third];
       await run.checkStored(["block"]);
-      const { expected, only } = await run.previousOutputs(names);
+      const previous = await run.previousOutputs(names);
+      const { expected, only } = previous;
       // Recomputes only the blocks a check above found damaged.
       await run.runBlocks("block", compute, memo);
-      if (only?.size === 0) {
-        // The files are up to date: no need to read the blocks again.
-        const result = {
-          ...run.info(expected!.outputs!, []),
-          edges: Number(expected!.edges),
-        };
-        await run.complete(expected!);
-        return result;
-      }
+      const unchanged = await run.finishUnchanged(
+        previous,
+        (summary) => ({ edges: Number(summary.edges) }),
+      );
+      if (unchanged !== undefined) return unchanged;
       const n = plan.queryRows;
       let edges: number;
       let written: { info: KnnJobInfo; set: OutputSet };

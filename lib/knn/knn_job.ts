@@ -89,19 +89,15 @@ export async function knnJob(
       );
       const names = ["index.npy", "distance.npy"];
       await run.checkStored(["block"]);
-      const { expected, only } = await run.previousOutputs(names);
+      const previous = await run.previousOutputs(names);
+      const { expected, only } = previous;
       // Recomputes only the blocks a check above found damaged.
       await run.runBlocks("block", compute, memo);
-      if (only?.size === 0) {
-        // The files are up to date: no need to read the blocks again.
-        const result = {
-          ...run.info(expected!.outputs!, []),
-          rows: plan.queryRows,
-          k,
-        };
-        await run.complete(expected!);
-        return result;
-      }
+      const unchanged = await run.finishUnchanged(
+        previous,
+        () => ({ rows: plan.queryRows, k }),
+      );
+      if (unchanged !== undefined) return unchanged;
       const n = plan.queryRows;
       const { info, set } = await run.writeOutputs(
         [

@@ -180,27 +180,3 @@ export {
   type KnnRerankOptions,
   type KnnRerankResult,
 } from "./evaluate_files.ts";
-
-// Types the job options refer to (for documentation).
-export type { JobEvent } from "../events.ts";
-export type { Store } from "../../store/store.ts";
-export type {
-  ChunkRef,
-  ChunkStat,
-  ChunkStore,
-  DeleteChunkOptions,
-  PutResult,
-} from "../../store/chunk_store.ts";
-export type {
-  LogEntry,
-  LogRepair,
-  ManifestLog,
-  ReplayOptions,
-  TailRepair,
-} from "../../store/manifest_log.ts";
-export type {
-  AcquireLockOptions,
-  BreakLockOptions,
-  JobLock,
-  LockInfo,
-} from "../../store/lock.ts";

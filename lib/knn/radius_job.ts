@@ -129,20 +129,21 @@ export async function radiusJob(
         ? ["counts.npy"]
         : ["offset.npy", "index.npy", "distance.npy"];
       await run.checkStored(countOnly ? ["count"] : ["count", "collect"]);
-      const { expected, only } = await run.previousOutputs(names);
+      const previous = await run.previousOutputs(names);
+      const { expected, only } = previous;
       // Recomputes only the blocks a check above found damaged.
       await run.runBlocks("count", count, memo);
-      if (only?.size === 0) {
-        if (!countOnly) await run.runBlocks("collect", collect, memo);
-        // The files are up to date: no need to read the blocks again.
-        const result = {
-          ...run.info(expected!.outputs!, []),
-          rows: plan.queryRows,
-          totalMatches: Number(expected!.totalMatches),
-        };
-        await run.complete(expected!);
-        return result;
+      if (only?.size === 0 && !countOnly) {
+        await run.runBlocks("collect", collect, memo);
       }
+      const unchanged = await run.finishUnchanged(
+        previous,
+        (summary) => ({
+          rows: plan.queryRows,
+          totalMatches: Number(summary.totalMatches),
+        }),
+      );
+      if (unchanged !== undefined) return unchanged;
       const n = plan.queryRows;
       const counts = new Int32Array(n);
       for (const range of run.ranges) {

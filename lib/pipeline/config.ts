@@ -301,6 +301,7 @@ function resolveLocation(
  *
  * @param path The file.
  * @returns The checked config; relative paths in it resolve against its folder.
+ * @throws {Error} When the file cannot be read (with the errno `code` and `path`).
  * @throws {SyntaxError} When the file cannot be parsed (naming file, line and column).
  * @throws {PipelineConfigError} When a key is missing or wrong.
  *
@@ -325,10 +326,18 @@ export async function loadPipelineConfig(
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new PipelineConfigError(
-      path,
-      "pipeline",
-      `cannot be read: ${(error as Error).message}`,
+    // Keep the errno code and path: a missing file is bad input, not a failed run.
+    const { code } = error as NodeJS.ErrnoException;
+    const problem = code === "ENOENT"
+      ? "it does not exist; check the path"
+      : code === "EISDIR"
+      ? "it is a directory; pass a .conf, .json, .yaml or .yml file"
+      : (error as Error).message;
+    throw Object.assign(
+      new Error(`Cannot read pipeline config "${file}": ${problem}`, {
+        cause: error,
+      }),
+      { code, path: file },
     );
   }
   const ext = extname(file).toLowerCase();

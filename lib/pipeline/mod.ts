@@ -90,9 +90,3 @@ export {
   type PipelineStatus,
   type PipelineStoreOptions,
 } from "./state.ts";
-// Runtime types the pipeline API refers to.
-export type { StepContext } from "../job.ts";
-export type { StepItems } from "../records.ts";
-export type { JobEvent } from "../events.ts";
-export type { AcquireLockOptions } from "../../store/lock.ts";
-export type { ChunkRef } from "../../store/chunk_store.ts";

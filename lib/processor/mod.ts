@@ -84,6 +84,3 @@ export {
   speechManifest,
   type SpeechManifestRecord,
 } from "./speech_manifest.ts";
-// Types the family's signatures use, from the runtime and the store.
-export type { JobEvent } from "../events.ts";
-export type { CalendarDuration, RetentionPolicy } from "../forget.ts";
