@@ -77,12 +77,14 @@ rgw enable usage log = false
 CONF
   monmaptool --create --add a "127.0.0.1:$MON_PORT" --fsid "$FSID" "$DIR/monmap" >/dev/null
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" >/dev/null
-  ceph-mon -c "$CONF" -i a 2>/dev/null
+  # The daemons must not inherit the start lock (fd 9), or every later start
+  # would wait for them to exit.
+  ceph-mon -c "$CONF" -i a 2>/dev/null 9>&-
   # Register the OSD under the uuid its object store was made with.
   ceph-osd -c "$CONF" -i 0 --mkfs >/dev/null 2>&1
   ceph -c "$CONF" --connect-timeout 20 osd new "$(cat "$DIR/osd0/fsid")" 0 >/dev/null
-  ceph-osd -c "$CONF" -i 0 2>/dev/null
-  radosgw -c "$CONF" -n client.rgw 2>/dev/null
+  ceph-osd -c "$CONF" -i 0 2>/dev/null 9>&-
+  radosgw -c "$CONF" -n client.rgw 2>/dev/null 9>&-
   for _ in $(seq 1 120); do
     if curl -s -o /dev/null "http://127.0.0.1:$RGW_PORT/"; then break; fi
     sleep 0.5
