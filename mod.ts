@@ -48,7 +48,6 @@ export {
 } from "./lib/signals.ts";
 export type { RetryOptions } from "./lib/retry.ts";
 export {
-  partJobName,
   runSharedParts,
   type RunSharedPartsOptions,
   type SharedPart,
