@@ -215,12 +215,14 @@ export async function countSyncs(
 }
 
 /**
- * Run `job` in `dir` with power cut at sync `cutAt`, reboot into `dir2`,
- * resume there, verify the store reading every chunk, and compare the output
- * with `expected`. With `cutAt` past the job's last sync, the cut falls
- * after it returned: the resume must then compute nothing.
+ * Run `job` in `dir` with power cut at sync `cutAt`, reboot (the crashed
+ * tree moves to `dir2`, and the durable image takes its place in `dir`, so
+ * paths a job recorded stay valid), resume there, verify the store reading
+ * every chunk, and compare the output with `expected`. With `cutAt` past the
+ * job's last sync, the cut falls after it returned: the resume must then
+ * compute nothing.
  *
- * @param dirs The crash directory and the reboot directory (both new).
+ * @param dirs The crash directory and where the crashed tree is kept (both new).
  * @param cutAt The sync the cut falls at.
  * @param job The job.
  * @param expected The uninterrupted output.
@@ -250,7 +252,8 @@ export async function powerCutTrial(
   } finally {
     model.stop();
   }
-  await model.materialize(dir2);
+  await fs.rename(dir, dir2);
+  await model.materialize(dir);
   const outcome: PowerCutOutcome = {
     cutAt: model.cut ? cutAt : 0,
     sameOutput: false,
@@ -258,17 +261,17 @@ export async function powerCutTrial(
     problems: [],
   };
   if (!model.cut && files !== undefined) {
-    const found = await files(dir2).catch(() => new Uint8Array());
+    const found = await files(dir).catch(() => new Uint8Array());
     outcome.outputDurable = Buffer.compare(found, expected) === 0;
   }
   try {
-    const output = await job(dir2, (key, cached) => {
+    const output = await job(dir, (key, cached) => {
       if (!cached && acknowledged.has(key)) outcome.lost.push(key);
     });
     outcome.sameOutput = Buffer.compare(output, expected) === 0;
   } catch (error) {
     outcome.error = String((error as Error)?.stack ?? error);
   }
-  outcome.problems = await verify(dir2);
+  outcome.problems = await verify(dir);
   return outcome;
 }

@@ -21,6 +21,16 @@ import { seededRandom } from "../lib/random.ts";
 import { runJob } from "../lib/job.ts";
 import { map } from "../lib/map/mod.ts";
 import { knnJob } from "../lib/knn/mod.ts";
+import {
+  loadPipelineConfig,
+  loadPipelineRun,
+  pipelineJobName,
+  pipelineOutput,
+  runPipeline,
+} from "../lib/pipeline/mod.ts";
+import { jsonlNormalize, runProcessor } from "../lib/processor/mod.ts";
+import { Dataflow } from "../lib/dataflow/mod.ts";
+import { phaseInput } from "../tests/fixtures/dataflow_kill_child.ts";
 import { verifyStore } from "../lib/verify.ts";
 import { openStore } from "../lib/open_store.ts";
 import {
@@ -174,6 +184,7 @@ async function powerCuts(
   const inputs = await ctx.dir("power-inputs");
   const ref = join(inputs, "ref.npy");
   await writeFile(ref, npyBytes(60, 4));
+  const { conf, rows, schema } = await powerInputs(inputs);
   const done =
     (report: (key: string, cached: boolean) => void) =>
     (e: { type: string; key?: string; cached?: boolean }) => {
@@ -221,6 +232,93 @@ async function powerCuts(
           return await knnFiles(dir);
         },
         knnFiles,
+      ],
+      [
+        "pipeline",
+        async (dir, report) => {
+          const store = await openStore(join(dir, "store"));
+          const config = await loadPipelineConfig(conf);
+          // A completed run is read, not run again: rerunning a completed
+          // pipeline starts a new run by design, so a cut after its last
+          // record would count every component as lost.
+          const job = await pipelineJobName(config.pipelineName);
+          const latest = (await store.listRuns(job)).sort().at(-1);
+          const prior = latest === undefined
+            ? undefined
+            : await loadPipelineRun(latest, { store });
+          let runId = prior?.status === "completed" ? prior.runId : undefined;
+          if (runId === undefined) {
+            const run = await runPipeline(config, {
+              store,
+              onEvent: done(report),
+            });
+            if (run.status !== "completed") {
+              throw new Error(
+                `Pipeline run "${run.runId}" ended ${run.status}: ${
+                  JSON.stringify(run.errors)
+                }`,
+              );
+            }
+            runId = run.runId;
+          }
+          return new TextEncoder().encode(
+            JSON.stringify(await pipelineOutput(runId, { store })),
+          );
+        },
+      ],
+      [
+        "processor",
+        async (dir, report) => {
+          await runProcessor(jsonlNormalize, {
+            store: join(dir, "store"),
+            dataset: "power",
+            input: rows,
+            out: join(dir, "out.jsonl"),
+            params: { schema },
+            checkpointEvery: 25,
+            // A cut makes every later sync fail: retrying cannot help.
+            maxRetries: 0,
+            // A checkpoint is the processor's promise that its items are kept.
+            onEvent: (e) => {
+              if (e.type === "checkpoint") {
+                report(`checkpoint ${e.checkpointId.split("_").at(-1)}`, false);
+              }
+            },
+          });
+          return await processorFiles(dir);
+        },
+        processorFiles,
+      ],
+      [
+        "dataflow",
+        async (dir, report) => {
+          const df = new Dataflow("power", {
+            store: join(dir, "store"),
+            onEvent: done(report),
+          });
+          const sales = df.input<{ shop: string; amount: number }>("sales");
+          const taxed = df.map("taxed", sales, (s) => ({
+            ...s,
+            amount: s.amount * 1.2,
+          }));
+          const perShop = df.groupReduce(
+            "per-shop",
+            taxed,
+            (s) => s.shop,
+            (_shop, list) => list.reduce((sum, s) => sum + s.amount, 0),
+          );
+          df.node(
+            "best",
+            [perShop],
+            (m) => [...m.entries()].sort((a, b) => b[1] - a[1])[0]![0],
+          );
+          const result = await df.run({ sales: phaseInput(1) });
+          return new TextEncoder().encode(JSON.stringify({
+            taxed: [...result.get<Map<string, unknown>>("taxed")],
+            perShop: [...result.get<Map<string, number>>("per-shop")],
+            best: result.get("best"),
+          }));
+        },
       ],
     ];
   const verify = async (dir: string) => {
@@ -271,6 +369,49 @@ async function powerCuts(
       );
     }
   }
+}
+
+/** Inputs of the pipeline and processor power-cut jobs, outside their stores. */
+async function powerInputs(
+  dir: string,
+): Promise<{ conf: string; rows: string; schema: string }> {
+  const components = repoPath("tests", "fixtures", "pipeline_components.ts");
+  const conf = join(dir, "p.conf");
+  await writeFile(
+    conf,
+    `pipeline {
+  pipeline-name = "Power"
+  checkpoint { enabled = true, auto-resume = true, cleanup-on-success = false }
+  pipeline-components = [
+    { instance-type = "${components}#Source", instance-name = Source, instance-config { n = 24 } }
+    { instance-type = "${components}#Slow", instance-name = Slow, instance-config { parts = 6 } }
+    { instance-type = "${components}#Sum", instance-name = Sum }
+  ]
+}
+`,
+  );
+  const rows = join(dir, "rows.jsonl");
+  await writeFile(
+    rows,
+    Array.from(
+      { length: 200 },
+      (_, i) => JSON.stringify({ id: i, text: `row ${i}`, v: i / 2 }),
+    ).join("\n") + "\n",
+  );
+  const schema = JSON.stringify({
+    type: "object",
+    properties: {
+      id: { type: "integer" },
+      text: { type: "string" },
+      v: { type: "number" },
+    },
+    required: ["id", "text"],
+  });
+  return { conf, rows, schema };
+}
+
+async function processorFiles(dir: string): Promise<Uint8Array> {
+  return new Uint8Array(await readFile(join(dir, "out.jsonl")));
 }
 
 async function knnFiles(dir: string): Promise<Uint8Array> {

@@ -76,8 +76,13 @@ export function lastCheckpointed(done: CompletedComponent[]): number {
 /** Whether the process that started a `running` run still holds the pipeline's lock. */
 async function isLive(store: Store, state: RunState): Promise<boolean> {
   const lock = await store.readLock(state.job).catch(() => undefined);
+  // That process took the lock before it created the run. A later holder
+  // with the same pid (a restarted container's pid 1, a boot after a power
+  // cut, or this very process resuming) took it after.
   return lock !== undefined && lock.pid === state.header.pid &&
-    lock.host === state.header.host && lockStaleReason(lock) === undefined;
+    lock.host === state.header.host &&
+    lock.startedAt <= state.header.startedAt &&
+    lockStaleReason(lock) === undefined;
 }
 
 /**
