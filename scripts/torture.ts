@@ -273,7 +273,7 @@ async function powerCuts(
             store: join(dir, "store"),
             dataset: "power",
             input: rows,
-            out: join(dir, "out.jsonl"),
+            out: join(dir, "out", "new", "out.jsonl"),
             params: { schema },
             checkpointEvery: 25,
             // A cut makes every later sync fail: retrying cannot help.
@@ -381,7 +381,7 @@ async function powerInputs(
     conf,
     `pipeline {
   pipeline-name = "Power"
-  checkpoint { enabled = true, auto-resume = true, cleanup-on-success = false }
+  checkpoint { enabled = true, auto-resume = true, cleanup-on-success = true }
   pipeline-components = [
     { instance-type = "${components}#Source", instance-name = Source, instance-config { n = 24 } }
     { instance-type = "${components}#Slow", instance-name = Slow, instance-config { parts = 6 } }
@@ -411,7 +411,7 @@ async function powerInputs(
 }
 
 async function processorFiles(dir: string): Promise<Uint8Array> {
-  return new Uint8Array(await readFile(join(dir, "out.jsonl")));
+  return new Uint8Array(await readFile(join(dir, "out", "new", "out.jsonl")));
 }
 
 async function knnFiles(dir: string): Promise<Uint8Array> {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   checkTable,
@@ -11,6 +11,20 @@ import {
 } from "../scripts/torture.ts";
 import { Tally } from "../scripts/_torture_core.ts";
 import { map } from "../lib/map/mod.ts";
+import {
+  loadPipelineConfig,
+  pipelineOutput,
+  runPipeline,
+} from "../lib/pipeline/mod.ts";
+import { jsonlNormalize, runProcessor } from "../lib/processor/mod.ts";
+import { verifyStore } from "../lib/verify.ts";
+import { openStore } from "../lib/open_store.ts";
+import {
+  countSyncs,
+  type PowerCutJob,
+  PowerCutModel,
+  powerCutTrial,
+} from "../scripts/power_cut.ts";
 import { tempDir } from "./temp.ts";
 import { testRandom } from "./test_seed.ts";
 
@@ -111,4 +125,113 @@ test("FsChunkStore.put() of a chunk whose stored copy is corrupt replaces the co
   assert.equal(again.hash, hash);
   assert.equal(again.stored, true, "a damaged copy is not a dedup hit");
   assert.deepEqual(await store.chunks.get(hash), bytes);
+});
+
+const verifyDir = async (dir: string) =>
+  (await verifyStore(await openStore(join(dir, "store")), { readData: true }))
+    .problems.map((p) => JSON.stringify(p));
+
+test("runPipeline() resumes a run cut by power when the next run has the same pid", async () => {
+  // In process, the rebooted run has the crashed run's pid and host, as a
+  // restarted container's pid 1 does: the crashed run must not look live.
+  const base = await tempDir();
+  const components =
+    new URL("./fixtures/pipeline_components.ts", import.meta.url)
+      .pathname;
+  await writeFile(
+    join(base, "p.conf"),
+    `pipeline {
+  pipeline-name = "Same pid"
+  checkpoint { enabled = true, auto-resume = true }
+  pipeline-components = [
+    { instance-type = "${components}#Source", instance-name = Source, instance-config { n = 6 } }
+    { instance-type = "${components}#Slow", instance-name = Slow, instance-config { parts = 3 } }
+    { instance-type = "${components}#Sum", instance-name = Sum }
+  ]
+}
+`,
+  );
+  const config = await loadPipelineConfig(join(base, "p.conf"));
+  const runs: string[] = [];
+  const job: PowerCutJob = async (dir, done) => {
+    const store = join(dir, "store");
+    const run = await runPipeline(config, {
+      store,
+      onEvent: (e) => {
+        if (e.type === "step-done") done(e.key, e.cached);
+      },
+    });
+    runs.push(run.resumedFrom ?? "");
+    return new TextEncoder().encode(
+      JSON.stringify(await pipelineOutput(run.runId, { store })),
+    );
+  };
+  // The cut falls at the first sync after Source was reported done.
+  const probe = new PowerCutModel(join(base, "probe"));
+  await mkdir(probe.root);
+  await probe.start();
+  let cutAt = 0;
+  let output: Uint8Array;
+  try {
+    output = await job(probe.root, (key) => {
+      if (key === "0:Source") cutAt = probe.syncs + 1;
+    });
+  } finally {
+    probe.stop();
+  }
+  assert.ok(
+    cutAt > 1 && cutAt < probe.syncs,
+    `cut at ${cutAt} of ${probe.syncs}`,
+  );
+  runs.length = 0;
+  const o = await powerCutTrial(
+    [join(base, "a"), join(base, "b")],
+    cutAt,
+    job,
+    output,
+    verifyDir,
+  );
+  assert.equal(o.cutAt, cutAt);
+  assert.equal(o.error, undefined);
+  assert.deepEqual(o.lost, [], "steps reported done were computed again");
+  assert.ok(o.sameOutput);
+  assert.deepEqual(o.problems, []);
+  assert.notEqual(runs.at(-1), "", "the rerun did not resume the cut run");
+});
+
+test("runProcessor() output in a new directory survives a power cut after it returns", async () => {
+  const base = await tempDir();
+  const rows = join(base, "rows.jsonl");
+  await writeFile(
+    rows,
+    Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: i })).join("\n"),
+  );
+  const files = async (dir: string) =>
+    new Uint8Array(await readFile(join(dir, "out", "new", "out.jsonl")));
+  const job: PowerCutJob = async (dir) => {
+    await runProcessor(jsonlNormalize, {
+      store: join(dir, "store"),
+      dataset: "rows",
+      input: rows,
+      out: join(dir, "out", "new", "out.jsonl"),
+      params: { schema: { type: "object", required: ["id"] } },
+      checkpointEvery: 10,
+      maxRetries: 0,
+    });
+    return await files(dir);
+  };
+  const { syncs, output } = await countSyncs(join(base, "ref"), job);
+  assert.ok(output.length > 0);
+  const o = await powerCutTrial(
+    [join(base, "a"), join(base, "b")],
+    syncs + 1,
+    job,
+    output,
+    verifyDir,
+    files,
+  );
+  assert.equal(o.cutAt, 0, "the cut fell after the run returned");
+  assert.equal(o.outputDurable, true, "the output file was lost");
+  assert.ok(o.sameOutput);
+  assert.deepEqual(o.problems, []);
 });

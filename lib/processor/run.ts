@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { mkdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { removeDeadTemps } from "../../store/files.ts";
+import { makeDirs, removeDeadTemps } from "../../store/files.ts";
 import { CorruptLogError } from "../../store/manifest_log.ts";
 import { LockedError } from "../../store/lock.ts";
 import type { AcquireLockOptions } from "../../store/lock.ts";
@@ -287,7 +287,9 @@ async function assemble(
   out: string,
 ): Promise<number> {
   let records = 0;
-  await mkdir(dirname(out), { recursive: true });
+  // Directories made here are fsynced into their parents, or a power cut
+  // could lose the output the run reported written.
+  await makeDirs(dirname(out));
   // A writer killed here before left its temp file; the dataset lock is ours.
   await removeDeadTemps(dirname(out), basename(out));
   await writeFileAtomically(out, async (chunk) => {
