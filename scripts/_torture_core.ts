@@ -6,8 +6,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createS3Client, parseS3Url } from "../store/_s3_client.ts";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -185,6 +186,8 @@ export interface Family {
   inFlight: number;
   /** Job name in the store (for unlock, export). */
   job: string;
+  /** The store's location when it is not `storeOf(dir)` (an S3 URL); such a family gets only kills. */
+  store?(dir: string): string;
   /** Run through a library fixture rather than the CLI. */
   library?: boolean;
   /**
@@ -241,11 +244,33 @@ async function filesOf(dir: string): Promise<string> {
   return parts.join("\n");
 }
 
+/**
+ * The S3 server the campaign's S3 family runs on, from `AWS_ENDPOINT_URL` and
+ * `CAIRN_S3_BUCKET` (with credentials in the usual variables), or why there
+ * is none.
+ */
+export function s3Target(): { bucket: string; skip?: undefined } | {
+  skip: string;
+} {
+  const { AWS_ENDPOINT_URL: endpoint, CAIRN_S3_BUCKET: bucket } = process.env;
+  if (!endpoint || !bucket) {
+    return {
+      skip:
+        'SIGKILLs of cairn demo on S3: no S3 server; set AWS_ENDPOINT_URL and CAIRN_S3_BUCKET (eval "$(bash scripts/rgw_start.sh)" starts Ceph RGW)',
+    };
+  }
+  return { bucket };
+}
+
 /** Export a job's newest run as JSON lines (the byte-comparable output). */
-export async function exportJob(dir: string, job: string): Promise<string> {
+export async function exportJob(
+  dir: string,
+  job: string,
+  store: string = storeOf(dir),
+): Promise<string> {
   const exit = await runChild(cairnCommand([
     "--store",
-    storeOf(dir),
+    store,
     "export",
     job,
     "--format",
@@ -494,5 +519,35 @@ export function families(): Family[] {
     },
     inFlight: 1,
   };
-  return [plainCli, plainLib, map, knn, pipeline, processor, dataflow];
+  const all = [plainCli, plainLib, map, knn, pipeline, processor, dataflow];
+  const s3 = s3Target();
+  if (s3.skip === undefined) {
+    const { bucket } = s3;
+    // One prefix per episode directory, unique to the campaign's work dir.
+    const url = (dir: string) =>
+      `s3://${bucket}/torture/${basename(dirname(dir))}/${basename(dir)}`;
+    all.push({
+      ...plainCli,
+      name: "plain (cairn demo on S3)",
+      store: url,
+      prepare: async (dir) => {
+        await createS3Client(parseS3Url(url(dir))).createBucket();
+      },
+      command: (dir) =>
+        cairnCommand([
+          "--store",
+          url(dir),
+          "--json",
+          "demo",
+          "--rows",
+          "4000",
+          "--steps",
+          "10",
+          "--delay",
+          "15ms",
+        ]),
+      output: (dir) => exportJob(dir, "demo", url(dir)),
+    });
+  }
+  return all;
 }

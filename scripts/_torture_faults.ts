@@ -201,7 +201,13 @@ export async function kills(ctx: Ctx, fam: Family, count: number) {
         );
       }
     }
-    const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
+    const verify = await runChild(cairnCommand([
+      "--store",
+      fam.store?.(dir) ?? storeOf(dir),
+      "verify",
+      "--read-data",
+      "--quiet",
+    ]));
     tally.add(kind, fam.name, "verify failures", verify.code === 0 ? 0 : 1);
     if (verify.code !== 0) {
       tally.find(

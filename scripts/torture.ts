@@ -38,6 +38,7 @@ import {
   KNOWN_FINDINGS,
   npyBytes,
   repoPath,
+  s3Target,
   Tally,
 } from "./_torture_core.ts";
 import {
@@ -120,6 +121,8 @@ export async function runCampaign(
     options.families === undefined ||
     options.families.some((p) => f.name.startsWith(p))
   );
+  const s3 = s3Target();
+  if (s3.skip !== undefined && only.has("kills")) tally.skipped.push(s3.skip);
   const command = `deno task torture --seed ${seed} --kills ${killCount}${
     options.long ? " --long" : ""
   }${options.only ? ` --only ${[...only].join(",")}` : ""}${
@@ -142,7 +145,8 @@ export async function runCampaign(
       await powerCuts(ctx, 8 * scale, options.families);
     }
     if (only.has("flips")) {
-      for (const fam of fams) {
+      // Tears and flips damage files: a family on S3 gets kills only.
+      for (const fam of fams.filter((f) => f.store === undefined)) {
         log(`tears and flips: ${fam.name}`);
         await tearsAndFlips(ctx, fam, 6 * scale);
       }
