@@ -117,12 +117,15 @@ export async function runCampaign(
       return dir;
     },
   };
-  const fams = families().filter((f) =>
+  const picked = (name: string) =>
     options.families === undefined ||
-    options.families.some((p) => f.name.startsWith(p))
-  );
+    options.families.some((p) => name.startsWith(p));
+  const fams = families().filter((f) => picked(f.name));
   const s3 = s3Target();
-  if (s3.skip !== undefined && only.has("kills")) tally.skipped.push(s3.skip);
+  if (
+    s3.skip !== undefined && only.has("kills") &&
+    picked("plain (cairn demo on S3)")
+  ) tally.skipped.push(s3.skip);
   const command = `deno task torture --seed ${seed} --kills ${killCount}${
     options.long ? " --long" : ""
   }${options.only ? ` --only ${[...only].join(",")}` : ""}${
