@@ -217,12 +217,17 @@ async function powerCuts(
             }),
           )),
       ],
-      ["map", async (dir) =>
+      ["map", async (dir, report) =>
         new TextEncoder().encode(JSON.stringify(
           await map(
             Array.from({ length: 60 }, (_, i) => i),
             (x: number) => x * x,
-            { store: join(dir, "store"), batchSize: 10, name: "m" },
+            {
+              store: join(dir, "store"),
+              batchSize: 10,
+              name: "m",
+              onEvent: done(report),
+            },
           ),
         ))],
       [
