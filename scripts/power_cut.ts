@@ -196,14 +196,17 @@ export interface PowerCutOutcome {
  *
  * @param dir A new empty directory.
  * @param job The job.
+ * @param prepare Runs before the model starts: what it writes counts as durable.
  * @returns The syncs, the output, and the model (to materialize the image
  * of the completed run).
  */
 export async function countSyncs(
   dir: string,
   job: PowerCutJob,
+  prepare?: (dir: string) => Promise<void>,
 ): Promise<{ syncs: number; output: Uint8Array; model: PowerCutModel }> {
   await fs.mkdir(dir, { recursive: true });
+  await prepare?.(dir);
   const model = new PowerCutModel(dir);
   await model.start();
   try {
@@ -228,6 +231,7 @@ export async function countSyncs(
  * @param expected The uninterrupted output.
  * @param verify Verifies the store under a directory; returns its problems.
  * @param files Reads the job's output files under a directory, if it writes any.
+ * @param prepare Runs before the model starts: what it writes counts as durable.
  * @returns What survived.
  */
 export async function powerCutTrial(
@@ -237,9 +241,11 @@ export async function powerCutTrial(
   expected: Uint8Array,
   verify: (dir: string) => Promise<string[]>,
   files?: (dir: string) => Promise<Uint8Array>,
+  prepare?: (dir: string) => Promise<void>,
 ): Promise<PowerCutOutcome> {
   const [dir, dir2] = dirs;
   await fs.mkdir(dir, { recursive: true });
+  await prepare?.(dir);
   const model = new PowerCutModel(dir, cutAt);
   await model.start();
   const acknowledged = new Set<string>();

@@ -197,152 +197,137 @@ async function powerCuts(
     (e: { type: string; key?: string; cached?: boolean }) => {
       if (e.type === "step-done") report(e.key!, e.cached!);
     };
-  const jobs: [string, PowerCutJob, ((dir: string) => Promise<Uint8Array>)?][] =
+  const jobs: [
+    string,
+    PowerCutJob,
+    (((dir: string) => Promise<Uint8Array>) | undefined)?,
+    ((dir: string) => Promise<void>)?,
+  ][] = [
     [
-      [
-        "plain (runJob)",
-        async (dir, report) =>
-          new TextEncoder().encode(JSON.stringify(
-            await runJob("p", {
-              store: join(dir, "store"),
-              onEvent: done(report),
-            }, async (job) => {
-              const out = [];
-              for (let i = 0; i < 8; i++) {
-                out.push(
-                  await job.step(`s${i}`, () => ({ i, v: "x".repeat(i * 9) })),
-                );
-              }
-              return out;
-            }),
-          )),
-      ],
-      ["map", async (dir, report) =>
+      "plain (runJob)",
+      async (dir, report) =>
         new TextEncoder().encode(JSON.stringify(
-          await map(
-            Array.from({ length: 60 }, (_, i) => i),
-            (x: number) => x * x,
-            {
-              store: join(dir, "store"),
-              batchSize: 10,
-              name: "m",
-              onEvent: done(report),
-            },
-          ),
-        ))],
-      [
-        "kNN",
-        async (dir, report) => {
-          await knnJob(ref, {
+          await runJob("p", {
             store: join(dir, "store"),
-            out: join(dir, "out"),
-            k: 3,
-            blockRows: 10,
-            job: "k",
             onEvent: done(report),
-          });
-          return await knnFiles(dir);
-        },
-        knnFiles,
-      ],
-      [
-        "pipeline",
-        async (dir, report) => {
-          const store = await openStore(join(dir, "store"));
-          const config = await loadPipelineConfig(conf);
-          // A completed run is read, not run again: rerunning a completed
-          // pipeline starts a new run by design, so a cut after its last
-          // record would count every component as lost.
-          const job = await pipelineJobName(config.pipelineName);
-          const latest = (await store.listRuns(job)).sort().at(-1);
-          const prior = latest === undefined
-            ? undefined
-            : await loadPipelineRun(latest, { store });
-          let runId = prior?.status === "completed" ? prior.runId : undefined;
-          if (runId === undefined) {
-            const run = await runPipeline(config, {
-              store,
-              onEvent: done(report),
-            });
-            if (run.status !== "completed") {
-              throw new Error(
-                `Pipeline run "${run.runId}" ended ${run.status}: ${
-                  JSON.stringify(run.errors)
-                }`,
+          }, async (job) => {
+            const out = [];
+            for (let i = 0; i < 8; i++) {
+              out.push(
+                await job.step(`s${i}`, () => ({ i, v: "x".repeat(i * 9) })),
               );
             }
-            runId = run.runId;
-          }
-          return new TextEncoder().encode(
-            JSON.stringify(await pipelineOutput(runId, { store })),
-          );
-        },
-      ],
-      [
-        "processor",
-        async (dir, report) => {
-          await runProcessor(jsonlNormalize, {
+            return out;
+          }),
+        )),
+    ],
+    ["map", async (dir, report) =>
+      new TextEncoder().encode(JSON.stringify(
+        await map(
+          Array.from({ length: 60 }, (_, i) => i),
+          (x: number) => x * x,
+          {
             store: join(dir, "store"),
-            dataset: "power",
-            input: rows,
-            out: join(dir, "out", "new", "out.jsonl"),
-            params: { schema },
-            checkpointEvery: 25,
-            // A cut makes every later sync fail: retrying cannot help.
-            maxRetries: 0,
-            // A checkpoint is the processor's promise that its items are kept.
-            onEvent: (e) => {
-              if (e.type === "checkpoint") {
-                report(`checkpoint ${e.checkpointId.split("_").at(-1)}`, false);
-              }
-            },
-          });
-          return await processorFiles(dir);
-        },
-        processorFiles,
-      ],
-      [
-        "dataflow",
-        async (dir, report) => {
-          const df = new Dataflow("power", {
-            store: join(dir, "store"),
+            batchSize: 10,
+            name: "m",
+            onEvent: done(report),
+          },
+        ),
+      ))],
+    [
+      "kNN",
+      async (dir, report) => {
+        await knnJob(ref, {
+          store: join(dir, "store"),
+          out: join(dir, "out"),
+          k: 3,
+          blockRows: 10,
+          job: "k",
+          onEvent: done(report),
+        });
+        return await knnFiles(dir);
+      },
+      knnFiles,
+    ],
+    [
+      "pipeline",
+      async (dir, report) => {
+        const store = await openStore(join(dir, "store"));
+        const config = await loadPipelineConfig(conf);
+        // A completed run is read, not run again: rerunning a completed
+        // pipeline starts a new run by design, so a cut after its last
+        // record would count every component as lost.
+        const job = await pipelineJobName(config.pipelineName);
+        const latest = (await store.listRuns(job)).sort().at(-1);
+        const prior = latest === undefined
+          ? undefined
+          : await loadPipelineRun(latest, { store });
+        let runId = prior?.status === "completed" ? prior.runId : undefined;
+        if (runId === undefined) {
+          const run = await runPipeline(config, {
+            store,
             onEvent: done(report),
           });
-          const sales = df.input<{ shop: string; amount: number }>("sales");
-          const taxed = df.map("taxed", sales, (s) => ({
-            ...s,
-            amount: s.amount * 1.2,
-          }));
-          const perShop = df.groupReduce(
-            "per-shop",
-            taxed,
-            (s) => s.shop,
-            (_shop, list) => list.reduce((sum, s) => sum + s.amount, 0),
-          );
-          df.node(
-            "best",
-            [perShop],
-            (m) => [...m.entries()].sort((a, b) => b[1] - a[1])[0]![0],
-          );
-          const result = await df.run({ sales: phaseInput(1) });
-          return new TextEncoder().encode(JSON.stringify({
-            taxed: [...result.get<Map<string, unknown>>("taxed")],
-            perShop: [...result.get<Map<string, number>>("per-shop")],
-            best: result.get("best"),
-          }));
-        },
-      ],
-    ];
+          if (run.status !== "completed") {
+            throw new Error(
+              `Pipeline run "${run.runId}" ended ${run.status}: ${
+                JSON.stringify(run.errors)
+              }`,
+            );
+          }
+          runId = run.runId;
+        }
+        return new TextEncoder().encode(
+          JSON.stringify(await pipelineOutput(runId, { store })),
+        );
+      },
+    ],
+    [
+      "processor",
+      async (dir, report) => {
+        await runProcessor(jsonlNormalize, {
+          store: join(dir, "store"),
+          dataset: "power",
+          input: rows,
+          out: join(dir, "out", "new", "out.jsonl"),
+          params: { schema },
+          checkpointEvery: 25,
+          // A cut makes every later sync fail: retrying cannot help.
+          maxRetries: 0,
+          // A checkpoint is the processor's promise that its items are kept.
+          onEvent: (e) => {
+            if (e.type === "checkpoint") {
+              report(`checkpoint ${e.checkpointId.split("_").at(-1)}`, false);
+            }
+          },
+        });
+        return await processorFiles(dir);
+      },
+      processorFiles,
+    ],
+    [
+      "dataflow",
+      (dir, report) => salesFlow(dir, 1, done(report)),
+    ],
+    [
+      "dataflow (incremental)",
+      (dir, report) => salesFlow(dir, 2, done(report)),
+      undefined,
+      // The first input's run completed before the power went: the cut
+      // falls in the run that brings it up to date with edits.
+      async (dir) => void await salesFlow(dir, 1),
+    ],
+  ];
   const verify = async (dir: string) => {
     const report = await verifyStore(await openStore(join(dir, "store")), {
       readData: true,
     });
     return report.problems.map((p) => JSON.stringify(p));
   };
-  for (const [family, job, files] of jobs) {
+  for (const [family, job, files, prepare] of jobs) {
     if (only !== undefined && !only.some((p) => family.startsWith(p))) continue;
     const base = await ctx.dir(`power-${family}`);
-    const { syncs, output } = await countSyncs(join(base, "ref"), job);
+    const { syncs, output } = await countSyncs(join(base, "ref"), job, prepare);
     for (let i = 0; i < perFamily; i++) {
       // The last trial cuts after the job returned.
       const cutAt = i === perFamily - 1
@@ -355,6 +340,7 @@ async function powerCuts(
         output,
         verify,
         files,
+        prepare,
       );
       ctx.tally.add(kind, family, "cuts");
       ctx.tally.add(kind, family, "acknowledged steps lost", o.lost.length);
@@ -381,6 +367,40 @@ async function powerCuts(
       );
     }
   }
+}
+
+/** The sales dataflow of the dataflow kill fixture, on a phase's input. */
+async function salesFlow(
+  dir: string,
+  phase: number,
+  onEvent?: (e: { type: string; key?: string; cached?: boolean }) => void,
+): Promise<Uint8Array> {
+  const df = new Dataflow("power", {
+    store: join(dir, "store"),
+    ...(onEvent === undefined ? {} : { onEvent }),
+  });
+  const sales = df.input<{ shop: string; amount: number }>("sales");
+  const taxed = df.map("taxed", sales, (s) => ({
+    ...s,
+    amount: s.amount * 1.2,
+  }));
+  const perShop = df.groupReduce(
+    "per-shop",
+    taxed,
+    (s) => s.shop,
+    (_shop, list) => list.reduce((sum, s) => sum + s.amount, 0),
+  );
+  df.node(
+    "best",
+    [perShop],
+    (m) => [...m.entries()].sort((a, b) => b[1] - a[1])[0]![0],
+  );
+  const result = await df.run({ sales: phaseInput(phase) });
+  return new TextEncoder().encode(JSON.stringify({
+    taxed: [...result.get<Map<string, unknown>>("taxed")],
+    perShop: [...result.get<Map<string, number>>("per-shop")],
+    best: result.get("best"),
+  }));
 }
 
 /** Inputs of the pipeline and processor power-cut jobs, outside their stores. */

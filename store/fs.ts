@@ -124,22 +124,32 @@ function fsChunks(root: string): ChunkStore {
   const chunkDir = join(root, "chunks");
   const tmpDir = join(root, "tmp");
   const pathOf = (hash: string) => join(chunkDir, hash.slice(0, 2), hash);
-  // Prefix directories are never removed, so each is checked (or made) once per process.
+  // Prefix directories are never removed, so each is checked once per
+  // process, and made durable once before a chunk goes in.
   const prefixDirs = new Set<string>();
+  const durableDirs = new Set<string>();
   /** The prefix dir of a chunk, refusing a link; false when it does not exist. */
   const prefixOf = async (hash: string, create: boolean) => {
     const dir = join(chunkDir, assertChunkHash(hash).slice(0, 2));
-    if (prefixDirs.has(dir)) return true;
+    if ((create ? durableDirs : prefixDirs).has(dir)) return true;
     try {
-      if (create) await ensureDir(dir);
-      else await assertRealDir(dir);
+      if (create) {
+        await ensureDir(dir);
+        // Whoever made it (a concurrent put, another process) may not have
+        // synced its name yet: a chunk in it must not outlive it.
+        await syncDir(chunkDir);
+      } else await assertRealDir(dir);
     } catch (error) {
       if (!create && isErrno(error, "ENOENT")) return false;
       throw explainFsError(error, "Cannot use chunk directory", dir);
     }
     prefixDirs.add(dir);
+    if (create) durableDirs.add(dir);
     return true;
   };
+  // Publishes in flight, by hash: a dedup hit on one counts only once its
+  // directory is synced, or a record could name a chunk a power cut loses.
+  const publishing = new Map<string, Promise<void>>();
   const statOf = async (hash: string) => {
     if (!(await prefixOf(hash, false))) return undefined;
     const path = pathOf(hash);
@@ -191,7 +201,11 @@ function fsChunks(root: string): ChunkStore {
             throw explainFsError(error, "Cannot refresh chunk", path);
           },
         );
-        if (refreshed) {
+        const inFlight = publishing.get(hash);
+        const durable = refreshed &&
+          (inFlight === undefined ||
+            await inFlight.then(() => true, () => false));
+        if (durable) {
           if (early) await fs.rm(await early, { force: true });
           return { hash, size: bytes.length, stored: false };
         }
@@ -201,8 +215,13 @@ function fsChunks(root: string): ChunkStore {
         await prefixOf(hash, true);
         const temp = await (early ?? writeTemp(tmpDir, bytes, 0o444));
         // Rename replaces a damaged copy of the same chunk, if there was one.
-        await fs.rename(temp, path);
-        await syncDir(dir);
+        const published = fs.rename(temp, path).then(() => syncDir(dir));
+        publishing.set(hash, published);
+        try {
+          await published;
+        } finally {
+          if (publishing.get(hash) === published) publishing.delete(hash);
+        }
       } catch (error) {
         if (early) await fs.rm(await early.catch(() => ""), { force: true });
         throw explainFsError(error, "Cannot write chunk", path);

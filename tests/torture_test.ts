@@ -235,3 +235,87 @@ test("runProcessor() output in a new directory survives a power cut after it ret
   assert.ok(o.sameOutput);
   assert.deepEqual(o.problems, []);
 });
+
+test("FsChunkStore.put() deduplicating a chunk whose publish is in flight returns only once its directory is synced", async () => {
+  const { openFsStore } = await import("../store/fs.ts");
+  const { setSyncObserver } = await import("../store/files.ts");
+  const dir = await tempDir();
+  const store = await openFsStore(dir);
+  const bytes = new TextEncoder().encode(
+    "the same bytes, from two steps at once",
+  );
+  let second: Promise<unknown> | undefined;
+  let settledDuringSync: boolean | undefined;
+  const previous = setSyncObserver(async (path) => {
+    // The first put's sync of the chunk's directory: the name is there, not
+    // yet durable. A second put of the same bytes must not return now.
+    if (second !== undefined || !/chunks\/[0-9a-f]{2}$/.test(path)) return;
+    let settled = false;
+    second = store.chunks.put(bytes).finally(() => {
+      settled = true;
+    });
+    // Give it time to finish if it does not wait (no wall-clock assertion:
+    // a slow machine can only hide the bug, never fail the fixed code).
+    await Promise.race([second, new Promise((r) => setTimeout(r, 200))]);
+    settledDuringSync = settled;
+  });
+  try {
+    const first = await store.chunks.put(bytes);
+    assert.equal(first.stored, true);
+    assert.ok(second !== undefined, "the chunk directory was never synced");
+    assert.equal(
+      settledDuringSync,
+      false,
+      "a dedup hit returned before the chunk's name was durable",
+    );
+    assert.deepEqual(
+      await second,
+      { hash: first.hash, size: bytes.length, stored: false },
+    );
+  } finally {
+    setSyncObserver(previous);
+  }
+});
+
+test("FsChunkStore.put() into a chunk directory another put just made returns only once its name is durable", async () => {
+  const { openFsStore } = await import("../store/fs.ts");
+  const { setSyncObserver } = await import("../store/files.ts");
+  const { blake3Hex } = await import("../store/hash.ts");
+  const dir = await tempDir();
+  const store = await openFsStore(dir);
+  const text = (i: number) => new TextEncoder().encode(`chunk ${i}`);
+  const a = text(0);
+  const prefix = (await blake3Hex(a)).slice(0, 2);
+  let i = 1;
+  while ((await blake3Hex(text(i))).slice(0, 2) !== prefix) i++;
+  const b = text(i);
+  let second: Promise<unknown> | undefined;
+  let durableAfterStart = false;
+  let settledUndurable: boolean | undefined;
+  const previous = setSyncObserver(async (path) => {
+    if (!/[/\\]chunks$/.test(path)) return;
+    if (second !== undefined) {
+      // A sync of chunks/ after the second put started covers the new name.
+      durableAfterStart = true;
+      return;
+    }
+    // The first put made chunks/<prefix> and syncs chunks/: the name is
+    // there, not yet durable. A put into it must not return before it is.
+    second = store.chunks.put(b).finally(() => {
+      settledUndurable ??= !durableAfterStart;
+    });
+    await Promise.race([second, new Promise((r) => setTimeout(r, 200))]);
+  });
+  try {
+    await store.chunks.put(a);
+    assert.ok(second !== undefined, "chunks/ was never synced");
+    await second;
+    assert.equal(
+      settledUndurable,
+      false,
+      "a chunk was stored in a directory whose name was not durable",
+    );
+  } finally {
+    setSyncObserver(previous);
+  }
+});
