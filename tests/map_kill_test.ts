@@ -115,10 +115,9 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   await killAndResume(2, 5, "map() kill points");
 });
 
-// At concurrency 8, finished batches wait to be written in groups of up to 4,
-// so kills land while a group's chunks and records are being written and
-// while later batches compute: still no lost item and no repeat beyond the
-// batches in flight.
-test("map() survives SIGKILL while finished batches are written as a group", async () => {
-  await killAndResume(8, 3, "map() kill points, write groups");
+// At concurrency 8, up to 8 batches are in flight, several of them writing
+// their chunks and records while later ones compute: a kill there still loses
+// no item and repeats none beyond the batches in flight.
+test("map() survives SIGKILL at concurrency 8 while batch writes overlap later batches", async () => {
+  await killAndResume(8, 3, "map() kill points, concurrency 8");
 });

@@ -63,15 +63,7 @@ export function batchRunner(
     let out: BatchOut | undefined;
     try {
       const { chunk } = await batchStep(job, b, async (signal, record) => {
-        env.group.started();
-        let result;
-        try {
-          result = await computeBatch(env, b, signal, attempted);
-        } catch (error) {
-          env.group.abandoned();
-          throw error;
-        }
-        await env.group.ready();
+        const result = await computeBatch(env, b, signal, attempted);
         record(result.stats, result.keys);
         summary.computed += result.stats.computed;
         summary.memoHits += result.stats.memoHits;

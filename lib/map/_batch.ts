@@ -6,7 +6,6 @@ import type { ResultsChunk } from "./_batch_record.ts";
 import { encodeBatch, itemKeys, KEY_BYTES } from "./_keys.ts";
 import type { ItemRetry, RunItem } from "./_lanes.ts";
 import type { MemoLookup } from "./_memo_lookup.ts";
-import type { WriteGroup } from "./_write_group.ts";
 import type { MapBatchStats } from "./describe.ts";
 import { MapItemError } from "./options.ts";
 
@@ -42,8 +41,6 @@ export interface BatchEnv {
   lookup: MemoLookup | undefined;
   /** Batches whose items are settled and whose output is being written. */
   writing: { count: number };
-  /** Finished batches wait here to be written together. */
-  group: WriteGroup;
   warn: (message: string) => void;
 }
 

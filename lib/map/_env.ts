@@ -7,7 +7,6 @@ import { createLanes } from "./_lanes.ts";
 import { createMemoLookup } from "./_memo_lookup.ts";
 import type { WorkerPool } from "./_pool.ts";
 import type { Settings } from "./_settings.ts";
-import { createWriteGroup } from "./_write_group.ts";
 import type { MapOptions } from "./options.ts";
 
 /**
@@ -17,11 +16,6 @@ import type { MapOptions } from "./options.ts";
  */
 const TICK_WRITING_MS = 0.25;
 const TICK_IDLE_MS = 2;
-/**
- * Longest wait of a finished batch for others to be written with it (ms):
- * long enough to group batches of fast items, short next to slow ones.
- */
-const GROUP_WAIT_MS = 50;
 
 /** The parts of a call a batch environment is made from. */
 export interface EnvSpec {
@@ -80,8 +74,6 @@ export function createBatchEnv(spec: EnvSpec): BatchEnv {
       );
     }),
     writing,
-    // Half the slots at most, so the other half keeps computing meanwhile.
-    group: createWriteGroup(Math.floor(spec.concurrency / 2), GROUP_WAIT_MS),
     warn,
   };
 }
