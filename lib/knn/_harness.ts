@@ -728,6 +728,7 @@ export function streamedBlockCompute(
   const refFile = inputs.refFile!;
   const itemSize = refFile.descr === "<f4" ? 4 : 8;
   const tileBytes = plan.tileRows! * refFile.cols * itemSize;
+  const packing = {};
   return async (
     prepared: PreparedReference,
     start: number,
@@ -744,6 +745,7 @@ export function streamedBlockCompute(
       k,
       queryOffset: start,
       excludeSelf: inputs.excludeSelf,
+      packing,
     });
     await forEachTile(refFile, tileBytes, (tile, r0) => {
       search.addTile(tile, r0);

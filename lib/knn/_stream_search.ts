@@ -42,6 +42,12 @@ export interface StreamSearchOptions {
   excludeSelf: boolean;
   /** The distance kernel. Default: `"auto"`. */
   kernel?: KernelChoice;
+  /**
+   * Holds the WebAssembly memory the tiles are packed into, shared by the
+   * searches of one job so that each block does not allocate its own.
+   * Default: a memory of this search's own.
+   */
+  packing?: { shared?: WasmShared };
 }
 
 /** Candidates of one query row: reference row, lower bound, exact key. */
@@ -64,7 +70,7 @@ export class StreamSearch {
   readonly #heapSizes: Int32Array;
   readonly #thresholds: Float64Array;
   readonly #rows: Row[] = [];
-  #packed: WasmShared | undefined;
+  readonly #packing: { shared?: WasmShared };
 
   /**
    * @param meta The prepared reference's metric, mean and norms.
@@ -81,6 +87,7 @@ export class StreamSearch {
     this.#offset = options.queryOffset;
     this.#excludeSelf = options.excludeSelf;
     this.#kernel = options.kernel ?? "auto";
+    this.#packing = options.packing ?? {};
     const asPrepared = {
       ...meta,
       reference: new Float32Array(0),
@@ -129,12 +136,13 @@ export class StreamSearch {
     // One shared memory for every tile, packed over again.
     const used = resolveKernel(this.#kernel);
     if (used !== "ts") {
-      this.#packed = packReference(
+      const packed = packReference(
         tile,
         used === "wasm-relaxed" ? "relaxed" : "simd",
         1,
-        this.#packed,
-      ) ?? this.#packed;
+        this.#packing.shared,
+      );
+      if (packed !== undefined) this.#packing.shared = packed;
     }
     let q0 = 0;
     let tileThresholds: Float64Array = new Float64Array(0);
