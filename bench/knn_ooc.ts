@@ -237,8 +237,9 @@ try {
   });
   out.push({
     section: "kNN out-of-core",
-    case:
-      `fixed overhead: the same job in memory on ${SMALL_ROWS.toLocaleString("en-US")} refs`,
+    case: `fixed overhead: the same job in memory on ${
+      SMALL_ROWS.toLocaleString("en-US")
+    } refs`,
     cairn: `${mib(mem.rss)} (${mem.wall.toFixed(1)} s)`,
     peer: "streamed peak minus the budget",
     peerValue: mib(Math.max(0, streamed.rss - budget)),
@@ -251,7 +252,9 @@ try {
     cairn: same ? "outputs byte-identical (cmp)" : "outputs DIFFER",
     peer: "the uninterrupted run",
     peerValue: `${streamed.wall.toFixed(1)} s`,
-    ratio: `${((0.6 * streamed.wall + resumed.wall) / streamed.wall).toFixed(2)}× wall`,
+    ratio: `${
+      ((0.6 * streamed.wall + resumed.wall) / streamed.wall).toFixed(2)
+    }× wall`,
   });
 } finally {
   await rm(dir, { recursive: true, force: true });

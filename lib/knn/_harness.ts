@@ -245,6 +245,12 @@ export class KnnRun {
   /** Worker threads for the blocks, when the plan has more than one. */
   pool: KnnPool | undefined;
   #prepared: Promise<PreparedReference> | undefined;
+  /**
+   * Keep the blocks this call computes until the outputs take them, instead
+   * of reading them back from the store (their size is the outputs').
+   */
+  keepFresh = false;
+  readonly #fresh = new Map<string, unknown>();
 
   constructor(
     job: Job,
@@ -360,8 +366,10 @@ export class KnnRun {
       });
       return out;
     }, { memo: memoKey });
-    if (ran) this.computedBlocks++;
-    else if (this.job.stepRecord(key)?.memoHit) this.memoBlocks++;
+    if (ran) {
+      this.computedBlocks++;
+      if (this.keepFresh) this.#fresh.set(key, value);
+    } else if (this.job.stepRecord(key)?.memoHit) this.memoBlocks++;
     return value;
   }
 
@@ -376,7 +384,14 @@ export class KnnRun {
     compute: BlockCompute<T>,
     memo: (range: [number, number]) => Record<string, unknown>,
   ): Promise<T> {
-    return this.stepBlock(this.key(prefix, range), range, compute, memo);
+    const key = this.key(prefix, range);
+    // Computed by this call: the value it stored, without reading it back.
+    if (this.#fresh.has(key)) {
+      const value = this.#fresh.get(key) as T;
+      this.#fresh.delete(key);
+      return Promise.resolve(value);
+    }
+    return this.stepBlock(key, range, compute, memo);
   }
 
   /**

@@ -93,6 +93,8 @@ export async function knnJob(
           `The reference of job "${run.job.name}" is streamed from its file (it does not fit memoryBudgetBytes = ${options.memoryBudgetBytes}), which runs on 1 thread: threads = ${options.threads} is not used`,
         );
       }
+      // The outputs take the blocks computed now without reading them back.
+      run.keepFresh = true;
       const names = ["index.npy", "distance.npy"];
       await run.checkStored(["block"]);
       const previous = await run.previousOutputs(names);
