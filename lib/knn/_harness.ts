@@ -743,7 +743,9 @@ export function streamedBlockCompute(
   const refFile = inputs.refFile!;
   const itemSize = refFile.descr === "<f4" ? 4 : 8;
   const tileBytes = plan.tileRows! * refFile.cols * itemSize;
+  // One packing memory and one tile buffer for every block of the job.
   const packing = {};
+  const tiles = {};
   return async (
     prepared: PreparedReference,
     start: number,
@@ -764,7 +766,7 @@ export function streamedBlockCompute(
     });
     await forEachTile(refFile, tileBytes, (tile, r0) => {
       search.addTile(tile, r0);
-    });
+    }, tiles);
     return search.finish();
   };
 }

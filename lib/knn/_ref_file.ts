@@ -134,11 +134,14 @@ export async function streamSqNorms(
  * @param ref The streamed reference.
  * @param tileBytes Bytes per tile (at least one row is read).
  * @param each Called with each tile and its first row; may be async.
+ * @param holder Keeps the tile buffer between calls (one per job). Default: a
+ *   buffer of this call's own.
  */
 export async function forEachTile(
   ref: StreamedReference,
   tileBytes: number,
   each: (tile: MatrixData, r0: number) => void | Promise<void>,
+  holder: { buffer?: MatrixData } = {},
 ): Promise<void> {
   const file: NpyMatrixFile = await openNpyMatrix(ref.path);
   try {
@@ -152,7 +155,12 @@ export async function forEachTile(
       1,
       Math.min(ref.rows, Math.floor(tileBytes / (ref.cols * itemSize))),
     );
-    const buffer = newData(ref.descr, tileRows * ref.cols);
+    if (
+      holder.buffer === undefined ||
+      holder.buffer.length < tileRows * ref.cols ||
+      holder.buffer.BYTES_PER_ELEMENT !== itemSize
+    ) holder.buffer = newData(ref.descr, tileRows * ref.cols);
+    const buffer = holder.buffer;
     for (let r0 = 0; r0 < ref.rows; r0 += tileRows) {
       const r1 = Math.min(ref.rows, r0 + tileRows);
       await each(await file.read(r0, r1, buffer), r0);
