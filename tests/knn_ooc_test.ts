@@ -11,7 +11,7 @@ import {
   writeNpyFile,
 } from "../lib/knn/mod.ts";
 import type { JobEvent } from "../lib/events.ts";
-import { randomFloat32 } from "../lib/random.ts";
+import { randomFloat32, seededRandom } from "../lib/random.ts";
 import { killAfterLines, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
 import { testRandom } from "./test_seed.ts";
@@ -24,7 +24,7 @@ const CLI = new URL("../cli/main.ts", import.meta.url);
  * cosine, zero rows: every tie-break rule is exercised.
  */
 function tieHeavy(rows: number, cols: number, seed: number): Float32Array {
-  const { random } = { random: mulberry(seed) };
+  const random = seededRandom(seed);
   const data = new Float32Array(rows * cols);
   for (let i = 0; i < data.length; i++) data[i] = Math.floor(random() * 4) - 1;
   for (const [from, to] of [[3, 40], [3, 41], [100, 7]] as const) {
@@ -32,17 +32,6 @@ function tieHeavy(rows: number, cols: number, seed: number): Float32Array {
   }
   data.fill(0, 9 * cols, 10 * cols);
   return data;
-}
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /**

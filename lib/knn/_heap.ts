@@ -47,3 +47,28 @@ export function heapReplaceTop(
   }
   heap[base + i] = value;
 }
+
+/**
+ * Offers a candidate's upper bound to row `row`'s heap of its k smallest
+ * bounds, and keeps the row's threshold (the k-th smallest bound, or the
+ * initial value until k bounds are in) current.
+ */
+export function offerUpperBound(
+  heaps: Float64Array,
+  heapSizes: Int32Array | Uint32Array,
+  thresholds: Float64Array,
+  row: number,
+  k: number,
+  upper: number,
+): void {
+  const base = row * k;
+  const size = heapSizes[row]!;
+  if (size < k) {
+    heapPush(heaps, base, size, upper);
+    heapSizes[row] = size + 1;
+    if (size + 1 === k) thresholds[row] = heaps[base]!;
+  } else if (upper < thresholds[row]!) {
+    heapReplaceTop(heaps, base, k, upper);
+    thresholds[row] = heaps[base]!;
+  }
+}

@@ -26,7 +26,7 @@ import {
   scanCandidates,
 } from "./kernel_scan.ts";
 import { packReference, type WasmShared } from "./kernel_wasm.ts";
-import { heapPush, heapReplaceTop } from "./_heap.ts";
+import { offerUpperBound } from "./_heap.ts";
 import type { Matrix, MatrixData } from "./matrix.ts";
 
 /** A prepared reference without its rows: what a streamed search keeps. */
@@ -166,17 +166,7 @@ export class StreamSearch {
           const lower = kv - sv;
           if (lower > threshold) continue;
           this.#push(q, r0 + r, lower, exactKey(tile, block, q, r), threshold);
-          const upper = kv + sv;
-          const base = q * k;
-          const size = heapSizes[q]!;
-          if (size < k) {
-            heapPush(heaps, base, size, upper);
-            heapSizes[q] = size + 1;
-            if (size + 1 === k) thresholds[q] = heaps[base]!;
-          } else if (upper < threshold) {
-            heapReplaceTop(heaps, base, k, upper);
-            thresholds[q] = heaps[base]!;
-          }
+          offerUpperBound(heaps, heapSizes, thresholds, q, k, kv + sv);
           tileThresholds[q - q0] = thresholds[q]!;
         }
       },

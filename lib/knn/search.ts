@@ -20,7 +20,7 @@ import {
   scanCandidates,
 } from "./kernel_scan.ts";
 import type { Matrix } from "./matrix.ts";
-import { heapPush, heapReplaceTop } from "./_heap.ts";
+import { offerUpperBound } from "./_heap.ts";
 
 /** Options for {@linkcode searchKnn}. */
 export interface KnnOptions {
@@ -141,17 +141,7 @@ export function searchKnn(
         const lower = kv - sv;
         if (lower > threshold) continue;
         pushCandidate(cands[i]!, r, lower, threshold);
-        const upper = kv + sv;
-        const heapBase = i * k;
-        const size = heapSizes[i]!;
-        if (size < k) {
-          heapPush(heaps, heapBase, size, upper);
-          heapSizes[i] = size + 1;
-          if (size + 1 === k) thresholds[i] = heaps[heapBase]!;
-        } else if (upper < threshold) {
-          heapReplaceTop(heaps, heapBase, k, upper);
-          thresholds[i] = heaps[heapBase]!;
-        }
+        offerUpperBound(heaps, heapSizes, thresholds, i, k, kv + sv);
       }
     },
     endQueries(queryStart, queryEnd) {
