@@ -22,7 +22,7 @@ export const gcCommand: Command = {
   summary: "Delete chunks no remaining run references",
   usage: "cairn gc [--dry-run] [--grace DURATION]",
   description:
-    "Marks every chunk referenced by a run log, then deletes the others that are older than the grace period, and old temp files. Safe to interrupt at any point, and safe beside running jobs as long as the grace period is longer than a step takes (default 1h).",
+    "Marks every chunk referenced by a run log, then deletes the others that are older than the grace period, and old temp files. Safe to interrupt at any point, and safe beside running jobs as long as the grace period is longer than a step takes (default 1h; while a job runs, at least 1m).",
   options: {
     "dry-run": {
       type: "boolean",
@@ -32,13 +32,13 @@ export const gcCommand: Command = {
       type: "string",
       valueName: "DURATION",
       description:
-        "Keep unreferenced chunks younger than this (default: 1h; 0s when no job is running)",
+        "Keep unreferenced chunks younger than this (default: 1h; at least 1m while a job is running, 0s when none is)",
     },
   },
   examples: [
     "cairn gc --dry-run",
     "cairn forget --keep-last 5 && cairn gc",
-    "cairn gc --grace 0s   # only when no job is running",
+    "cairn gc --grace 5m",
   ],
   async run(ctx, args) {
     const dryRun = args.values["dry-run"] === true;

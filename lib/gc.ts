@@ -20,6 +20,13 @@ import { replayRun, runChunks } from "./replay.ts";
 /** Temp files younger than this are never swept: 10 minutes. */
 export const TEMP_MIN_AGE_MS = 600_000;
 
+/**
+ * The least grace applied while a job holds a lock: 1 minute. A step puts (or
+ * dedup-refreshes) its chunks moments before it appends the record naming
+ * them; a shorter grace would let gc judge such a chunk unreferenced.
+ */
+export const MIN_LIVE_GRACE_MS = 60_000;
+
 /** Options for {@linkcode collectGarbage}. */
 export interface GcOptions {
   /** Report what would be deleted, delete nothing. Default: false. */
@@ -27,8 +34,9 @@ export interface GcOptions {
   /**
    * While any job holds a lock, unreferenced chunks written or dedup-hit
    * less than this long before the GC started are kept (they may belong to
-   * a step not yet recorded). Default: 1 hour. When no job holds a live
-   * lock, only chunks touched after the GC started are kept.
+   * a step not yet recorded). Default: 1 hour; never less than
+   * 1 minute while a job holds a lock. When no job
+   * holds a live lock, only chunks touched after the GC started are kept.
    */
   graceMs?: number;
   /** Called as chunks are examined. */
@@ -49,7 +57,10 @@ export interface GcReport {
   young: number;
   /** Leftover temp files removed. */
   tempRemoved: number;
-  /** The grace period applied: `graceMs`, or 0 when no job held a lock. */
+  /**
+   * The grace period applied: 0 when no job held a lock, else `graceMs`
+   * raised to at least 1 minute.
+   */
   appliedGraceMs: number;
 }
 
@@ -83,7 +94,9 @@ export async function collectGarbage(
   const running = (await store.listLocks()).some((info) =>
     !(info.host === host && lockStaleReason(info, { host })?.startsWith("pid"))
   );
-  const graceMs = running ? options.graceMs ?? 3_600_000 : 0;
+  const graceMs = running
+    ? Math.max(options.graceMs ?? 3_600_000, MIN_LIVE_GRACE_MS)
+    : 0;
   const cutoff = startedAt - graceMs;
   const referenced = new Set<string>();
   const report: GcReport = {

@@ -505,6 +505,12 @@ export async function races(ctx: Ctx, rounds: number) {
       const kind = "gc and forget beside a writer";
       const dir = await ctx.dir("race-gc");
       await runChild(demo(dir, ["--delay", "0ms"]));
+      // Two hours old, past any grace: the new run dedups (refreshes) these
+      // chunks while gc, after forget, would sweep every one it can.
+      const twoHoursAgo = new Date(Date.now() - 7_200_000);
+      for (const chunk of await filesUnder(join(storeOf(dir), "chunks"), /./)) {
+        await utimes(chunk, twoHoursAgo, twoHoursAgo);
+      }
       const job = runChild(demo(dir, ["--new-run"]));
       let gcs = 0;
       let running = true;
@@ -512,7 +518,7 @@ export async function races(ctx: Ctx, rounds: number) {
       while (running) {
         const which = ctx.random() < 0.3
           ? ["forget", "--keep-last", "1", "--quiet"]
-          : ["gc", "--grace", "0s", "--quiet"];
+          : ["gc", "--grace", "0s", "--quiet"]; // 1 minute while the job runs
         const e = await cairn(dir, which);
         if (e.code !== 0) {
           tally.find(

@@ -591,18 +591,41 @@ export async function writeDocs(table: string): Promise<void> {
   }
 }
 
+const USAGE =
+  `Usage: deno task torture [--seed N] [--kills N] [--long] [--only KIND,...] [--families NAME,...] [--write-docs]
+  --seed N        replay a campaign (default: a random seed, printed)
+  --kills N       SIGKILLs over the campaign (default 100)
+  --long          the long form: more of every fault
+  --only KIND,... some fault kinds only: ${KINDS.join(",")}
+  --families ...  families whose names start with these (e.g. map,kNN)
+  --write-docs    replace the table in docs/reliability.md with this run's`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      args: process.argv.slice(2),
+      options: {
+        seed: { type: "string" },
+        kills: { type: "string" },
+        long: { type: "boolean", default: false },
+        only: { type: "string" },
+        families: { type: "string" },
+        "write-docs": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (error) {
+    console.error(`torture: ${(error as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
-    options: {
-      seed: { type: "string" },
-      kills: { type: "string" },
-      long: { type: "boolean", default: false },
-      only: { type: "string" },
-      families: { type: "string" },
-      "write-docs": { type: "boolean", default: false },
-    },
-  });
+  const { values } = parseCommandLine();
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const number = (name: string, text: string | undefined) => {
     if (text === undefined) return undefined;
     if (!/^\d+$/.test(text)) {

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { readdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { forgetRuns } from "../lib/forget.ts";
-import { collectGarbage } from "../lib/gc.ts";
+import { collectGarbage, MIN_LIVE_GRACE_MS } from "../lib/gc.ts";
+import { openJob } from "../lib/job.ts";
 import { verifyStore } from "../lib/verify.ts";
 import { openFsStore } from "../store/fs.ts";
 import { collectOutput, runScript, startScript } from "./child_process.ts";
@@ -65,4 +66,31 @@ test("collectGarbage() running beside a job whose steps are dedup hits never swe
   let left = 0;
   for await (const _ of store.chunks.list()) left++;
   assert.equal(left, 0);
+});
+
+test("collectGarbage() keeps unreferenced chunks younger than 1 minute while a job holds a lock, even with graceMs 0", async () => {
+  const root = join(await tempDir(), "store");
+  const store = await openFsStore(root);
+  const recent = await store.chunks.put(new TextEncoder().encode("recent"));
+  const old = await store.chunks.put(new TextEncoder().encode("old"));
+  const at = (hash: string) => join(root, "chunks", hash.slice(0, 2), hash);
+  const secondsAgo = (s: number) => new Date(Date.now() - s * 1000);
+  await utimes(at(recent.hash), secondsAgo(30), secondsAgo(30));
+  await utimes(at(old.hash), secondsAgo(120), secondsAgo(120));
+  // A step put `recent` 30 s ago and has not recorded it yet.
+  const job = await openJob("writer", { store });
+  try {
+    const report = await collectGarbage(store, { graceMs: 0 });
+    assert.equal(report.appliedGraceMs, MIN_LIVE_GRACE_MS);
+    assert.equal(report.swept, 1);
+    assert.equal(report.young, 1);
+    assert.equal(await store.chunks.has(recent.hash), true);
+    assert.equal(await store.chunks.has(old.hash), false);
+  } finally {
+    await job.close();
+  }
+  // No lock held: the cutoff is gc's start, so `recent` goes too.
+  const after = await collectGarbage(store, { graceMs: 0 });
+  assert.equal(after.appliedGraceMs, 0);
+  assert.equal(await store.chunks.has(recent.hash), false);
 });
