@@ -11,15 +11,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BUN_LOG="$(mktemp)"
 trap 'rm -f "$BUN_LOG"' EXIT
-# Ctrl-C or a CI timeout stops both halves and their test processes.
-trap 'trap - INT TERM; kill 0' INT TERM
 
+# Each half in its own process group, so that Ctrl-C or a CI timeout stops
+# it whole: npm, the test runner and the test's child processes.
+set -m
 npm run --silent test:bun >"$BUN_LOG" 2>&1 &
 bun_pid=$!
-npm run --silent test:deno
+npm run --silent test:deno &
+deno_pid=$!
+set +m
+trap 'kill -TERM -- "-$deno_pid" "-$bun_pid" 2>/dev/null' INT TERM
+wait "$deno_pid"
 deno_code=$?
 wait "$bun_pid"
 bun_code=$?
+wait # after a signal, until the Deno half has stopped too
 
 printf '\n=== the Bun half (npm run test:bun) ===\n'
 cat "$BUN_LOG"
