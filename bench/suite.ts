@@ -156,8 +156,36 @@ if (typeof mapRows === "string") {
   });
 } else rows.push(...mapRows);
 
+log("kNN out-of-core section");
+const ooc = childRows(
+  "knn_ooc.ts",
+  flags.quick
+    ? [
+      "--json",
+      "--rows",
+      "200000",
+      "--queries",
+      "200",
+      "--budget",
+      "32MB",
+      "--block-rows",
+      "50",
+    ]
+    : ["--json"],
+);
+if (typeof ooc === "string") {
+  rows.push({
+    section: "kNN out-of-core",
+    case: "peak RSS of `cairn knn --memory-budget` on a streamed reference",
+    cairn: ooc,
+    peer: "the budget",
+    peerValue: "-",
+    ratio: "-",
+  });
+} else rows.push(...ooc);
+
 notes.push(
-  "Not measured yet: pipeline, processor and incremental (dataflow) figures, and the out-of-core job's peak RSS; their rows join this table as those land.",
+  "Not measured yet: pipeline, processor and incremental (dataflow) figures; their rows join this table as those land.",
 );
 
 const table = renderTable(rows);

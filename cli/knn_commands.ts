@@ -97,7 +97,7 @@ const PLAN_OPTIONS: Options = {
     type: "string",
     valueName: "SIZE",
     description:
-      "Memory for one block's working set, e.g. 512MiB, 2GiB. Default: 512MiB",
+      "Memory for the search, e.g. 256MB, 2GiB. Sizes the blocks; with `cairn knn`, a .npy --ref that does not fit is streamed from its file in tiles (on one thread) and the budget covers everything the search holds. Default: 512MiB for the blocks, reference in memory",
   },
   "block-rows": {
     type: "string",
@@ -339,6 +339,10 @@ function report(
     ...extra,
     blocks: result.plan.blocks,
     blockRows: result.plan.blockRows,
+    reference: result.plan.reference,
+    ...(result.plan.tileRows === undefined
+      ? {}
+      : { tileRows: result.plan.tileRows }),
     computedBlocks: result.computedBlocks,
     memoBlocks: result.memoBlocks,
     prepared: result.prepared,
@@ -636,6 +640,13 @@ function planLines(plan: KnnJobPlan): string[] {
     `${plan.kind} plan: ${formatCount(plan.queryRows)} query rows x ${
       formatCount(plan.refRows)
     } reference rows x ${plan.dim} dims${per}`,
+    plan.reference === "streamed"
+      ? `  reference    streamed from its file in tiles of ${
+        formatCount(plan.tileRows!)
+      } rows, ${plan.passes} passes (read + norms + ${plan.blocks} block${
+        plan.blocks === 1 ? "" : "s"
+      }), 1 thread`
+      : "  reference    in memory",
     `  block rows   ${formatCount(plan.blockRows)} (${plan.blocks} block${
       plan.blocks === 1 ? "" : "s"
     }, ${plan.threads} thread${plan.threads === 1 ? "" : "s"})`,
@@ -644,7 +655,9 @@ function planLines(plan: KnnJobPlan): string[] {
     } shared = ~${formatByteSize(plan.peakBytesEstimate)} peak${
       plan.memoryBudgetBytes === undefined
         ? ""
-        : ` (block budget ${formatByteSize(plan.memoryBudgetBytes)})`
+        : ` (${plan.reference === "streamed" ? "" : "block "}budget ${
+          formatByteSize(plan.memoryBudgetBytes)
+        })`
     }`,
     `  steps        ${plan.steps} (prepare + ${plan.steps - 1} block step${
       plan.steps === 2 ? "" : "s"
@@ -689,7 +702,7 @@ export const knnPlanCommand: Command = {
   usage:
     "cairn knn-plan --ref R.npy [--query Q.npy] [--k K] [--for knn|knn-graph|radius] [--memory-budget 512MiB] [--block-rows N]",
   description:
-    "Reads only the matrix headers and prints the plan the job commands would follow with the same options: query rows per block (from the memory budget, capped at 4096 rows so progress is checkpointed often), estimated peak memory, steps and chunks. --json prints the plan object.",
+    "Reads only the matrix headers and prints the plan the job commands would follow with the same options: whether the reference is held in memory or streamed from its file (tile rows and passes over the file), query rows per block (from the memory budget, capped at 4096 rows so progress is checkpointed often), estimated peak memory, steps and chunks. --json prints the plan object.",
   options: {
     ...REF_OPTION,
     ...QUERY_OPTION,
@@ -741,6 +754,7 @@ export const knnPlanCommand: Command = {
       kind,
       k,
       ...(query === undefined ? {} : { query }),
+      ...(refPath.toLowerCase().endsWith(".npy") ? { streamable: true } : {}),
       ...(args.values["count-only"] === true ? { countOnly: true } : {}),
       ...planOptionsOf(args),
     });

@@ -22,12 +22,16 @@ export const lsCommand: Command = {
   summary: "List jobs and their runs",
   usage: "cairn ls [JOB...]",
   description:
-    "Lists every run of every job (or of the jobs named): kind, status, steps done/total, chunks and bytes referenced, and start time. A run whose process is gone shows as interrupted; rerun the job to resume it.",
+    "Lists every run of every job (or of the jobs named): kind, status, steps done/total, chunks and bytes referenced, and start time. A run whose process is gone shows as interrupted; rerun the job to resume it. The part jobs that shared workers leave (one per block) are counted per job instead of listed, unless --parts is given or they are named.",
   positionals: true,
   options: {
     latest: {
       type: "boolean",
       description: "Show only the newest run of each job",
+    },
+    parts: {
+      type: "boolean",
+      description: "List the part jobs of shared workers one by one too",
     },
   },
   examples: [
@@ -57,7 +61,27 @@ export const lsCommand: Command = {
         } verify ${job}"`,
       );
     }
-    const entries = listing.runs;
+    // Shared workers leave one small part job per block: listed one by one
+    // they would bury the jobs themselves, so they are counted per job.
+    const showParts = args.values.parts === true || args.positionals.length > 0;
+    const entries = showParts
+      ? listing.runs
+      : listing.runs.filter((e) => e.partOf === null);
+    const partJobs = new Map<string, Set<string>>();
+    if (!showParts) {
+      for (const e of listing.runs) {
+        if (e.partOf === null) continue;
+        const jobs = partJobs.get(e.partOf) ?? new Set();
+        partJobs.set(e.partOf, jobs.add(e.job));
+      }
+    }
+    for (const [parent, jobs] of partJobs) {
+      ctx.info(
+        `Job "${parent}" has ${
+          plural(jobs.size, "part job")
+        } from shared workers (not listed; pass --parts to list them)`,
+      );
+    }
     ctx.result(entries, () => {
       if (entries.length === 0) {
         ctx.info(`No runs in store "${store.location}"`);

@@ -145,6 +145,9 @@ function hintOf(
     return `Run "${invokedAs()} verify --read-data" to find every damaged chunk, then rerun the job to recompute them`;
   }
   if (code !== EXIT.usage || isPathError(error)) return undefined;
+  if (error instanceof RangeError && /memoryBudgetBytes/.test(error.message)) {
+    return `memoryBudgetBytes is --memory-budget (sizes such as 256MB or 2GiB); "${invokedAs()} knn-plan" shows what a budget gives`;
+  }
   if (command === "forget" && !(error instanceof UsageError)) {
     return "Give a retention policy with --keep-last N, --keep-within DURATION, --keep-daily N, --keep-weekly N or --keep-monthly N";
   }

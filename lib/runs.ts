@@ -8,6 +8,7 @@
 import { type LockInfo, lockStaleReason } from "../store/lock.ts";
 import type { Store } from "../store/store.ts";
 import { replayRun, runChunks, type RunState } from "./replay.ts";
+import { sharedPartOf } from "./shared_work.ts";
 
 /**
  * The newest of a job's runs: the greatest run id. Run ids sort by creation
@@ -195,6 +196,8 @@ export interface RunSummary {
   error: string | null;
   /** The live lock holder, for a running run. */
   lock: { pid: number; host: string; since: string } | null;
+  /** For a part job of shared workers, the job it computes a part of. */
+  partOf: string | null;
 }
 
 /**
@@ -288,6 +291,7 @@ function summarizeRun(
     job: state.job,
     run: state.run,
     kind: state.header.kind,
+    partOf: sharedPartOf(state.header.config) ?? null,
     status,
     latest,
     steps: state.steps.size,

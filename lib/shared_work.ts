@@ -88,6 +88,29 @@ export async function partJobName(job: string, key: string): Promise<string> {
   return `${job.slice(0, 60)}.part.${(await fingerprint(key)).slice(0, 32)}`;
 }
 
+/**
+ * The job a run is a shared-worker part of, read from its config.
+ *
+ * @param config A run header's config.
+ * @returns The assembling job's name for a part job's run, else `undefined`.
+ *
+ * @example Only part jobs name a job
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sharedPartOf } from "./shared_work.ts";
+ * assert.equal(sharedPartOf({ partOf: "knn-1", key: "block/0", memo: "m" }), "knn-1");
+ * assert.equal(sharedPartOf({ k: 10 }), undefined);
+ * ```
+ */
+export function sharedPartOf(config: unknown): string | undefined {
+  if (typeof config !== "object" || config === null) return undefined;
+  const { partOf, key, memo } = config as Record<string, unknown>;
+  return typeof partOf === "string" && typeof key === "string" &&
+      typeof memo === "string"
+    ? partOf
+    : undefined;
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -177,7 +200,7 @@ export async function runSharedParts(
         await runJob(name, {
           store,
           kind: options.kind ?? "part",
-          config: { job, key: part.key, memo: part.memo },
+          config: { partOf: job, key: part.key, memo: part.memo },
           version: options.version ?? "1",
           memo: options.memo,
           total: 1,

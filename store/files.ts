@@ -307,11 +307,28 @@ export async function writeNewFile(
   bytes: Uint8Array | string,
   options: WriteNewFileOptions = {},
 ): Promise<void> {
-  const handle = await fs.open(
-    path,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW,
-    options.mode ?? 0o644,
-  );
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
+    O_NOFOLLOW;
+  if (syncObserver === undefined) {
+    // One call that opens, writes, fsyncs and closes: a single trip through
+    // the runtime's I/O (the handle path below takes four). The fault hook
+    // needs the handle, so it keeps the long path.
+    try {
+      await fs.writeFile(path, bytes, {
+        flag: flags,
+        mode: options.mode ?? 0o644,
+        flush: options.sync !== false,
+      });
+    } catch (error) {
+      // EEXIST: the file is not ours to remove.
+      if ((error as { code?: string }).code !== "EEXIST") {
+        await fs.rm(path, { force: true });
+      }
+      throw error;
+    }
+    return;
+  }
+  const handle = await fs.open(path, flags, options.mode ?? 0o644);
   try {
     await handle.writeFile(bytes);
     if (options.sync !== false) await syncHandle(handle, path);

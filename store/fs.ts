@@ -330,6 +330,9 @@ async function readLogFile(path: string): Promise<Uint8Array> {
  * a file with it.
  */
 function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
+  // The inode is this writer's alone, so its size is known after one stat;
+  // forgotten after any failure, so the next append asks the file again.
+  let known: number | undefined;
   return {
     name: path,
     read: () => readLogFile(path),
@@ -340,7 +343,8 @@ function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
           `Cannot append to manifest log "${path}": it was opened read-only`,
         );
       }
-      const { size } = await h.stat();
+      const size = known ?? (await h.stat()).size;
+      known = undefined;
       let written = 0;
       while (written < bytes.length) {
         written += (await h.write(
@@ -353,6 +357,7 @@ function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
       await syncHandle(h, path, true).catch((error) => {
         throw explainFsError(error, "Cannot append to manifest log", path);
       });
+      known = size + written;
     },
     async truncate(size) {
       if (handle === undefined) {
@@ -360,8 +365,10 @@ function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
           `Cannot truncate manifest log "${path}": it was opened read-only`,
         );
       }
+      known = undefined;
       await handle.truncate(size);
       await syncHandle(handle, path);
+      known = size;
     },
     async close() {
       await handle?.close();

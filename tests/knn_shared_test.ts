@@ -94,6 +94,22 @@ async function killCampaign(store: string, env: Record<string, string>) {
     env: { NO_COLOR: "", ...env },
   });
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  // `cairn ls` counts the part jobs instead of listing them; --parts lists them.
+  const cliEnv = { env: { NO_COLOR: "", ...env } };
+  const listed = await runCairn(["--store", store, "ls"], cliEnv);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stdout, /^shared\s/m);
+  assert.doesNotMatch(listed.stdout, /\.part\./);
+  assert.match(
+    listed.stderr,
+    new RegExp(`Job "shared" has ${ROWS / BLOCK_ROWS} part jobs`),
+  );
+  const all = await runCairn(["--store", store, "ls", "--parts"], cliEnv);
+  assert.equal(all.code, 0, all.stderr);
+  assert.equal(
+    new Set(all.stdout.match(/shared\.part\.\S+/g)).size,
+    ROWS / BLOCK_ROWS,
+  );
   return { kills, killedSteps };
 }
 

@@ -11,7 +11,6 @@ import { testRandom } from "./test_seed.ts";
 const CHILD = new URL("./fixtures/map_kill_child.ts", import.meta.url);
 const ITEMS = 5000;
 const BATCH = 100;
-const CONCURRENCY = 2;
 
 function sideEffects(path: string): number[] {
   if (!existsSync(path)) return [];
@@ -24,17 +23,27 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-test("map() survives SIGKILL at random points: each item runs once except batches in flight at a kill", async () => {
+/**
+ * Kill a map() child at random points (`rounds` times), rerun it to the end,
+ * and check the results and that repeats stay within the batches in flight
+ * (at most `concurrency` per kill).
+ */
+async function killAndResume(
+  concurrency: number,
+  rounds: number,
+  label: string,
+): Promise<void> {
+  const CONCURRENCY = concurrency;
   const dir = await tempDir();
   const root = join(dir, "store");
   const side = join(dir, "side-effects.txt");
   const resultFile = join(dir, "results.json");
-  const args = [root, side, resultFile];
+  const args = [root, side, resultFile, String(concurrency)];
   let kills = 0;
   // Kill points come from a printed seed: CAIRN_SEED=<seed> replays them.
-  const { seed, random } = testRandom("map() kill points");
+  const { seed, random } = testRandom(label);
   const log: string[] = [`seed ${seed} (replay with CAIRN_SEED=${seed})`];
-  for (let round = 0; round < 5; round++) {
+  for (let round = 0; round < rounds; round++) {
     const before = sideEffects(side).length;
     const target = before + 150 + Math.floor(random() * 900);
     const child = startScript(CHILD, args);
@@ -100,4 +109,15 @@ test("map() survives SIGKILL at random points: each item runs once except batche
   if (process.env.MAP_KILL_DEBUG) {
     console.error(`${log.join("; ")}; ${extra} repeated calls`);
   }
+}
+
+test("map() survives SIGKILL at random points: each item runs once except batches in flight at a kill", async () => {
+  await killAndResume(2, 5, "map() kill points");
+});
+
+// At concurrency 8, up to 8 batches are in flight, several of them writing
+// their chunks and records while later ones compute: a kill there still loses
+// no item and repeats none beyond the batches in flight.
+test("map() survives SIGKILL at concurrency 8 while batch writes overlap later batches", async () => {
+  await killAndResume(8, 3, "map() kill points, concurrency 8");
 });

@@ -15,7 +15,7 @@ export type S3Env =
   | { skip: string; env?: undefined; bucket?: undefined };
 
 function detect(): S3Env {
-  let env: Record<string, string | undefined> = { ...process.env };
+  const env: Record<string, string | undefined> = { ...process.env };
   if (!env.AWS_ENDPOINT_URL || !env.CAIRN_S3_BUCKET) {
     if (env.CAIRN_S3 !== "1") {
       return {
@@ -39,8 +39,12 @@ function detect(): S3Env {
         }`,
       );
     }
-    for (const m of out.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]!] = m[2]!;
-    env = { ...env };
+    // Into process.env too, as `eval "$(scripts/rgw_start.sh)"` would do, so
+    // a store opened in-process by URL alone finds the server.
+    for (const m of out.matchAll(/^export (\w+)=(.*)$/gm)) {
+      env[m[1]!] = m[2]!;
+      process.env[m[1]!] = m[2]!;
+    }
   }
   const picked: Record<string, string> = {};
   for (

@@ -30,6 +30,11 @@ export interface ValidateFiniteOptions {
   start?: number;
   /** One past the last row to check. Defaults to `m.rows`. */
   end?: number;
+  /**
+   * Added to the row named in the message, when `m` is a piece of a larger
+   * matrix (rows read from a file in tiles). Defaults to `0`.
+   */
+  rowOffset?: number;
 }
 
 /**
@@ -121,9 +126,9 @@ export function validateFinite(
       const row = Math.floor(i / cols);
       const col = i - row * cols;
       throw new RangeError(
-        `Cannot use ${name}: row ${row} column ${col} is ${
-          String(v)
-        }; remove or impute non-finite values`,
+        `Cannot use ${name}: row ${
+          row + (options.rowOffset ?? 0)
+        } column ${col} is ${String(v)}; remove or impute non-finite values`,
       );
     }
   }
@@ -164,12 +169,55 @@ export async function hashMatrix(matrix: Matrix): Promise<string> {
     matrix.data.byteLength,
   );
   const data = await blake3HexYielding(bytes, 16 << 20);
+  return await matrixDigestHash({
+    descr: matrix.data instanceof Float32Array ? "<f4" : "<f8",
+    rows: matrix.rows,
+    cols: matrix.cols,
+  }, data);
+}
+
+/** A matrix's shape and dtype, for {@linkcode matrixDigestHash}. */
+export interface MatrixHashShape {
+  /** `"<f4"` or `"<f8"`. */
+  descr: "<f4" | "<f8";
+  /** Rows. */
+  rows: number;
+  /** Columns. */
+  cols: number;
+}
+
+/**
+ * The content identity {@linkcode hashMatrix} gives, from the BLAKE3 of the
+ * matrix's data bytes (little-endian, row-major) computed elsewhere, such as
+ * while streaming the data from a file in pieces.
+ *
+ * @param shape Dtype, rows and columns.
+ * @param dataBlake3 BLAKE3-256 hex of the data bytes.
+ * @returns 64 hex characters, equal to `hashMatrix` of the same matrix.
+ *
+ * @example The same identity as hashing the matrix whole
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blake3Hex } from "../../store/hash.ts";
+ * import { hashMatrix, matrixDigestHash, matrixFrom } from "./matrix.ts";
+ * const data = new Float32Array([1, 2, 3, 4]);
+ * const digest = await blake3Hex(new Uint8Array(data.buffer));
+ * assert.equal(
+ *   await matrixDigestHash({ descr: "<f4", rows: 2, cols: 2 }, digest),
+ *   await hashMatrix(matrixFrom(data, 2)),
+ * );
+ * ```
+ */
+export async function matrixDigestHash(
+  shape: MatrixHashShape,
+  dataBlake3: string,
+): Promise<string> {
   // The format name is part of every stored kNN job's identity: keep it.
   return await fingerprint({
     format: "cairn.knn.matrix",
-    dtype: matrix.data instanceof Float32Array ? "<f4" : "<f8",
-    rows: matrix.rows,
-    cols: matrix.cols,
-    data,
+    dtype: shape.descr,
+    rows: shape.rows,
+    cols: shape.cols,
+    data: dataBlake3,
   });
 }

@@ -9,11 +9,11 @@
  * @module
  */
 
-import { open, readFile } from "node:fs/promises";
+import { type FileHandle, open, readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { writeFileAtomically } from "../write_file_atomically.ts";
 import { parseFvecs } from "./fvecs.ts";
-import { type Matrix, matrixFrom } from "./matrix.ts";
+import { type Matrix, type MatrixData, matrixFrom } from "./matrix.ts";
 
 /**
  * The dtypes {@linkcode parseNpy} reads, as NumPy spells them.
@@ -429,6 +429,144 @@ export async function readMatrixFileInfo(
   } finally {
     await handle?.close();
   }
+}
+
+/** A `.npy` matrix file opened for reading rows at any offset; see {@linkcode openNpyMatrix}. */
+export interface NpyMatrixFile {
+  /** The file path. */
+  readonly path: string;
+  /** Rows. */
+  readonly rows: number;
+  /** Columns. */
+  readonly cols: number;
+  /** `"<f4"` or `"<f8"`. */
+  readonly descr: "<f4" | "<f8";
+  /**
+   * Reads rows `start..end` with positioned reads (never the whole file).
+   *
+   * @param start First row.
+   * @param end One past the last row.
+   * @param into Where to put them: a typed array of the file's dtype with at
+   *   least `(end - start) × cols` elements, reused between calls. Default: a
+   *   new array.
+   * @returns The rows, row-major: `into` (a view of its first elements) or a new array.
+   */
+  read(start: number, end: number, into?: MatrixData): Promise<MatrixData>;
+  /** Closes the file. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a float `.npy` matrix file to read its rows piece by piece, checking
+ * its header as {@linkcode readMatrixFile} would. The data stays on disk:
+ * each `read` is a positioned read of the rows asked for, so a matrix larger
+ * than memory can be walked in tiles.
+ *
+ * @param path The `.npy` file.
+ * @returns The open file; close it when done.
+ * @throws {Error} If the file is missing or unreadable.
+ * @throws {TypeError} On another extension, an unsupported dtype or layout.
+ * @throws {SyntaxError} On a malformed header or truncated data.
+ * @throws {RangeError} On an empty matrix.
+ *
+ * @example Read the middle row of a file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { openNpyMatrix, writeNpyFile } from "./npy.ts";
+ *
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-npy-"));
+ * const path = join(dir, "m.npy");
+ * await writeNpyFile(path, new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]);
+ * const file = await openNpyMatrix(path);
+ * try {
+ *   assert.deepEqual(Array.from(await file.read(1, 2)), [3, 4]);
+ * } finally {
+ *   await file.close();
+ * }
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function openNpyMatrix(path: string): Promise<NpyMatrixFile> {
+  const prefix = `Cannot read matrix file "${path}"`;
+  const ext = extname(path).toLowerCase();
+  if (ext !== ".npy") {
+    throw new TypeError(
+      `${prefix}: extension "${ext}" cannot be read in tiles; use a .npy file`,
+    );
+  }
+  const info = await readMatrixFileInfo(path);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    throw fileError(error, prefix);
+  }
+  const probe = new Uint8Array(65536 + 12);
+  const { bytesRead } = await handle.read(probe, 0, probe.length, 0);
+  const { dataOffset } = readHeader(probe.subarray(0, bytesRead), prefix);
+  const { rows, cols } = info;
+  const descr = info.descr as "<f4" | "<f8";
+  const itemSize = descr === "<f4" ? 4 : 8;
+  return {
+    path,
+    rows,
+    cols,
+    descr,
+    async read(start, end, into) {
+      if (
+        !Number.isSafeInteger(start) || !Number.isSafeInteger(end) ||
+        start < 0 || end < start || end > rows
+      ) {
+        throw new RangeError(
+          `${prefix}: rows ${start}..${end} are not within 0..${rows}`,
+        );
+      }
+      const count = (end - start) * cols;
+      let out: MatrixData;
+      if (into === undefined) {
+        out = itemSize === 4
+          ? new Float32Array(count)
+          : new Float64Array(count);
+      } else {
+        if (into.BYTES_PER_ELEMENT !== itemSize || into.length < count) {
+          throw new RangeError(
+            `${prefix}: the buffer for rows ${start}..${end} must be a ${
+              itemSize === 4 ? "Float32Array" : "Float64Array"
+            } of at least ${count} elements`,
+          );
+        }
+        out = into.subarray(0, count);
+      }
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      const base = dataOffset + start * cols * itemSize;
+      let at = 0;
+      while (at < bytes.length) {
+        // One read returns at most about 2 GiB: loop until the rows are in.
+        const { bytesRead: n } = await handle.read(
+          bytes,
+          at,
+          Math.min(bytes.length - at, 1 << 30),
+          base + at,
+        );
+        if (n === 0) {
+          throw new SyntaxError(
+            `${prefix}: data is truncated at byte ${
+              base + at
+            }; was the file changed while it was read?`,
+          );
+        }
+        at += n;
+      }
+      if (!LITTLE_ENDIAN) swapBytes(bytes, itemSize);
+      return out;
+    },
+    async close() {
+      await handle.close();
+    },
+  };
 }
 
 /**

@@ -12,12 +12,27 @@ import type { StepContext } from "../job.ts";
 import { replayRun } from "../replay.ts";
 import { runSharedParts } from "../shared_work.ts";
 import { fingerprint } from "../../store/cbor.ts";
+import { extname } from "node:path";
 import { hashMatrix } from "../io/matrix.ts";
+import { readMatrixFileInfo } from "../io/npy.ts";
 import {
-  loadSearchInputs,
+  checkSameDim,
+  checkZeroRows,
+  type LoadedMatrix,
+  loadMatrix,
   type MatrixInput,
+  resolveSearchOptions,
   type SearchInputs,
 } from "./_inputs.ts";
+import {
+  forEachTile,
+  readMatrixPass,
+  readRows,
+  streamedMean,
+  type StreamedReference,
+  streamSqNorms,
+} from "./_ref_file.ts";
+import { StreamSearch } from "./_stream_search.ts";
 import {
   hashFile,
   openOutputs,
@@ -29,6 +44,7 @@ import {
   type KnnBlockSizeOptions,
   type KnnJobPlan,
   planKnnJob,
+  streamsReference,
 } from "./job_plan.ts";
 import {
   KNN_CODE_VERSION,
@@ -38,9 +54,11 @@ import {
   type PreparedSource,
 } from "./jobs.ts";
 import {
+  type Metric,
   type PreparedReference,
   prepareReference,
   validatePrepared,
+  type ZeroVectorPolicy,
 } from "./kernel.ts";
 import type { Matrix } from "./matrix.ts";
 import { searchKnn } from "./search.ts";
@@ -50,24 +68,123 @@ import { type KnnPool, openKnnPool } from "./kernel_threads.ts";
 const CHECK_CONCURRENCY = 8;
 
 /** Inputs after loading and checking, with their content hashes. */
-export interface Inputs extends SearchInputs {
+export interface Inputs extends Omit<SearchInputs, "ref"> {
+  /** The reference in memory; undefined when it is streamed. */
+  ref: LoadedMatrix | undefined;
+  /** A reference left in its `.npy` file, read in tiles by every block. */
+  refFile: StreamedReference | undefined;
+  refRows: number;
+  refCols: number;
   refHash: string;
   queryHash: string | null;
 }
 
+/** What a job's loading needs to know to choose how to hold the reference. */
+export interface LoadOptions extends KnnJobBaseOptions {
+  /** The job kind (only kNN jobs stream). */
+  kind: "knn" | "knn-graph" | "radius";
+}
+
+/**
+ * Check the options, then read and hash the inputs: a `.npy` file in one
+ * pass (hashed while it is read), kept in memory, or (a kNN job whose
+ * reference does not fit `memoryBudgetBytes`) left in its file.
+ */
 export async function loadInputs(
   refInput: MatrixInput,
   queryInput: MatrixInput | undefined,
-  options: KnnJobBaseOptions,
+  options: LoadOptions,
 ): Promise<Inputs> {
-  const inputs = await loadSearchInputs(refInput, queryInput, options);
+  const resolved = await resolveSearchOptions(
+    queryInput !== undefined,
+    options,
+  );
+  const rejectZero = resolved.metric === "cosine" &&
+    resolved.zeroVector === "throw";
+  let streamed = false;
+  if (isNpyPath(refInput) && options.memoryBudgetBytes !== undefined) {
+    const info = await readMatrixFileInfo(refInput);
+    const query = queryInput === undefined
+      ? undefined
+      : typeof queryInput === "string"
+      ? await readMatrixFileInfo(queryInput)
+      : queryInput;
+    streamed = streamsReference(info, {
+      kind: options.kind,
+      streamable: true,
+      memoryBudgetBytes: options.memoryBudgetBytes,
+      ...(query === undefined || typeof query.rows !== "number"
+        ? {}
+        : { query: { rows: query.rows, cols: query.cols } }),
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
+  }
+  let ref: LoadedMatrix | undefined;
+  let refFile: StreamedReference | undefined;
+  let refHash: string;
+  const refLabel = typeof refInput === "string"
+    ? `reference matrix "${refInput}"`
+    : "reference matrix";
+  if (isNpyPath(refInput)) {
+    const pass = await readMatrixPass(refInput, {
+      label: refLabel,
+      keep: !streamed,
+      // Kept matrices are checked below, in the order of in-memory inputs.
+      rejectZero: streamed && rejectZero,
+    });
+    refHash = pass.hash;
+    if (pass.matrix === undefined) refFile = pass.file;
+    else ref = { matrix: pass.matrix, label: refLabel };
+  } else {
+    ref = await loadMatrix(refInput, "reference");
+    refHash = await hashMatrix(ref.matrix);
+  }
+  let query: LoadedMatrix | undefined;
+  let queryHash: string | null = null;
+  if (isNpyPath(queryInput)) {
+    const label = `query matrix "${queryInput}"`;
+    const pass = await readMatrixPass(queryInput, {
+      label,
+      keep: true,
+      rejectZero: false,
+    });
+    query = { matrix: pass.matrix!, label };
+    queryHash = pass.hash;
+  } else if (queryInput !== undefined) {
+    query = await loadMatrix(queryInput, "query");
+    queryHash = await hashMatrix(query.matrix);
+  }
+  const shape = ref ??
+    { matrix: { rows: refFile!.rows, cols: refFile!.cols }, label: refLabel };
+  if (query !== undefined) checkSameDim(shape as LoadedMatrix, query);
+  if (ref !== undefined) {
+    checkZeroRows(ref, resolved.metric, resolved.zeroVector);
+  }
+  if (query !== undefined) {
+    checkZeroRows(query, resolved.metric, resolved.zeroVector);
+  }
   return {
-    ...inputs,
-    refHash: await hashMatrix(inputs.ref.matrix),
-    queryHash: inputs.query === undefined
-      ? null
-      : await hashMatrix(inputs.query.matrix),
+    ...resolved,
+    ref,
+    refFile,
+    refRows: shape.matrix.rows,
+    refCols: shape.matrix.cols,
+    query,
+    refHash,
+    queryHash,
   };
+}
+
+function isNpyPath(input: MatrixInput | undefined): input is string {
+  return typeof input === "string" && extname(input).toLowerCase() === ".npy";
+}
+
+/** The reference in memory; jobs that never stream it call this. */
+export function refMatrix(inputs: Inputs): LoadedMatrix {
+  if (inputs.ref === undefined) {
+    throw new Error("Cannot search: the reference was not loaded in memory");
+  }
+  return inputs.ref;
 }
 
 export function planOf(
@@ -77,10 +194,11 @@ export function planOf(
   options: KnnBlockSizeOptions & { countOnly?: boolean; threads?: number },
 ): KnnJobPlan {
   const q = inputs.query?.matrix;
-  return planKnnJob(inputs.ref.matrix, {
+  return planKnnJob({ rows: inputs.refRows, cols: inputs.refCols }, {
     kind,
     k,
     ...(q === undefined ? {} : { query: q }),
+    ...(inputs.refFile === undefined ? {} : { streamable: true }),
     ...(options.memoryBudgetBytes === undefined
       ? {}
       : { memoryBudgetBytes: options.memoryBudgetBytes }),
@@ -127,6 +245,12 @@ export class KnnRun {
   /** Worker threads for the blocks, when the plan has more than one. */
   pool: KnnPool | undefined;
   #prepared: Promise<PreparedReference> | undefined;
+  /**
+   * Keep the blocks this call computes until the outputs take them, instead
+   * of reading them back from the store (their size is the outputs').
+   */
+  keepFresh = false;
+  readonly #fresh = new Map<string, unknown>();
 
   constructor(
     job: Job,
@@ -141,8 +265,9 @@ export class KnnRun {
     this.completedBefore = job.status === "completed";
   }
 
-  get queries(): Matrix {
-    return (this.inputs.query ?? this.inputs.ref).matrix;
+  /** The query matrix; undefined for a self-search of a streamed reference. */
+  get queries(): Matrix | undefined {
+    return (this.inputs.query ?? this.inputs.ref)?.matrix;
   }
 
   get completed(): boolean {
@@ -156,13 +281,15 @@ export class KnnRun {
   }
 
   async #prepare(): Promise<PreparedReference> {
-    const { ref, refHash, metric, zeroVector } = this.inputs;
+    const { ref, refFile, refHash, metric, zeroVector } = this.inputs;
     const wasDone = this.job.isDone("prepare");
     let computed = false;
-    const stored = await this.job.step("prepare", (ctx) => {
+    const stored = await this.job.step("prepare", async (ctx) => {
       computed = true;
       const started = performance.now();
-      const p = prepareReference(ref.matrix, metric, { zeroVector });
+      const p = ref === undefined
+        ? await prepareStreamed(refFile!, metric, zeroVector)
+        : prepareReference(ref.matrix, metric, { zeroVector });
       ctx.stats({
         rows: p.rows,
         ms: Math.round(performance.now() - started),
@@ -190,6 +317,12 @@ export class KnnRun {
       throw new Error(
         `Cannot use the stored prepared reference of job "${this.job.name}": it belongs to another matrix; rerun with newRun: true`,
       );
+    }
+    if (ref === undefined) {
+      // The rows stay in the file: blocks read them in tiles.
+      return validatePrepared({ ...stored, reference: NO_ROWS }, {
+        withoutReference: true,
+      });
     }
     return validatePrepared({ ...stored, reference: ref.matrix.data });
   }
@@ -233,8 +366,10 @@ export class KnnRun {
       });
       return out;
     }, { memo: memoKey });
-    if (ran) this.computedBlocks++;
-    else if (this.job.stepRecord(key)?.memoHit) this.memoBlocks++;
+    if (ran) {
+      this.computedBlocks++;
+      if (this.keepFresh) this.#fresh.set(key, value);
+    } else if (this.job.stepRecord(key)?.memoHit) this.memoBlocks++;
     return value;
   }
 
@@ -249,7 +384,14 @@ export class KnnRun {
     compute: BlockCompute<T>,
     memo: (range: [number, number]) => Record<string, unknown>,
   ): Promise<T> {
-    return this.stepBlock(this.key(prefix, range), range, compute, memo);
+    const key = this.key(prefix, range);
+    // Computed by this call: the value it stored, without reading it back.
+    if (this.#fresh.has(key)) {
+      const value = this.#fresh.get(key) as T;
+      this.#fresh.delete(key);
+      return Promise.resolve(value);
+    }
+    return this.stepBlock(key, range, compute, memo);
   }
 
   /**
@@ -450,9 +592,13 @@ async function shareBlocks<T>(
         memo: await blockMemoKey(inputs, key, range, shared.memo),
         compute: (ctx: StepContext) => {
           // Prepared once per process; a pure function of the reference.
-          prepared ??= prepareReference(inputs.ref.matrix, inputs.metric, {
-            zeroVector: inputs.zeroVector,
-          });
+          prepared ??= prepareReference(
+            refMatrix(inputs).matrix,
+            inputs.metric,
+            {
+              zeroVector: inputs.zeroVector,
+            },
+          );
           const started = performance.now();
           const out = shared.compute(prepared, range[0], range[1], ctx);
           ctx.stats({
@@ -529,6 +675,13 @@ export async function runKnnFamily<T>(
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
   };
+  if (
+    options.sharedWorkers && shared !== undefined && inputs.ref === undefined
+  ) {
+    throw new RangeError(
+      `Cannot share the blocks of job "${name}" between workers: its reference is streamed from its file (it does not fit memoryBudgetBytes = ${options.memoryBudgetBytes}), and sharedWorkers needs it in memory; raise memoryBudgetBytes or drop sharedWorkers`,
+    );
+  }
   if (options.sharedWorkers && shared !== undefined) {
     await shareBlocks(name, inputs, plan, shared, options);
     // Every block is committed: one worker assembles, the others wait for it
@@ -548,6 +701,74 @@ export async function runKnnFamily<T>(
   } finally {
     pool?.close();
   }
+}
+
+/** The prepared reference of a streamed job: the rows stay in the file. */
+const NO_ROWS = new Float32Array(0);
+
+/** The prepared form of a streamed reference: means from the reading pass, then a norms pass. */
+async function prepareStreamed(
+  refFile: StreamedReference,
+  metric: Metric,
+  zeroVector: ZeroVectorPolicy,
+): Promise<PreparedReference> {
+  const mean = streamedMean(refFile, metric);
+  const sqNorms = await streamSqNorms(
+    refFile,
+    mean,
+    metric === "cosine" && zeroVector === "throw",
+  );
+  return {
+    format: "cairn.knn.prepared",
+    version: 1,
+    metric,
+    rows: refFile.rows,
+    cols: refFile.cols,
+    reference: NO_ROWS,
+    mean,
+    sqNorms,
+    zeroVector,
+  };
+}
+
+/**
+ * The block compute of a kNN job whose reference is streamed: the block's
+ * query rows against every tile of the file, in order, on this thread.
+ */
+export function streamedBlockCompute(
+  k: number,
+  inputs: Inputs,
+  plan: KnnJobPlan,
+) {
+  const refFile = inputs.refFile!;
+  const itemSize = refFile.descr === "<f4" ? 4 : 8;
+  const tileBytes = plan.tileRows! * refFile.cols * itemSize;
+  // One packing memory and one tile buffer for every block of the job.
+  const packing = {};
+  const tiles = {};
+  return async (
+    prepared: PreparedReference,
+    start: number,
+    end: number,
+  ): Promise<StoredKnnBlock> => {
+    const { reference: _rows, ...meta } = prepared;
+    const q = inputs.query?.matrix;
+    const queries = q === undefined ? await readRows(refFile, start, end) : {
+      data: q.data.subarray(start * q.cols, end * q.cols),
+      rows: end - start,
+      cols: q.cols,
+    };
+    const search = new StreamSearch(meta, queries, {
+      k,
+      queryOffset: start,
+      excludeSelf: inputs.excludeSelf,
+      packing,
+    });
+    await forEachTile(refFile, tileBytes, (tile, r0) => {
+      search.addTile(tile, r0);
+    }, tiles);
+    return search.finish();
+  };
 }
 
 export function knnBlockCompute(

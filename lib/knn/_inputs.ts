@@ -7,7 +7,7 @@
 
 import { stat } from "node:fs/promises";
 import { checkMetric, type Metric, type ZeroVectorPolicy } from "./kernel.ts";
-import { type Matrix, validateFinite } from "./matrix.ts";
+import { type Matrix, type MatrixData, validateFinite } from "./matrix.ts";
 import { readMatrixFile } from "../io/npy.ts";
 
 /** A matrix, or the path of a `.npy` / `.fvecs` file holding one. */
@@ -100,7 +100,24 @@ export function checkZeroRows(
   zeroVector: ZeroVectorPolicy,
 ): void {
   if (metric !== "cosine" || zeroVector !== "throw") return;
-  const { data, rows, cols } = m.matrix;
+  rejectZeroRows(m.matrix.data, m.matrix.cols, 0, m.label);
+}
+
+/**
+ * Reject the first all-zero row of row-major data (cosine with `"throw"`).
+ *
+ * @param data Row-major values: the whole matrix or a piece of it.
+ * @param cols Columns.
+ * @param rowOffset Global row number of the first row, for the message.
+ * @param label The matrix, for the message.
+ */
+export function rejectZeroRows(
+  data: MatrixData,
+  cols: number,
+  rowOffset: number,
+  label: string,
+): void {
+  const rows = data.length / cols;
   for (let r = 0; r < rows; r++) {
     let zero = true;
     for (let c = r * cols, end = c + cols; c < end; c++) {
@@ -111,7 +128,9 @@ export function checkZeroRows(
     }
     if (zero) {
       throw new RangeError(
-        `Cannot use ${m.label} with cosine: row ${r} is a zero vector, whose direction is undefined; remove it, or pass zeroVector: "one" to give it distance 1 to everything`,
+        `Cannot use ${label} with cosine: row ${
+          rowOffset + r
+        } is a zero vector, whose direction is undefined; remove it, or pass zeroVector: "one" to give it distance 1 to everything`,
       );
     }
   }
@@ -238,27 +257,65 @@ export async function loadSearchInputs(
   queryInput: MatrixInput | undefined,
   options: SearchInputOptions,
 ): Promise<SearchInputs> {
+  const resolved = await resolveSearchOptions(
+    queryInput !== undefined,
+    options,
+  );
+  const ref = await loadMatrix(refInput, "reference");
+  const query = queryInput === undefined
+    ? undefined
+    : await loadMatrix(queryInput, "query");
+  return checkLoaded(ref, query, resolved);
+}
+
+/** A search's options after checking: everything but the matrices. */
+export type ResolvedSearchOptions = Omit<SearchInputs, "ref" | "query">;
+
+/**
+ * Check a search's options before any matrix is read: the metric and
+ * zero-vector policy, `excludeSelf` without a query, the output directory.
+ *
+ * @param hasQuery Whether a query matrix was given.
+ * @param options The options.
+ * @returns The resolved metric, policy and `excludeSelf`.
+ */
+export async function resolveSearchOptions(
+  hasQuery: boolean,
+  options: SearchInputOptions,
+): Promise<ResolvedSearchOptions> {
   const metric = options.metric ?? "euclidean";
   checkMetricOptions(metric, options.zeroVector ?? "throw");
   // The policy only matters for cosine; fixing it elsewhere keeps job keys equal.
   const zeroVector = metric === "cosine"
     ? options.zeroVector ?? "throw"
     : "throw";
-  if (queryInput !== undefined && options.excludeSelf === true) {
+  if (hasQuery && options.excludeSelf === true) {
     throw new RangeError(
       "Cannot exclude self: excludeSelf applies to self-search only, but a query matrix was given; drop the query or excludeSelf",
     );
   }
-  const excludeSelf = queryInput === undefined
-    ? (options.excludeSelf ?? true)
-    : false;
+  const excludeSelf = !hasQuery ? (options.excludeSelf ?? true) : false;
   if (options.out !== undefined) await checkOutDir(options.out);
-  const ref = await loadMatrix(refInput, "reference");
-  const query = queryInput === undefined
-    ? undefined
-    : await loadMatrix(queryInput, "query");
+  return { metric, zeroVector, excludeSelf };
+}
+
+/**
+ * The checks that need both loaded matrices: equal dimensions, then
+ * (cosine with `"throw"`) zero rows.
+ *
+ * @param ref The reference.
+ * @param query The query, if any.
+ * @param resolved The resolved options.
+ * @returns The search inputs.
+ */
+export function checkLoaded(
+  ref: LoadedMatrix,
+  query: LoadedMatrix | undefined,
+  resolved: ResolvedSearchOptions,
+): SearchInputs {
+  const { metric, zeroVector } = resolved;
   if (query !== undefined) checkSameDim(ref, query);
   checkZeroRows(ref, metric, zeroVector);
   if (query !== undefined) checkZeroRows(query, metric, zeroVector);
-  return { ref, query, metric, zeroVector, excludeSelf };
+  return { ref, query, ...resolved };
 }

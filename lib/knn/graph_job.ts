@@ -114,9 +114,12 @@ export async function knnGraphJob(
       }`,
     );
   }
-  const inputs = await loadInputs(ref, undefined, options);
+  const inputs = await loadInputs(ref, undefined, {
+    ...options,
+    kind: "knn-graph",
+  });
   const k = options.k;
-  checkK(k, inputs.ref.matrix.rows, inputs.excludeSelf);
+  checkK(k, inputs.refRows, inputs.excludeSelf);
   const plan = planOf(inputs, "knn-graph", k, options);
   const config = kind === "snn"
     ? { k, kind, minShared }
@@ -131,7 +134,7 @@ export async function knnGraphJob(
       const compute = knnBlockCompute(
         k,
         inputs.excludeSelf,
-        run.queries,
+        run.queries!,
         run.pool,
       );
       const memo = () => ({ op: "knn", k });

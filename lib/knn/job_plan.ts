@@ -76,6 +76,12 @@ export interface PlanKnnJobOptions extends KnnBlockSizeOptions {
    * use one). Default: the available cores.
    */
   threads?: number;
+  /**
+   * The reference is a `.npy` file that a kNN job streams in tiles when
+   * `memoryBudgetBytes` is given and the reference does not fit in it (see
+   * {@linkcode KnnJobPlan.reference}). Default: false.
+   */
+  streamable?: boolean;
 }
 
 /** A job's execution plan. */
@@ -115,6 +121,20 @@ export interface KnnJobPlan {
   chunkCount: number;
   /** Bytes of the output files (undefined for radius, which depends on the matches). */
   outputBytes: number | undefined;
+  /**
+   * `"memory"`: the reference is loaded whole. `"streamed"`: it stays in its
+   * `.npy` file and every block reads it in tiles of `tileRows` rows, on one
+   * thread; the memory estimates then cover everything the search holds.
+   */
+  reference: "memory" | "streamed";
+  /** Streamed: reference rows per tile; undefined when in memory. */
+  tileRows: number | undefined;
+  /**
+   * Reads of the reference file: 1 in memory; streamed, one reading pass
+   * (hash, checks, column sums), one norms pass (skipped when the prepared
+   * reference is stored), then one per block.
+   */
+  passes: number;
 }
 
 /**
@@ -274,6 +294,9 @@ export function planKnnJob(
   const threads = kind === "radius"
     ? 1
     : checkPositiveInt("threads", request.threads ?? defaultThreads());
+  if (streamsReference(ref, { ...request, kind, threads })) {
+    return planStreamed(kind, refRows, queryRows, dim, k, request);
+  }
   const perRow = 8 * refRows + 8 * dim + 24 + 8 * k;
   let blockRows: number;
   let budget: number | undefined;
@@ -298,19 +321,92 @@ export function planKnnJob(
     const rows = Math.min(plan.blockRows, cap);
     blockRows = Math.ceil(queryRows / Math.ceil(queryRows / rows));
   }
-  const blocks = Math.ceil(queryRows / blockRows);
-  const phases = kind === "radius" && !request.countOnly ? 2 : 1;
   const blockBytesEstimate = blockRows * perRow;
-  const sharedBytesEstimate = refRows * dim * 4 + // the reference (float32)
-    (request.query === undefined ? 0 : queryRows * dim * 4) +
+  const sharedBytesEstimate = inMemorySharedBytes(
+    refRows,
+    dim,
+    request.query === undefined ? undefined : queryRows,
+    threads,
+  );
+  return {
+    ...common(kind, refRows, queryRows, dim, k, blockRows, request),
+    threads,
+    memoryBudgetBytes: budget,
+    blockBytesEstimate,
+    sharedBytesEstimate,
+    peakBytesEstimate: sharedBytesEstimate + blockBytesEstimate,
+    reference: "memory",
+    tileRows: undefined,
+    passes: 1,
+  };
+}
+
+/** Memory an in-memory search shares between its blocks. */
+function inMemorySharedBytes(
+  refRows: number,
+  dim: number,
+  queryRows: number | undefined,
+  threads: number,
+): number {
+  return refRows * dim * 4 + // the reference (float32)
+    (queryRows === undefined ? 0 : queryRows * dim * 4) +
     // With threads, both copied once into SharedArrayBuffers.
     (threads > 1
-      ? refRows * dim * 4 +
-        (request.query === undefined ? 0 : queryRows * dim * 4)
+      ? refRows * dim * 4 + (queryRows === undefined ? 0 : queryRows * dim * 4)
       : 0) +
     refRows * dim * 4 + refRows * 24 + // the WebAssembly kernel's packed copy
     (threads + 1) * wasmScratchBytes(dim) + // its per-thread scratch
     refRows * 16 + dim * 8; // norms and mean
+}
+
+/**
+ * Whether a job streams its reference: a kNN job on a `.npy` file (see
+ * {@linkcode PlanKnnJobOptions.streamable}) given a `memoryBudgetBytes`
+ * that the in-memory reference (with its kernel copy and norms) exceeds.
+ *
+ * @param ref The reference's shape.
+ * @param request The plan request.
+ * @returns True to stream.
+ *
+ * @example A 1 GB reference streams under a 256 MB budget
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { streamsReference } from "./job_plan.ts";
+ * const ref = { rows: 2_000_000, cols: 128 };
+ * assert.ok(streamsReference(ref, { streamable: true, memoryBudgetBytes: 256e6 }));
+ * assert.ok(!streamsReference(ref, { streamable: true }));
+ * ```
+ */
+export function streamsReference(
+  ref: MatrixShape,
+  request: PlanKnnJobOptions,
+): boolean {
+  if (
+    request.streamable !== true || (request.kind ?? "knn") !== "knn" ||
+    request.memoryBudgetBytes === undefined
+  ) return false;
+  const threads = request.threads ?? defaultThreads();
+  const shared = inMemorySharedBytes(
+    ref.rows,
+    ref.cols,
+    request.query?.rows,
+    Number.isSafeInteger(threads) && threads > 0 ? threads : 1,
+  );
+  return shared > request.memoryBudgetBytes;
+}
+
+/** The plan fields that do not depend on where the reference is. */
+function common(
+  kind: "knn" | "knn-graph" | "radius",
+  refRows: number,
+  queryRows: number,
+  dim: number,
+  k: number,
+  blockRows: number,
+  request: PlanKnnJobOptions,
+) {
+  const blocks = Math.ceil(queryRows / blockRows);
+  const phases = kind === "radius" && !request.countOnly ? 2 : 1;
   const chunksOf = (bytes: number) =>
     Math.max(1, Math.ceil(bytes / DEFAULT_MAX_CHUNK_BYTES));
   const preparedChunks = chunksOf(refRows * 8 + dim * 8 + 256);
@@ -331,13 +427,84 @@ export function planKnnJob(
     k,
     blockRows,
     blocks,
-    threads,
+    steps: 1 + phases * blocks,
+    chunkCount: preparedChunks + blocks * blockChunks,
+    outputBytes,
+  };
+}
+
+/**
+ * The plan of a streamed reference: the budget covers everything the search
+ * holds. Fixed: the norms (twice, as the prepare step encodes them), the
+ * means, the query matrix, the kernel's scratch and the results. Per query
+ * row of a block: its kernel vector and norms, its heap and candidates, its
+ * outputs (twice, encoded), and for self-search its raw row. Per reference
+ * row of a tile: the raw row, the kernel's float32 copy and bounds, and the
+ * float64 copy of the TypeScript fallback kernel.
+ */
+function planStreamed(
+  kind: "knn" | "knn-graph" | "radius",
+  refRows: number,
+  queryRows: number,
+  dim: number,
+  k: number,
+  request: PlanKnnJobOptions,
+): KnnJobPlan {
+  const budget = request.memoryBudgetBytes!;
+  const item = 8; // float64 files need it; float32 ones use less
+  const fixed = 16 * refRows + 24 * dim +
+    (request.query === undefined ? 0 : queryRows * dim * item) +
+    wasmScratchBytes(dim) + queryRows * k * 8 + (1 << 20);
+  const perBlockRow = 8 * dim + 24 + 8 * k + 20 * (4 * k + 64) + 24 * k +
+    (request.query === undefined ? dim * item : 0);
+  const perTileRow = (item + 12) * dim + 24;
+  const minimum = fixed + perBlockRow + perTileRow;
+  if (budget < minimum) {
+    throw new RangeError(
+      `Cannot plan kNN job: memoryBudgetBytes = ${budget} is too small to stream the reference (${refRows} × ${dim}): the norms, one query row and one reference row need ${minimum} bytes; raise memoryBudgetBytes to at least ${minimum}`,
+    );
+  }
+  const avail = budget - fixed;
+  let blockRows: number;
+  if (request.blockRows !== undefined) {
+    blockRows = Math.min(
+      checkPositiveInt("blockRows", request.blockRows),
+      queryRows,
+    );
+    if (blockRows * perBlockRow + perTileRow > avail) {
+      const need = fixed + blockRows * perBlockRow + perTileRow;
+      throw new RangeError(
+        `Cannot plan kNN job: blockRows = ${blockRows} does not fit memoryBudgetBytes = ${budget} with a streamed reference: it needs ${need} bytes; lower blockRows or raise memoryBudgetBytes to at least ${need}`,
+      );
+    }
+  } else {
+    const cap = checkPositiveInt(
+      "maxBlockRows",
+      request.maxBlockRows ?? DEFAULT_MAX_BLOCK_ROWS,
+    );
+    // Half the room at most for the block, so the tiles stay large.
+    const fit = Math.max(1, Math.floor(avail / 2 / perBlockRow));
+    const rows = Math.min(fit, cap, queryRows);
+    blockRows = Math.ceil(queryRows / Math.ceil(queryRows / rows));
+  }
+  const blockBytesEstimate = blockRows * perBlockRow;
+  let tileRows = Math.min(
+    refRows,
+    Math.floor((avail - blockBytesEstimate) / perTileRow),
+  );
+  // Whole 8-row groups of the WebAssembly kernel, when there is room.
+  if (tileRows >= 8 && tileRows < refRows) tileRows -= tileRows % 8;
+  const sharedBytesEstimate = fixed + tileRows * perTileRow;
+  const plan = common(kind, refRows, queryRows, dim, k, blockRows, request);
+  return {
+    ...plan,
+    threads: 1,
     memoryBudgetBytes: budget,
     blockBytesEstimate,
     sharedBytesEstimate,
     peakBytesEstimate: sharedBytesEstimate + blockBytesEstimate,
-    steps: 1 + phases * blocks,
-    chunkCount: preparedChunks + blocks * blockChunks,
-    outputBytes,
+    reference: "streamed",
+    tileRows,
+    passes: 2 + plan.blocks,
   };
 }

@@ -224,27 +224,18 @@ export function prepareReference(
   validateFinite(reference, "reference matrix");
   const mean = new Float64Array(cols);
   if (metric === "euclidean" || metric === "sqeuclidean") {
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      for (let c = 0; c < cols; c++) mean[c] = mean[c]! + data[base + c]!;
-    }
+    addColumnSums(data, cols, mean);
     for (let c = 0; c < cols; c++) mean[c] = mean[c]! / rows;
   }
   const sqNorms = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    let s = 0;
-    for (let c = 0; c < cols; c++) {
-      const v = data[base + c]! - mean[c]!;
-      s += v * v;
-    }
-    sqNorms[r] = s;
-    if (metric === "cosine" && s === 0 && zeroVector === "throw") {
-      throw new RangeError(
-        `Cannot prepare reference matrix for cosine: row ${r} is a zero vector; remove it or pass zeroVector: "one" to give it distance 1 to everything`,
-      );
-    }
-  }
+  fillSqNorms(
+    data,
+    cols,
+    mean,
+    sqNorms,
+    0,
+    metric === "cosine" && zeroVector === "throw",
+  );
   return {
     format: FORMAT,
     version: 1,
@@ -259,12 +250,103 @@ export function prepareReference(
 }
 
 /**
+ * Adds each column of row-major `data` into `sums`, row by row: the order
+ * {@linkcode prepareReference} sums in, so summing a matrix in consecutive
+ * pieces gives the same float64 totals as summing it whole.
+ *
+ * @param data Row-major values.
+ * @param cols Columns.
+ * @param sums Running column totals, updated in place.
+ *
+ * @example Two pieces, one total
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addColumnSums } from "./kernel.ts";
+ *
+ * const sums = new Float64Array(2);
+ * addColumnSums(new Float32Array([1, 2]), 2, sums);
+ * addColumnSums(new Float32Array([3, 4, 5, 6]), 2, sums);
+ * assert.deepEqual(Array.from(sums), [9, 12]);
+ * ```
+ */
+export function addColumnSums(
+  data: MatrixData,
+  cols: number,
+  sums: Float64Array,
+): void {
+  const rows = Math.floor(data.length / cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) sums[c] = sums[c]! + data[base + c]!;
+  }
+}
+
+/**
+ * Writes Σ (yᵢ − meanᵢ)² of each row of `data` to `out` from `outOffset`,
+ * summed in column order in float64, as {@linkcode prepareReference} does.
+ *
+ * @param data Row-major values.
+ * @param cols Columns.
+ * @param mean Column means (zeros for cosine and ip).
+ * @param out Where the norms go.
+ * @param outOffset Index in `out` (and global row number) of the first row.
+ * @param rejectZero Throw on a zero row (cosine with `zeroVector: "throw"`).
+ * @throws {RangeError} On a zero row when `rejectZero` is set.
+ *
+ * @example Norms of two rows
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fillSqNorms } from "./kernel.ts";
+ *
+ * const out = new Float64Array(3);
+ * fillSqNorms(new Float32Array([3, 4, 1, 0]), 2, new Float64Array(2), out, 1, false);
+ * assert.deepEqual(Array.from(out), [0, 25, 1]);
+ * ```
+ */
+export function fillSqNorms(
+  data: MatrixData,
+  cols: number,
+  mean: Float64Array,
+  out: Float64Array,
+  outOffset: number,
+  rejectZero: boolean,
+): void {
+  const rows = Math.floor(data.length / cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let s = 0;
+    for (let c = 0; c < cols; c++) {
+      const v = data[base + c]! - mean[c]!;
+      s += v * v;
+    }
+    out[outOffset + r] = s;
+    if (rejectZero && s === 0) {
+      throw new RangeError(
+        `Cannot prepare reference matrix for cosine: row ${
+          outOffset + r
+        } is a zero vector; remove it or pass zeroVector: "one" to give it distance 1 to everything`,
+      );
+    }
+  }
+}
+
+/** Options for {@linkcode validatePrepared}. */
+export interface ValidatePreparedOptions {
+  /**
+   * Skip the `reference` field: the rows stay in a file and are read in
+   * tiles. Default: false.
+   */
+  withoutReference?: boolean;
+}
+
+/**
  * Checks that a value (such as one decoded from CBOR) is a well-formed
  * {@linkcode PreparedReference}.
  *
  * Only shapes and types are checked; values are trusted.
  *
  * @param value The candidate.
+ * @param options Whether to skip the `reference` field.
  * @returns The same value, typed.
  * @throws {TypeError} Naming the first field that is missing or malformed.
  *
@@ -282,7 +364,10 @@ export function prepareReference(
  * );
  * ```
  */
-export function validatePrepared(value: unknown): PreparedReference {
+export function validatePrepared(
+  value: unknown,
+  options: ValidatePreparedOptions = {},
+): PreparedReference {
   const fail = (field: string, want: string): never => {
     throw new TypeError(
       `Cannot use prepared reference: field "${field}" must be ${want}; prepare it again with prepareReference()`,
@@ -308,9 +393,10 @@ export function validatePrepared(value: unknown): PreparedReference {
   const n = rows as number;
   const d = cols as number;
   if (
-    !(v.reference instanceof Float32Array ||
+    options.withoutReference !== true &&
+    (!(v.reference instanceof Float32Array ||
       v.reference instanceof Float64Array) ||
-    v.reference.length !== n * d
+      v.reference.length !== n * d)
   ) {
     fail("reference", `a Float32Array or Float64Array of length ${n * d}`);
   }

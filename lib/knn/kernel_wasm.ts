@@ -165,12 +165,16 @@ export function setWasmSlot(slot: number): void {
  * @param prepared The prepared reference.
  * @param variant The kernel variant.
  * @param slots Scratch slots (threads that may search it at once).
+ * @param reuse A packed reference whose memory may be overwritten when it is
+ *   large enough (tiles of a reference streamed from a file); its contents
+ *   are then no longer valid. Default: none, a new memory.
  * @returns The packed reference, or `undefined` if it does not fit in 4 GiB.
  */
 export function packReference(
   prepared: PreparedReference,
   variant: WasmVariant,
   slots = 1,
+  reuse?: WasmShared,
 ): WasmShared | undefined {
   const own = adopted.get(prepared);
   if (own !== undefined && own.variant === variant && own.slots >= slots) {
@@ -223,12 +227,19 @@ export function packReference(
   // Float64 part as in computeKeyTile, plus the float32 rounding of both
   // vectors and the float32 sum of d products (with a 2× margin).
   const coef = (16 * d + 128) * U64 + (4 * d + 32) * U32;
-  const memory = new WebAssembly.Memory({
+  const reused = reuse !== undefined && reuse.variant === variant &&
+    reuse.memory.buffer.byteLength >= total;
+  const memory = reused ? reuse.memory : new WebAssembly.Memory({
     initial: pages,
     maximum: pages,
     shared: true,
   });
   const f32 = new Float32Array(memory.buffer, refPtr, nPad * d);
+  // A reused memory holds the previous tile: padding and skipped rows must read 0.
+  if (reused) {
+    f32.fill(0);
+    new Float64Array(memory.buffer, rloPtr, 3 * nPad).fill(0);
+  }
   // Kernel vectors exactly as the float64 kernel forms them, then scaled.
   for (let r = 0; r < n; r++) {
     const src = r * d;

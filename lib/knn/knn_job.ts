@@ -10,6 +10,7 @@ import {
   loadInputs,
   planOf,
   runKnnFamily,
+  streamedBlockCompute,
 } from "./_harness.ts";
 import type { KnnJobBaseOptions, KnnJobInfo } from "./jobs.ts";
 
@@ -68,12 +69,15 @@ export async function knnJob(
   ref: MatrixInput,
   options: KnnJobOptions,
 ): Promise<KnnJobResult> {
-  const inputs = await loadInputs(ref, options.query, options);
+  const inputs = await loadInputs(ref, options.query, {
+    ...options,
+    kind: "knn",
+  });
   const k = options.k;
-  checkK(k, inputs.ref.matrix.rows, inputs.excludeSelf);
+  checkK(k, inputs.refRows, inputs.excludeSelf);
   const plan = planOf(inputs, "knn", k, options);
   const memo = () => ({ op: "knn", k });
-  const queries = (inputs.query ?? inputs.ref).matrix;
+  const queries = (inputs.query ?? inputs.ref)?.matrix;
   return await runKnnFamily(
     "knn",
     inputs,
@@ -81,12 +85,16 @@ export async function knnJob(
     { k },
     options,
     async (run) => {
-      const compute = knnBlockCompute(
-        k,
-        inputs.excludeSelf,
-        run.queries,
-        run.pool,
-      );
+      const compute = inputs.refFile === undefined
+        ? knnBlockCompute(k, inputs.excludeSelf, run.queries!, run.pool)
+        : streamedBlockCompute(k, inputs, plan);
+      if (inputs.refFile !== undefined && (options.threads ?? 1) > 1) {
+        run.warn(
+          `The reference of job "${run.job.name}" is streamed from its file (it does not fit memoryBudgetBytes = ${options.memoryBudgetBytes}), which runs on 1 thread: threads = ${options.threads} is not used`,
+        );
+      }
+      // The outputs take the blocks computed now without reading them back.
+      run.keepFresh = true;
       const names = ["index.npy", "distance.npy"];
       await run.checkStored(["block"]);
       const previous = await run.previousOutputs(names);
@@ -131,7 +139,9 @@ export async function knnJob(
     },
     {
       prefix: "block",
-      compute: knnBlockCompute(k, inputs.excludeSelf, queries),
+      compute: queries === undefined
+        ? streamedBlockCompute(k, inputs, plan)
+        : knnBlockCompute(k, inputs.excludeSelf, queries),
       memo,
     },
   );

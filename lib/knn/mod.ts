@@ -89,6 +89,7 @@ export {
   type PrepareOptions,
   prepareReference,
   validatePrepared,
+  type ValidatePreparedOptions,
   type ZeroVectorPolicy,
 } from "./kernel.ts";
 export {

@@ -88,7 +88,10 @@ export async function radiusJob(
     "pass a non-negative radius",
   );
   const countOnly = options.countOnly ?? false;
-  const inputs = await loadInputs(ref, options.query, options);
+  const inputs = await loadInputs(ref, options.query, {
+    ...options,
+    kind: "radius",
+  });
   const plan = planOf(inputs, "radius", 1, { ...options, countOnly });
   return await runKnnFamily(
     "radius",
@@ -98,7 +101,7 @@ export async function radiusJob(
     options,
     async (run) => {
       const excludeSelf = inputs.excludeSelf;
-      const queries = run.queries;
+      const queries = run.queries!;
       const memo = () => ({ op: "radius", radius });
       const count: BlockCompute<Int32Array> = (prepared, start, end, ctx) => {
         const counts = countWithinRadius(prepared, queries, {

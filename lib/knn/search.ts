@@ -20,6 +20,7 @@ import {
   scanCandidates,
 } from "./kernel_scan.ts";
 import type { Matrix } from "./matrix.ts";
+import { offerUpperBound } from "./_heap.ts";
 
 /** Options for {@linkcode searchKnn}. */
 export interface KnnOptions {
@@ -140,17 +141,7 @@ export function searchKnn(
         const lower = kv - sv;
         if (lower > threshold) continue;
         pushCandidate(cands[i]!, r, lower, threshold);
-        const upper = kv + sv;
-        const heapBase = i * k;
-        const size = heapSizes[i]!;
-        if (size < k) {
-          heapPush(heaps, heapBase, size, upper);
-          heapSizes[i] = size + 1;
-          if (size + 1 === k) thresholds[i] = heaps[heapBase]!;
-        } else if (upper < threshold) {
-          heapReplaceTop(heaps, heapBase, k, upper);
-          thresholds[i] = heaps[heapBase]!;
-        }
+        offerUpperBound(heaps, heapSizes, thresholds, i, k, kv + sv);
       }
     },
     endQueries(queryStart, queryEnd) {
@@ -306,48 +297,6 @@ function finishRow(
     const o = order[j]!;
     emit(j, ids[o]!, keys[o]!);
   }
-}
-
-/** Pushes onto a max-heap stored at `heap[base..base+size)`. */
-function heapPush(
-  heap: Float64Array,
-  base: number,
-  size: number,
-  value: number,
-): void {
-  let i = size;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    const pv = heap[base + parent]!;
-    if (pv >= value) break;
-    heap[base + i] = pv;
-    i = parent;
-  }
-  heap[base + i] = value;
-}
-
-/** Replaces the top of a full max-heap and restores order. */
-function heapReplaceTop(
-  heap: Float64Array,
-  base: number,
-  size: number,
-  value: number,
-): void {
-  let i = 0;
-  for (;;) {
-    const left = 2 * i + 1;
-    if (left >= size) break;
-    const right = left + 1;
-    let child = left;
-    if (right < size && heap[base + right]! > heap[base + left]!) {
-      child = right;
-    }
-    const cv = heap[base + child]!;
-    if (cv <= value) break;
-    heap[base + i] = cv;
-    i = child;
-  }
-  heap[base + i] = value;
 }
 
 function checkK(

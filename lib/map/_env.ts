@@ -55,9 +55,10 @@ export function createBatchEnv(spec: EnvSpec): BatchEnv {
       ...(options.retryOn === undefined ? {} : { retryOn: options.retryOn }),
     },
     runItem: createLanes(spec.concurrency, pause),
-    call: pool === undefined
-      ? (args) => fn(...args)
-      : (args) => pool.call(args),
+    call: pool !== undefined
+      ? (args) => pool.call(args)
+      // Most map functions take one argument: skip the spread for them.
+      : (args) => args.length === 1 ? fn(args[0]) : fn(...args),
     lookup: !s.memo ? undefined : createMemoLookup(spec.store, spec.namespace, {
       job: spec.job.name,
       run: spec.job.run,
