@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+/** Whether the tests run under Deno (else Bun). */
+export const IS_DENO: boolean =
+  typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 
 /** The command that runs a TypeScript file under the runtime running the tests. */
 export function runtimeCommand(
@@ -11,7 +13,7 @@ export function runtimeCommand(
   const path = script instanceof URL ? fileURLToPath(script) : script;
   return [
     process.execPath,
-    isDeno ? ["run", "-A", "--quiet", path, ...args] : ["run", path, ...args],
+    IS_DENO ? ["run", "-A", "--quiet", path, ...args] : ["run", path, ...args],
   ];
 }
 

@@ -22,9 +22,9 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CLI_DOCS_PATH, renderCliDocs } from "../scripts/gen_cli_docs.ts";
+import { IS_DENO } from "./child_process.ts";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const NOT_RUN = "<!-- not-run -->";
 
 const DOCS = [
@@ -147,7 +147,7 @@ function writeBlocks(): Promise<{ dir: string; paths: string[] }> {
 for (const [i, block] of blocks.entries()) {
   test(`${block.file}:${block.line} ts block runs`, async () => {
     const { dir, paths } = await writeBlocks();
-    const args = isDeno
+    const args = IS_DENO
       ? ["run", "-A", "--quiet", "--config", join(ROOT, "deno.json"), paths[i]!]
       : ["run", paths[i]!];
     const result = await run(process.execPath, args, dir);
@@ -159,7 +159,7 @@ for (const [i, block] of blocks.entries()) {
   });
 }
 
-if (isDeno) {
+if (IS_DENO) {
   test("every ts block in the docs type-checks", async () => {
     const { dir, paths } = await writeBlocks();
     if (paths.length === 0) return;
