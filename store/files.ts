@@ -280,6 +280,21 @@ export interface WriteNewFileOptions {
   sync?: boolean;
 }
 
+/** Errors of an exclusive create that leave nothing behind to remove. */
+const OPEN_FAILURES = new Set([
+  "EEXIST",
+  "ELOOP",
+  "EISDIR",
+  "ENOTDIR",
+  "ENOENT",
+  "EACCES",
+  "EPERM",
+  "EROFS",
+  "ENAMETOOLONG",
+  "EMFILE",
+  "ENFILE",
+]);
+
 /**
  * Create `path` (which must not exist), write `bytes` and fsync it. On
  * failure the partial file is removed.
@@ -320,9 +335,10 @@ export async function writeNewFile(
         flush: options.sync !== false,
       });
     } catch (error) {
-      // EEXIST: the file is not ours to remove.
-      if ((error as { code?: string }).code !== "EEXIST") {
-        await fs.rm(path, { force: true });
+      // Only a file this call created is removed: an open that failed
+      // (EEXIST, a link refused with ELOOP, a directory…) created nothing.
+      if (!OPEN_FAILURES.has((error as { code?: string }).code ?? "")) {
+        await fs.rm(path, { force: true }).catch(() => {});
       }
       throw error;
     }
