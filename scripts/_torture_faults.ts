@@ -667,7 +667,7 @@ export async function maintenanceKills(ctx: Ctx, count: number) {
         "--rows",
         rows!,
         "--steps",
-        "8",
+        "24",
         "--delay",
         "0ms",
         "--new-run",
@@ -675,10 +675,7 @@ export async function maintenanceKills(ctx: Ctx, count: number) {
       ]),
     );
   }
-  for (let i = 0; i < count; i++) {
-    const which = i % 2 === 0 ? "gc" : "forget";
-    const fam = `cairn ${which}`;
-    const kind = "maintenance SIGKILLed";
+  const maintenance = async (which: string) => {
     const dir = await ctx.dir("maint");
     await cp(storeOf(base), storeOf(dir), { recursive: true });
     if (which === "gc") {
@@ -687,8 +684,25 @@ export async function maintenanceKills(ctx: Ctx, count: number) {
     const args = which === "gc"
       ? ["--store", storeOf(dir), "gc", "--grace", "0s"]
       : ["--store", storeOf(dir), "forget", "--keep-last", "1"];
+    return { dir, args };
+  };
+  // How long each command takes uninterrupted here, so that the kills fall
+  // in its second half (its work) on a quiet machine as on a loaded one.
+  const took = new Map<string, number>();
+  for (const which of ["gc", "forget"]) {
+    const { args } = await maintenance(which);
+    const started = Date.now();
+    await runChild(cairnCommand(args));
+    took.set(which, Date.now() - started);
+  }
+  for (let i = 0; i < count; i++) {
+    const which = i % 2 === 0 ? "gc" : "forget";
+    const fam = `cairn ${which}`;
+    const kind = "maintenance SIGKILLed";
+    const { dir, args } = await maintenance(which);
+    const ms = took.get(which)!;
     const exit = await runChild(cairnCommand(args), {
-      killAfterMs: between(ctx, 150, 700),
+      killAfterMs: between(ctx, Math.floor(ms * 0.5), Math.floor(ms * 0.95)),
     });
     tally.add(
       kind,
