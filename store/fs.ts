@@ -150,6 +150,19 @@ function fsChunks(root: string): ChunkStore {
   // Publishes in flight, by hash: a dedup hit on one counts only once its
   // directory is synced, or a record could name a chunk a power cut loses.
   const publishing = new Map<string, Promise<void>>();
+  // Another process may have renamed a chunk into place and not yet synced
+  // its directory: a record naming it must not outlive its name, so a dedup
+  // hit syncs the name (cheap when nothing is pending).
+  const syncPublished = async (hash: string) => {
+    const dir = join(chunkDir, hash.slice(0, 2));
+    try {
+      await prefixOf(hash, true);
+      await syncDir(dir);
+    } catch (error) {
+      throw explainFsError(error, "Cannot sync chunk directory", dir);
+    }
+    return true;
+  };
   const statOf = async (hash: string) => {
     if (!(await prefixOf(hash, false))) return undefined;
     const path = pathOf(hash);
@@ -203,8 +216,9 @@ function fsChunks(root: string): ChunkStore {
         );
         const inFlight = publishing.get(hash);
         const durable = refreshed &&
-          (inFlight === undefined ||
-            await inFlight.then(() => true, () => false));
+          (inFlight === undefined
+            ? await syncPublished(hash)
+            : await inFlight.then(() => true, () => false));
         if (durable) {
           if (early) await fs.rm(await early, { force: true });
           return { hash, size: bytes.length, stored: false };

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import {
   checkTable,
   formatTable,
@@ -275,6 +275,41 @@ test("FsChunkStore.put() deduplicating a chunk whose publish is in flight return
   } finally {
     setSyncObserver(previous);
   }
+});
+
+test("FsChunkStore.put() deduplicating a chunk another process renamed into place syncs its name before it returns", async () => {
+  const { openFsStore } = await import("../store/fs.ts");
+  const { setSyncObserver } = await import("../store/files.ts");
+  const { blake3Hex } = await import("../store/hash.ts");
+  const dir = await tempDir();
+  const store = await openFsStore(dir);
+  const bytes = new TextEncoder().encode("published by another process");
+  const hash = await blake3Hex(bytes);
+  // What the other process did: its chunk written and renamed into place,
+  // its directory not synced yet (it could be SIGSTOPped right there).
+  const prefix = join(dir, "chunks", hash.slice(0, 2));
+  await mkdir(prefix, { recursive: true });
+  await writeFile(join(dir, "tmp", "other"), bytes);
+  await rename(join(dir, "tmp", "other"), join(prefix, hash));
+  const synced: string[] = [];
+  const previous = setSyncObserver((path) => {
+    synced.push(path);
+    return Promise.resolve();
+  });
+  try {
+    const put = await store.chunks.put(bytes);
+    assert.deepEqual(put, { hash, size: bytes.length, stored: false });
+  } finally {
+    setSyncObserver(previous);
+  }
+  assert.ok(
+    synced.some((p) => resolve(p) === resolve(prefix)),
+    `the dedup hit synced the chunk's directory (synced: ${synced.join(", ")})`,
+  );
+  assert.ok(
+    synced.some((p) => resolve(p) === resolve(dir, "chunks")),
+    "and the prefix directory's own name",
+  );
 });
 
 test("FsChunkStore.put() into a chunk directory another put just made returns only once its name is durable", async () => {
