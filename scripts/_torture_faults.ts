@@ -51,6 +51,29 @@ function cairn(dir: string, args: string[], timeoutMs = 120_000) {
   });
 }
 
+/**
+ * `verify --read-data` of the store under `dir`, expected to pass; a failure
+ * is a finding, described as `what`, and counted under `counter` if given.
+ */
+async function verifyPasses(
+  ctx: Ctx,
+  dir: string,
+  kind: string,
+  fam: string,
+  what: string,
+  counter?: string,
+): Promise<boolean> {
+  const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
+  const ok = verify.code === 0;
+  if (counter !== undefined) ctx.tally.add(kind, fam, counter, ok ? 0 : 1);
+  return ctx.tally.expect(
+    ok,
+    kind,
+    fam,
+    `${what} exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+  );
+}
+
 /** Run a family to completion and return its output (or the failure). */
 async function finish(
   fam: Family,
@@ -407,18 +430,13 @@ export async function tearsAndFlips(ctx: Ctx, fam: Family, count: number) {
       }
       tally.add(kind, fam.name, "tears");
       await rerunAfterDamage(ctx, fam, dir, kind);
-      const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-      tally.add(
+      await verifyPasses(
+        ctx,
+        dir,
         kind,
         fam.name,
+        "verify after rerun",
         "verify failures after the rerun",
-        verify.code === 0 ? 0 : 1,
-      );
-      tally.expect(
-        verify.code === 0,
-        kind,
-        fam.name,
-        `verify after rerun exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
       );
     } else if (kind === "half-written temp files") {
       const temps = [
@@ -537,18 +555,13 @@ export async function races(ctx: Ctx, rounds: number) {
         fam,
         `the writer exit ${exit.code}: ${exit.stderr.slice(-300)}`,
       );
-      const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-      tally.add(
+      await verifyPasses(
+        ctx,
+        dir,
         kind,
         fam,
+        "verify",
         "chunks swept from under a run",
-        verify.code === 0 ? 0 : 1,
-      );
-      tally.expect(
-        verify.code === 0,
-        kind,
-        fam,
-        `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
       );
     }
     // Two gcs at once, after a forget.
@@ -584,14 +597,7 @@ export async function races(ctx: Ctx, rounds: number) {
         fam,
         `gc exits ${a!.code}/${b!.code}: ${a!.stderr}${b!.stderr}`,
       );
-      const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-      tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-      tally.expect(
-        verify.code === 0,
-        kind,
-        fam,
-        `verify exit ${verify.code}: ${verify.stdout}`,
-      );
+      await verifyPasses(ctx, dir, kind, fam, "verify", "verify failures");
     }
     // A writer whose lock is removed by hand is fenced; unlock of a live holder is refused.
     {
@@ -635,14 +641,7 @@ export async function races(ctx: Ctx, rounds: number) {
         fam,
         `the second writer exit ${b.code}: ${b.stderr.slice(-300)}`,
       );
-      const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-      tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-      tally.expect(
-        verify.code === 0,
-        kind,
-        fam,
-        `verify exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
-      );
+      await verifyPasses(ctx, dir, kind, fam, "verify", "verify failures");
     }
   }
 }
@@ -709,13 +708,13 @@ export async function maintenanceKills(ctx: Ctx, count: number) {
       fam,
       exit.signal === "SIGKILL" ? "kills" : "ended before the kill",
     );
-    const verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-    tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-    tally.expect(
-      verify.code === 0,
+    await verifyPasses(
+      ctx,
+      dir,
       kind,
       fam,
-      `verify after a killed ${which} exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+      `verify after a killed ${which}`,
+      "verify failures",
     );
     const again = await runChild(cairnCommand(args));
     tally.expect(
@@ -775,13 +774,7 @@ export async function resources(ctx: Ctx) {
       fam,
       `exit ${exit.code}: ${exit.stderr.slice(-500)}`,
     );
-    let verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-    tally.expect(
-      verify.code === 0,
-      kind,
-      fam,
-      `verify on the full disk exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
-    );
+    await verifyPasses(ctx, dir, kind, fam, "verify on the full disk");
     remount(dir, "size=64m");
     const rerun = await cairn(dir, [...big, "--quiet"]);
     const same = rerun.code === 0 &&
@@ -795,8 +788,14 @@ export async function resources(ctx: Ctx) {
         rerun.stderr.slice(-300)
       }`,
     );
-    verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-    tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
+    await verifyPasses(
+      ctx,
+      dir,
+      kind,
+      fam,
+      "verify after space was freed",
+      "verify failures",
+    );
 
     kind = "read-only store";
     remount(dir, "ro");
@@ -811,13 +810,13 @@ export async function resources(ctx: Ctx) {
       fam,
       `exit ${ro.code}: ${ro.stderr.slice(-500)}`,
     );
-    verify = await cairn(dir, ["verify", "--read-data", "--quiet"]);
-    tally.add(kind, fam, "verify failures", verify.code === 0 ? 0 : 1);
-    tally.expect(
-      verify.code === 0,
+    await verifyPasses(
+      ctx,
+      dir,
       kind,
       fam,
-      `verify of a read-only store exit ${verify.code}: ${verify.stdout}${verify.stderr}`,
+      "verify of a read-only store",
+      "verify failures",
     );
   } finally {
     spawnSync("umount", [dir]);
