@@ -17,6 +17,7 @@ import { knnJob, writeNpyFile } from "../lib/knn/mod.ts";
 import { randomFloat32 } from "../lib/random.ts";
 import { createS3Client, parseS3Url } from "../store/_s3_client.ts";
 import { openS3Store } from "../store/s3.ts";
+import { randomBytes } from "./_random_bytes.ts";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const args = process.argv.slice(2);
@@ -48,18 +49,6 @@ const rows: string[][] = [];
 const prefix = `bench-${Date.now()}`;
 const raw = createS3Client(parseS3Url(`s3://${bucket}/${prefix}/raw`));
 await raw.createBucket();
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Run `fn` over the items with `width` in flight; seconds taken. */
 async function timed<T>(

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openFsStore } from "../store/fs.ts";
 import { blake3HexSync, blake3Ready } from "../store/hash.ts";
+import { randomBytes } from "./_random_bytes.ts";
 
 const quick = process.argv.includes("--quick");
 const json = process.argv.includes("--json");
@@ -38,18 +39,6 @@ const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
   : "bun";
 const root = await fs.mkdtemp(join(tmpdir(), "cairn-bench-"));
 const rows: string[][] = [];
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 async function time(fn: () => Promise<void>): Promise<number> {
   const t = performance.now();
