@@ -41,6 +41,7 @@ import {
   ensureDir,
   explainFsError,
   isErrno,
+  lstatNow,
   makeDirs,
   O_NOFOLLOW,
   publishFile,
@@ -166,13 +167,8 @@ function fsChunks(root: string): ChunkStore {
   const statOf = async (hash: string) => {
     if (!(await prefixOf(hash, false))) return undefined;
     const path = pathOf(hash);
-    let stat;
-    try {
-      stat = await fs.lstat(path);
-    } catch (error) {
-      if (isErrno(error, "ENOENT")) return undefined;
-      throw error;
-    }
+    const stat = lstatNow(path);
+    if (stat === undefined) return undefined;
     if (!stat.isFile()) {
       throw Object.assign(
         new Error(

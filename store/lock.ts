@@ -48,6 +48,7 @@ import { basename, dirname, join } from "node:path";
 import { clearInterval, setInterval } from "node:timers";
 import {
   isErrno,
+  lstatNow,
   O_NOFOLLOW,
   publishFile,
   sleep,
@@ -718,6 +719,9 @@ class FileJobLock implements JobLock {
   #released: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #refreshing: Promise<void> | undefined;
+  /** Identity of the lock file as last read with our token (see assertHeld). */
+  #seen: string | undefined;
+  #seenAt = 0;
 
   constructor(locksDir: string, info: LockInfo, heartbeatMs: number) {
     this.#locksDir = locksDir;
@@ -765,8 +769,21 @@ class FileJobLock implements JobLock {
 
   async assertHeld(): Promise<void> {
     if (!this.#lost && !this.#closed) {
+      // Every change to a lock file is a new inode or a write, which changes
+      // its identity; so while that is the one last read as ours, one stat
+      // does (this runs before every log append). It is read in full at
+      // least every FULL_READ_MS all the same.
+      if (
+        this.#seen !== undefined &&
+        Date.now() - this.#seenAt < FULL_READ_MS &&
+        identityAt(this.#path) === this.#seen
+      ) return;
       const file = await readLockFile(this.#path);
-      if (file?.info?.token === this.#info.token) return;
+      if (file?.info?.token === this.#info.token) {
+        this.#seen = file.identity;
+        this.#seenAt = Date.now();
+        return;
+      }
       this.#lost = true;
       this.#stopTimer();
     }
@@ -811,6 +828,8 @@ class FileJobLock implements JobLock {
 /** A lock file as read from disk; `info` is missing if it is not valid. */
 interface LockFile {
   raw: string;
+  /** Of the inode read: see {@linkcode identityAt}. */
+  identity?: string;
   info?: LockInfo;
   error?: string;
 }
@@ -927,8 +946,9 @@ async function replaceAtomic(path: string, data: string): Promise<void> {
 
 async function readLockFile(path: string): Promise<LockFile | undefined> {
   let raw: string;
+  let identity: string;
   try {
-    raw = await readSmallFile(path);
+    ({ raw, identity } = await readSmallFile(path));
   } catch (error) {
     if (isErrno(error, "ENOENT")) return undefined;
     if (isErrno(error, "ELOOP", "EISDIR")) {
@@ -943,24 +963,58 @@ async function readLockFile(path: string): Promise<LockFile | undefined> {
     return { raw, error: `is not JSON: ${(error as Error).message}` };
   }
   const info = toLockInfo(value);
-  return typeof info === "string" ? { raw, error: info } : { raw, info };
+  return typeof info === "string"
+    ? { raw, identity, error: info }
+    : { raw, identity, info };
+}
+
+/** Longest a holder trusts an unchanged identity without reading the lock. */
+const FULL_READ_MS = 1000;
+
+/** Device, inode, size and times: unchanged while a file is. */
+function identityOf(
+  stat: {
+    dev: number;
+    ino: number;
+    size: number;
+    mtimeMs: number;
+    ctimeMs: number;
+  },
+): string {
+  return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+}
+
+/** The identity of the file at `path`, or undefined if it cannot be had. */
+function identityAt(path: string): string | undefined {
+  try {
+    const stat = lstatNow(path);
+    return stat && identityOf(stat);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Longest lock file read: a real one is a few hundred bytes. */
 const MAX_LOCK_BYTES = 64 * 1024;
 
 /** Read a lock file without following a link, and never more than MAX_LOCK_BYTES. */
-async function readSmallFile(path: string): Promise<string> {
+async function readSmallFile(
+  path: string,
+): Promise<{ raw: string; identity: string }> {
   const handle = await open(path, constants.O_RDONLY | O_NOFOLLOW);
   try {
-    if (!(await handle.stat()).isFile()) {
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
       throw Object.assign(new Error("is not a regular file"), {
         code: "EISDIR",
       });
     }
     const buffer = new Uint8Array(MAX_LOCK_BYTES);
     const { bytesRead } = await handle.read(buffer, 0, MAX_LOCK_BYTES, 0);
-    return new TextDecoder().decode(buffer.subarray(0, bytesRead));
+    return {
+      raw: new TextDecoder().decode(buffer.subarray(0, bytesRead)),
+      identity: identityOf(stat),
+    };
   } finally {
     await handle.close();
   }

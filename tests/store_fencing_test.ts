@@ -53,6 +53,29 @@ test("ManifestLog.append() in a process whose lock file was removed by hand fail
   assert.equal(bodies.length, last, "nothing appended after the last commit");
 });
 
+test("a log writer is fenced when its lock file is rewritten in place with another token (the one-stat fence sees the change)", async () => {
+  const root = join(await tempDir(), "store");
+  const store = await openFsStore(root);
+  const lock = await store.lock("j");
+  const log = await store.createLog("j", "r", { n: 1 });
+  // Two appends: the first reads the lock in full, the second trusts its identity.
+  assert.equal(await log.append([{ n: 2 }]), 2);
+  assert.equal(await log.append([{ n: 3 }]), 3);
+  const path = join(root, "locks", "j.lock");
+  const text = await fs.readFile(path, "utf8");
+  const token = (JSON.parse(text) as { token: string }).token;
+  const other = token.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+  // Past the file system's timestamp granularity, as a real edit would be.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const handle = await fs.open(path, "r+");
+  await handle.write(text.replace(token, other), 0, "utf8");
+  await handle.close();
+  await assert.rejects(log.append([{ n: 4 }]), LockLostError);
+  await log.close();
+  await lock.release();
+  assert.equal((await store.readLog("j", "r")).length, 3);
+});
+
 test("two writers on one log after a forced takeover never interleave records", async () => {
   const root = join(await tempDir(), "store");
   const a = startAppender(root);
