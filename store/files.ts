@@ -497,7 +497,8 @@ export async function makeDirs(dir: string): Promise<void> {
  * ```
  */
 export async function assertRealDir(dir: string): Promise<void> {
-  const stat = await fs.lstat(dir);
+  // Synchronous, as in lstatNow: a chunk put checks its prefix directory.
+  const stat = lstatSync(dir);
   if (stat.isSymbolicLink()) {
     throw Object.assign(
       new Error(
