@@ -21,7 +21,9 @@
 // and fsync'd, with a manifest record per component. For the resume, a run on
 // a fresh store fails in the last component; `resumePipeline` then reads the
 // stored output of the one before it and runs only the last (checked: every
-// other component is called zero times). Each round runs every variant,
+// other component is called zero times). The text output also shows a run
+// with checkpoints off, which is still a job storing every output but without
+// memo keys, so nothing can resume it. Each round runs every variant,
 // interleaved in the same process; medians over the rounds are reported, and
 // only the ratios mean anything on this shared machine.
 import { mkdtemp, rm } from "node:fs/promises";
@@ -169,7 +171,7 @@ async function checkpointed(): Promise<number> {
   return ms;
 }
 
-/** runPipeline with checkpoints off: the engine without the stored outputs. */
+/** runPipeline with checkpoints off: still a job storing each output, without memo keys (nothing can resume). */
 async function unchecked(): Promise<number> {
   calls = [];
   const [ms, run] = await timed(() =>
@@ -253,7 +255,7 @@ try {
   say(
     `runPipeline, checkpoints off:             ${ms(off)} (${
       ratio(off, plain)
-    } the plain loop)`,
+    } the plain loop; outputs still stored, no memo keys)`,
   );
   say(
     `resumePipeline after the last one failed: ${ms(resume)} (${
