@@ -4,14 +4,20 @@
 //   npx deno run -A bench/incremental.ts        npx bun run bench/incremental.ts
 //
 // Options: --keys N (100000), --edit N (100, i.e. 0.1%), --work-ms X (0.1),
-// --runs N (1000, for the memo index).
+// --runs N (1000, for the memo index), --rounds N (1), --quick (5,000 keys,
+// 5-key edits, 100 runs, 3 rounds), --json (for bench/suite.ts: the text goes
+// to stderr and, on stdout, the comparisons as suite rows, medians over the
+// rounds).
 //
 // The dataflow: input (N keys) -> map (a busy-wait of --work-ms per record,
 // spinning on performance.now()) -> groupReduce over 1,000 customers -> a
 // node (the top ten). "full" is a first run on a fresh store with the edited
 // data; "incremental" brings the first store up to date after editing --edit
 // random keys, given either the whole snapshot (diffed against the stored
-// version) or only the delta { upsert }. Bytes written are the chunks newly
+// version) or only the delta { upsert }. Each round edits and measures the
+// incremental updates, then a full recompute of the same data (whose top ten
+// must equal the incremental result's), then an update by a fresh Dataflow
+// object (no in-memory index cache). Bytes written are the chunks newly
 // stored plus the growth of the run's manifest log. Ratios are what to read:
 // absolute times depend on this shared machine.
 import { readdir, rm, stat } from "node:fs/promises";
@@ -25,20 +31,51 @@ import { memoIndex } from "../lib/memo.ts";
 import { openStore } from "../lib/open_store.ts";
 import { seededRandom } from "../lib/random.ts";
 import type { Store } from "../store/store.ts";
+import { type BenchRow, median, ratio, runtimeName } from "./_table.ts";
 
 const { values: flags } = parseArgs({
   args: process.argv.slice(2),
   options: {
-    keys: { type: "string", default: "100000" },
-    edit: { type: "string", default: "100" },
-    "work-ms": { type: "string", default: "0.1" },
-    runs: { type: "string", default: "1000" },
+    keys: { type: "string" },
+    edit: { type: "string" },
+    "work-ms": { type: "string" },
+    runs: { type: "string" },
+    rounds: { type: "string" },
+    quick: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
   },
 });
-const KEYS = Number(flags.keys);
-const EDIT = Number(flags.edit);
-const WORK_MS = Number(flags["work-ms"]);
-const RUNS = Number(flags.runs);
+const quick = flags.quick;
+const KEYS = Number(flags.keys ?? (quick ? 5000 : 100_000));
+const EDIT = Number(flags.edit ?? (quick ? 5 : 100));
+const WORK_MS = Number(flags["work-ms"] ?? 0.1);
+const RUNS = Number(flags.runs ?? (quick ? 100 : 1000));
+const ROUNDS = Number(flags.rounds ?? (quick ? 3 : 1));
+for (
+  const [name, value, min] of [
+    ["keys", KEYS, 2],
+    ["edit", EDIT, 1],
+    ["runs", RUNS, 2],
+    ["rounds", ROUNDS, 1],
+  ] as const
+) {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(
+      `Cannot run the incremental benchmark: --${name} must be an integer >= ${min}, found "${value}"`,
+    );
+  }
+}
+if (EDIT >= KEYS) {
+  throw new RangeError(
+    `Cannot run the incremental benchmark: --edit must be below --keys (${KEYS}), found "${EDIT}"`,
+  );
+}
+if (!(WORK_MS >= 0)) {
+  throw new RangeError(
+    `Cannot run the incremental benchmark: --work-ms must be a number >= 0, found "${WORK_MS}"`,
+  );
+}
+const say = flags.json ? console.error : console.log;
 
 interface Order {
   customer: string;
@@ -138,10 +175,10 @@ const dir = await mkdtemp(join(tmpdir(), "cairn-bench-incremental-"));
 const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
 try {
-  console.log(
-    `${KEYS} keys, ${EDIT}-key edits (${
+  say(
+    `incremental bench on ${runtimeName()}: ${KEYS} keys, ${EDIT}-key edits (${
       (100 * EDIT / KEYS).toFixed(2)
-    }%), ${WORK_MS} ms per record`,
+    }%), ${WORK_MS} ms per record, median of ${ROUNDS} round(s)`,
   );
   const rootA = join(dir, "a");
   const a = counted(await openStore(rootA));
@@ -150,7 +187,7 @@ try {
   const first = await dfA.run({ orders: new Map(data) });
   const firstMs = performance.now() - t;
   const totalChunks = await countFiles(join(rootA, "chunks"));
-  console.log(
+  say(
     `first run: ${fmt(firstMs)}, ${
       first.nodes.totals!.calls
     } map calls, ${totalChunks} chunks (${kib(a.written())})`,
@@ -168,7 +205,7 @@ try {
     const ms = performance.now() - start;
     const chunkBytes = a.written() - bytesBefore;
     const log = (await logBytes(rootA, "bench-orders")) - logBefore;
-    console.log(
+    say(
       `incremental, ${label}${
         contiguous ? ", contiguous keys" : ", random keys"
       }: ${fmt(ms)}, ${result.nodes.totals!.calls} map calls, ${
@@ -177,53 +214,89 @@ try {
         (100 * result.written.chunks / totalChunks).toFixed(2)
       }% of ${totalChunks}), ${kib(chunkBytes)} of chunks + ${kib(log)} of log`,
     );
-    return ms;
+    return { ms, bytes: chunkBytes + log, result };
   };
-  const snapshotMs = await measure(
-    "snapshot input",
-    (edit(false), new Map(data)),
-    false,
-  );
-  const deltaMs = await measure("delta input", { upsert: edit(false) }, false);
-  await measure("delta input", { upsert: edit(true) }, true);
 
-  // A new process: no in-memory index cache, no materialized outputs.
-  const cold = flow(await openStore(rootA));
-  const changed = edit(false);
-  t = performance.now();
-  await cold.run({ orders: { upsert: changed } }, { materialize: false });
-  const coldMs = performance.now() - t;
-  console.log(
-    `incremental in a fresh Dataflow (new process), delta input: ${
-      fmt(coldMs)
-    }`,
-  );
+  const m = {
+    snapshot: [] as number[],
+    delta: [] as number[],
+    deltaBytes: [] as number[],
+    cold: [] as number[],
+    full: [] as number[],
+    fullBytes: [] as number[],
+  };
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) say(`round ${round}:`);
+    const snapshot = await measure(
+      "snapshot input",
+      (edit(false), new Map(data)),
+      false,
+    );
+    const delta = await measure(
+      "delta input",
+      { upsert: edit(false) },
+      false,
+    );
+    const last = await measure("delta input", { upsert: edit(true) }, true);
+    m.snapshot.push(snapshot.ms);
+    m.delta.push(delta.ms);
+    m.deltaBytes.push(delta.bytes);
 
-  const b = await openStore(join(dir, "b"));
-  t = performance.now();
-  await flow(b).run({ orders: new Map(data) });
-  const fullMs = performance.now() - t;
-  console.log(`full recompute on a fresh store: ${fmt(fullMs)}`);
-  console.log(
+    // The same data computed from scratch on a fresh store.
+    const rootB = join(dir, `b${round}`);
+    const b = counted(await openStore(rootB));
+    t = performance.now();
+    const full = await flow(b.store).run({ orders: new Map(data) });
+    const fullMs = performance.now() - t;
+    const fullBytes = b.written() + await logBytes(rootB, "bench-orders");
+    m.full.push(fullMs);
+    m.fullBytes.push(fullBytes);
+    if (
+      JSON.stringify(full.get("top")) !== JSON.stringify(last.result.get("top"))
+    ) {
+      throw new Error(
+        "The incremental update and the full recompute gave different top tens",
+      );
+    }
+    say(
+      `full recompute on a fresh store: ${fmt(fullMs)}, ${
+        kib(fullBytes)
+      } written`,
+    );
+    await rm(rootB, { recursive: true, force: true });
+
+    // A fresh Dataflow, as a new process would have: no in-memory index cache,
+    // no materialized outputs.
+    const cold = flow(await openStore(rootA));
+    const changed = edit(false);
+    t = performance.now();
+    await cold.run({ orders: { upsert: changed } }, { materialize: false });
+    const coldMs = performance.now() - t;
+    m.cold.push(coldMs);
+    say(`incremental in a fresh Dataflow, delta input: ${fmt(coldMs)}`);
+  }
+  const fullMs = median(m.full);
+  const deltaMs = median(m.delta);
+  const snapshotMs = median(m.snapshot);
+  const coldMs = median(m.cold);
+  say(
     `ratio full / incremental: ${
       (fullMs / deltaMs).toFixed(0)
     }x with a delta input, ${
       (fullMs / snapshotMs).toFixed(0)
     }x with a snapshot input, ${
       (fullMs / coldMs).toFixed(0)
-    }x in a fresh process (target >= 50x)`,
+    }x in a fresh Dataflow (target >= 50x)`,
   );
-  console.log(
-    `snapshot / delta input time: ${(snapshotMs / deltaMs).toFixed(1)}x`,
-  );
+  say(`snapshot / delta input time: ${(snapshotMs / deltaMs).toFixed(1)}x`);
 
   // The memo index of a store with many runs, opened by a new process.
   const rootM = join(dir, "memo");
-  const m = await openStore(rootM);
+  const store = await openStore(rootM);
   for (let i = 0; i < RUNS; i++) {
     const inNamespace = i % 2 === 0;
     await runJob(`job-${i % 50}`, {
-      store: m,
+      store,
       config: { i },
       newRun: true,
       ...(inNamespace ? { memo: "bench@1" } : {}),
@@ -236,13 +309,70 @@ try {
   t = performance.now();
   const warmIndex = await memoIndex(await openStore(rootM), "bench@1");
   const warmIndexMs = performance.now() - t;
-  console.log(
+  if (warmIndex.size !== coldIndex.size) {
+    throw new Error(
+      `The memo index from its cache file has ${warmIndex.size} entries, from the logs ${coldIndex.size}`,
+    );
+  }
+  say(
     `memo index over ${RUNS} runs (${coldIndex.size} entries): ${
       coldIndexMs.toFixed(1)
     } ms from the logs, ${warmIndexMs.toFixed(1)} ms from the cache file (${
       (coldIndexMs / warmIndexMs).toFixed(1)
-    }x); same entries: ${warmIndex.size === coldIndex.size}`,
+    }x)`,
   );
+
+  if (flags.json) {
+    const n = KEYS.toLocaleString("en-US");
+    const what = `${EDIT} of ${n} keys edited, ${WORK_MS} ms per record`;
+    const peer = "full recompute on a fresh store";
+    const full = fmt(fullMs);
+    const rows: BenchRow[] = [
+      {
+        section: "incremental",
+        case: `update, delta input (${what})`,
+        cairn: fmt(deltaMs),
+        peer,
+        peerValue: full,
+        ratio: ratio(deltaMs, fullMs),
+      },
+      {
+        section: "incremental",
+        case: `update, snapshot input diffed (${what})`,
+        cairn: fmt(snapshotMs),
+        peer,
+        peerValue: full,
+        ratio: ratio(snapshotMs, fullMs),
+      },
+      {
+        section: "incremental",
+        case: `update by a fresh Dataflow, delta input (${what})`,
+        cairn: fmt(coldMs),
+        peer,
+        peerValue: full,
+        ratio: ratio(coldMs, fullMs),
+      },
+      {
+        section: "incremental",
+        case: `bytes written (chunks + log), delta input (${what})`,
+        cairn: kib(median(m.deltaBytes)),
+        peer,
+        peerValue: kib(median(m.fullBytes)),
+        ratio: ratio(median(m.deltaBytes), median(m.fullBytes)),
+      },
+      {
+        section: "incremental",
+        case: `memo index of a store with ${
+          RUNS.toLocaleString("en-US")
+        } runs, read from its cache file`,
+        cairn: `${warmIndexMs.toFixed(1)} ms`,
+        peer: "the same index rebuilt from the runs' logs (cache deleted)",
+        peerValue: `${coldIndexMs.toFixed(1)} ms`,
+        ratio: ratio(warmIndexMs, coldIndexMs),
+      },
+    ];
+    console.log(JSON.stringify(rows));
+  }
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -3,28 +3,49 @@
  * small files through `runProcessor` (fs store, checkpoints every 1000 and
  * every 100 items, output assembled at the end) against a plain loop calling
  * the same `process` and writing the same JSONL, interleaved, 5 rounds. Prints
- * each round's ratios and their medians; read the ratios, not the times.
+ * each round's ratios and the medians; read the ratios, not the times.
  *
  * ```sh
  * deno run -A bench/processor.ts
  * bun run bench/processor.ts
  * ```
  *
+ * Options: --files N (5000), --rounds N (5), --quick (1,000 files, 3 rounds),
+ * --json (for bench/suite.ts: the text goes to stderr and, on stdout, one
+ * suite row per checkpoint interval: median times, and the ratio of the
+ * medians).
+ *
  * @module
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { fileIndex, runProcessor } from "../lib/processor/mod.ts";
+import { type BenchRow, median, ratio, runtimeName } from "./_table.ts";
 
-const FILES = 5000;
-const ROUNDS = 5;
+const { values: flags } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    files: { type: "string" },
+    rounds: { type: "string" },
+    quick: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+  },
+});
+const FILES = Number(flags.files ?? (flags.quick ? 1000 : 5000));
+const ROUNDS = Number(flags.rounds ?? (flags.quick ? 3 : 5));
+for (const [name, value] of [["files", FILES], ["rounds", ROUNDS]] as const) {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot run the processor benchmark: --${name} must be an integer >= 1, found "${value}"`,
+    );
+  }
+}
+const say = flags.json ? console.error : console.log;
+const EVERY = [1000, 100] as const;
 const dir = await mkdtemp(join(tmpdir(), "cairn-bench-processor-"));
 const input = join(dir, "in");
-await mkdir(input);
-for (let i = 0; i < FILES; i++) {
-  await writeFile(join(input, `f${i}.txt`), `line ${i}\n`.repeat(20));
-}
 const ctx = {
   dataset: "bench",
   params: {},
@@ -59,27 +80,61 @@ async function checkpointed(every: number): Promise<number> {
   return performance.now() - started;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const ratios: Record<string, number[]> = { "every 1000": [], "every 100": [] };
+const times = {
+  plain: [] as number[],
+  1000: [] as number[],
+  100: [] as number[],
+};
 try {
+  await mkdir(input);
+  for (let i = 0; i < FILES; i++) {
+    await writeFile(join(input, `f${i}.txt`), `line ${i}\n`.repeat(20));
+  }
+  // Warm up both paths once, and check they write the same records.
+  await plain();
+  await checkpointed(100);
+  const [mine, theirs] = await Promise.all(
+    ["out.jsonl", "plain.jsonl"].map((f) => readFile(join(dir, f), "utf8")),
+  );
+  if (mine !== theirs) {
+    throw new Error("runProcessor and the plain loop wrote different JSONL");
+  }
+  say(
+    `processor bench on ${runtimeName()}: file-index over ${FILES} files, median of ${ROUNDS} interleaved rounds`,
+  );
   for (let round = 1; round <= ROUNDS; round++) {
     const base = await plain();
-    const r1000 = (await checkpointed(1000)) / base;
-    const r100 = (await checkpointed(100)) / base;
-    ratios["every 1000"]!.push(r1000);
-    ratios["every 100"]!.push(r100);
-    console.log(
-      `round ${round}: runProcessor / plain loop = ${
-        r1000.toFixed(2)
-      }x (every 1000), ${r100.toFixed(2)}x (every 100)`,
-    );
+    times.plain.push(base);
+    const line: string[] = [];
+    for (const every of EVERY) {
+      const ms = await checkpointed(every);
+      times[every].push(ms);
+      line.push(`${(ms / base).toFixed(2)}x (every ${every})`);
+    }
+    say(`round ${round}: runProcessor / plain loop = ${line.join(", ")}`);
   }
-  console.log(
-    `median over ${ROUNDS} rounds, ${FILES} files: ${
-      Object.entries(ratios).map(([k, v]) => `${k} ${median(v).toFixed(2)}x`)
-        .join(", ")
+  const base = median(times.plain);
+  say(
+    `medians: plain loop ${base.toFixed(0)} ms; ${
+      EVERY.map((every) => {
+        const ms = median(times[every]);
+        return `every ${every}: ${ms.toFixed(0)} ms, ${ratio(ms, base)}`;
+      }).join("; ")
     }`,
   );
+  if (flags.json) {
+    const rows: BenchRow[] = EVERY.map((every) => ({
+      section: "processor",
+      case: `file-index over ${
+        FILES.toLocaleString("en-US")
+      } small files, checkpoint every ${every}`,
+      cairn: `${median(times[every]).toFixed(0)} ms`,
+      peer: "plain loop over the same process, same JSONL",
+      peerValue: `${base.toFixed(0)} ms`,
+      ratio: ratio(median(times[every]), base),
+    }));
+    console.log(JSON.stringify(rows));
+  }
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
