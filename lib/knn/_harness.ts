@@ -25,14 +25,13 @@ import {
   type SearchInputs,
 } from "./_inputs.ts";
 import {
-  forEachTile,
   readMatrixPass,
   readRows,
   streamedMean,
   type StreamedReference,
   streamSqNorms,
 } from "./_ref_file.ts";
-import { StreamSearch } from "./_stream_search.ts";
+import { openStreamPool, type StreamPool } from "./_stream_pool.ts";
 import {
   hashFile,
   openOutputs,
@@ -244,6 +243,8 @@ export class KnnRun {
   preparedSource: PreparedSource = "unused";
   /** Worker threads for the blocks, when the plan has more than one. */
   pool: KnnPool | undefined;
+  /** Searches the blocks of a streamed reference, on the plan's threads. */
+  streamPool: StreamPool | undefined;
   #prepared: Promise<PreparedReference> | undefined;
   /**
    * Keep the blocks this call computes until the outputs take them, instead
@@ -689,17 +690,21 @@ export async function runKnnFamily<T>(
     jobOptions.lock = { ...options.lock, waitMs: 7 * 24 * 3_600_000 };
   }
   // A block is still one step: its rows are split between the threads.
-  const pool = kind !== "radius" && plan.threads > 1
+  const streamed = plan.reference === "streamed";
+  const pool = kind !== "radius" && plan.threads > 1 && !streamed
     ? openKnnPool({ threads: plan.threads })
     : undefined;
+  const streamPool = streamed ? openStreamPool(plan.threads) : undefined;
   try {
     return await runJob(name, jobOptions, (job) => {
       const run = new KnnRun(job, inputs, options, plan);
       run.pool = pool;
+      run.streamPool = streamPool;
       return body(run);
     });
   } finally {
     pool?.close();
+    streamPool?.close();
   }
 }
 
@@ -733,23 +738,23 @@ async function prepareStreamed(
 
 /**
  * The block compute of a kNN job whose reference is streamed: the block's
- * query rows against every tile of the file, in order, on this thread.
+ * query rows against every tile of the file, in order, on the plan's threads.
+ *
+ * @param pool Searches the blocks, keeping the tile buffers between them.
+ *   Default: one of the call's own, with the plan's threads.
  */
 export function streamedBlockCompute(
   k: number,
   inputs: Inputs,
   plan: KnnJobPlan,
+  pool?: StreamPool,
 ) {
   const refFile = inputs.refFile!;
-  const itemSize = refFile.descr === "<f4" ? 4 : 8;
-  const tileBytes = plan.tileRows! * refFile.cols * itemSize;
-  // One packing memory and one tile buffer for every block of the job.
-  const packing = {};
-  const tiles = {};
   return async (
     prepared: PreparedReference,
     start: number,
     end: number,
+    ctx?: StepContext,
   ): Promise<StoredKnnBlock> => {
     const { reference: _rows, ...meta } = prepared;
     const q = inputs.query?.matrix;
@@ -758,16 +763,22 @@ export function streamedBlockCompute(
       rows: end - start,
       cols: q.cols,
     };
-    const search = new StreamSearch(meta, queries, {
+    const options = {
       k,
       queryOffset: start,
       excludeSelf: inputs.excludeSelf,
-      packing,
-    });
-    await forEachTile(refFile, tileBytes, (tile, r0) => {
-      search.addTile(tile, r0);
-    }, tiles);
-    return search.finish();
+      ref: refFile,
+      tileRows: plan.tileRows!,
+      tileBuffers: plan.tileBuffers ?? 1,
+      ...(ctx === undefined ? {} : { signal: ctx.signal }),
+    };
+    if (pool !== undefined) return pool.searchBlock(meta, queries, options);
+    const own = openStreamPool(plan.threads);
+    try {
+      return await own.searchBlock(meta, queries, options);
+    } finally {
+      own.close();
+    }
   };
 }
 

@@ -143,13 +143,8 @@ export async function forEachTile(
   each: (tile: MatrixData, r0: number) => void | Promise<void>,
   holder: { buffer?: MatrixData } = {},
 ): Promise<void> {
-  const file: NpyMatrixFile = await openNpyMatrix(ref.path);
+  const file = await openStreamedFile(ref);
   try {
-    if (file.rows !== ref.rows || file.cols !== ref.cols) {
-      throw new Error(
-        `Cannot read reference matrix "${ref.path}": its shape changed to (${file.rows}, ${file.cols}) while the job ran, from (${ref.rows}, ${ref.cols}); rerun the job`,
-      );
-    }
     const itemSize = ref.descr === "<f4" ? 4 : 8;
     const tileRows = Math.max(
       1,
@@ -168,6 +163,26 @@ export async function forEachTile(
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Open a streamed reference's file for positioned reads, checking that its
+ * shape is still the one the job was planned for.
+ *
+ * @param ref The streamed reference.
+ * @returns The open file; close it when done.
+ */
+export async function openStreamedFile(
+  ref: StreamedReference,
+): Promise<NpyMatrixFile> {
+  const file = await openNpyMatrix(ref.path);
+  if (file.rows !== ref.rows || file.cols !== ref.cols) {
+    await file.close();
+    throw new Error(
+      `Cannot read reference matrix "${ref.path}": its shape changed to (${file.rows}, ${file.cols}) while the job ran, from (${ref.rows}, ${ref.cols}); rerun the job`,
+    );
+  }
+  return file;
 }
 
 /**

@@ -25,7 +25,11 @@ import {
   resolveKernel,
   scanCandidates,
 } from "./kernel_scan.ts";
-import { packReference, type WasmShared } from "./kernel_wasm.ts";
+import {
+  adoptPackedReference,
+  packReference,
+  type WasmShared,
+} from "./kernel_wasm.ts";
 import { offerUpperBound } from "./_heap.ts";
 import type { Matrix, MatrixData } from "./matrix.ts";
 
@@ -48,6 +52,14 @@ export interface StreamSearchOptions {
    * Default: a memory of this search's own.
    */
   packing?: { shared?: WasmShared };
+}
+
+/** What {@linkcode StreamSearch.addTile} may be given with a tile. */
+export interface TileExtras {
+  /** The tile's squared norms. Default: from the prepared reference. */
+  sqNorms?: Float64Array;
+  /** The tile packed for the WebAssembly kernel. Default: packed here. */
+  packed?: WasmShared;
 }
 
 /** Candidates of one query row: reference row, lower bound, exact key. */
@@ -116,8 +128,11 @@ export class StreamSearch {
    *
    * @param data The tile's rows, row-major (reused by the caller afterwards).
    * @param r0 Global index of its first row.
+   * @param given The tile's norms and its packed copy, when another thread
+   *   prepared them (a worker's share of a block); by default, the norms
+   *   come from the prepared reference and the tile is packed here.
    */
-  addTile(data: MatrixData, r0: number): void {
+  addTile(data: MatrixData, r0: number, given: TileExtras = {}): void {
     const meta = this.#meta;
     const d = meta.cols;
     const rows = data.length / d;
@@ -125,7 +140,7 @@ export class StreamSearch {
       ...meta,
       rows,
       reference: data,
-      sqNorms: meta.sqNorms.subarray(r0, r0 + rows),
+      sqNorms: given.sqNorms ?? meta.sqNorms.subarray(r0, r0 + rows),
     };
     const k = this.#k;
     const heaps = this.#heaps;
@@ -135,7 +150,9 @@ export class StreamSearch {
     const self = this.#excludeSelf ? this.#offset - r0 : NaN;
     // One shared memory for every tile, packed over again.
     const used = resolveKernel(this.#kernel);
-    if (used !== "ts") {
+    if (given.packed !== undefined) {
+      adoptPackedReference(tile, given.packed);
+    } else if (used !== "ts") {
       const packed = packReference(
         tile,
         used === "wasm-relaxed" ? "relaxed" : "simd",
@@ -171,7 +188,7 @@ export class StreamSearch {
         }
       },
       endQueries() {},
-    }, { kernel: this.#kernel });
+    }, { kernel: this.#kernel, slots: given.packed?.slots ?? 1 });
   }
 
   /**

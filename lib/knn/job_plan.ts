@@ -123,12 +123,19 @@ export interface KnnJobPlan {
   outputBytes: number | undefined;
   /**
    * `"memory"`: the reference is loaded whole. `"streamed"`: it stays in its
-   * `.npy` file and every block reads it in tiles of `tileRows` rows, on one
-   * thread; the memory estimates then cover everything the search holds.
+   * `.npy` file and every block reads it in tiles of `tileRows` rows (once,
+   * shared by the block's `threads`); the memory estimates then cover
+   * everything the search holds.
    */
   reference: "memory" | "streamed";
   /** Streamed: reference rows per tile; undefined when in memory. */
   tileRows: number | undefined;
+  /**
+   * Streamed: tiles held at once, 2 when the next tile is read while the
+   * threads search the current one (the budget allowing), else 1;
+   * undefined when in memory.
+   */
+  tileBuffers: number | undefined;
   /**
    * Reads of the reference file: 1 in memory; streamed, one reading pass
    * (hash, checks, column sums), one norms pass (skipped when the prepared
@@ -295,7 +302,7 @@ export function planKnnJob(
     ? 1
     : checkPositiveInt("threads", request.threads ?? defaultThreads());
   if (streamsReference(ref, { ...request, kind, threads })) {
-    return planStreamed(kind, refRows, queryRows, dim, k, request);
+    return planStreamed(kind, refRows, queryRows, dim, k, threads, request);
   }
   const perRow = 8 * refRows + 8 * dim + 24 + 8 * k;
   let blockRows: number;
@@ -337,6 +344,7 @@ export function planKnnJob(
     peakBytesEstimate: sharedBytesEstimate + blockBytesEstimate,
     reference: "memory",
     tileRows: undefined,
+    tileBuffers: undefined,
     passes: 1,
   };
 }
@@ -441,6 +449,16 @@ function common(
  * outputs (twice, encoded), and for self-search its raw row. Per reference
  * row of a tile: the raw row, the kernel's float32 copy and bounds, and the
  * float64 copy of the TypeScript fallback kernel.
+ *
+ * The block rows come from this one-thread model, so that a job's blocks
+ * (and its config, resume and memo keys) do not depend on `threads`. With
+ * threads, the tiles then take what is left of the budget after the
+ * threads' extra state: per worker, its kernel scratch in each packed tile
+ * and its candidate batches; per block row, the copy of the row handed to
+ * its worker; per tile row, its norm in shared memory, a second buffer
+ * (raw, packed and norm) to read the next tile into while the workers
+ * search, and each worker's float64 copy for the TypeScript kernel. Without
+ * room for one tile row of that, the job runs on one thread.
  */
 function planStreamed(
   kind: "knn" | "knn-graph" | "radius",
@@ -448,13 +466,15 @@ function planStreamed(
   queryRows: number,
   dim: number,
   k: number,
+  threads: number,
   request: PlanKnnJobOptions,
 ): KnnJobPlan {
   const budget = request.memoryBudgetBytes!;
   const item = 8; // float64 files need it; float32 ones use less
+  const scratch = wasmScratchBytes(dim);
   const fixed = 16 * refRows + 24 * dim +
     (request.query === undefined ? 0 : queryRows * dim * item) +
-    wasmScratchBytes(dim) + queryRows * k * 8 + (1 << 20);
+    scratch + queryRows * k * 8 + (1 << 20);
   const perBlockRow = 8 * dim + 24 + 8 * k + 20 * (4 * k + 64) + 24 * k +
     (request.query === undefined ? dim * item : 0);
   const perTileRow = (item + 12) * dim + 24;
@@ -487,24 +507,62 @@ function planStreamed(
     const rows = Math.min(fit, cap, queryRows);
     blockRows = Math.ceil(queryRows / Math.ceil(queryRows / rows));
   }
-  const blockBytesEstimate = blockRows * perBlockRow;
+  // One thread, unless the threads' extra state leaves room for a tile.
+  let used = 1;
+  let buffers = 1;
+  let fixedBytes = fixed;
+  let blockBytesEstimate = blockRows * perBlockRow;
+  let tileRowBytes = perTileRow;
   let tileRows = Math.min(
     refRows,
     Math.floor((avail - blockBytesEstimate) / perTileRow),
   );
+  if (threads > 1) {
+    const withThreads = (tileBuffers: number) => {
+      const fixedT = fixed - scratch +
+        tileBuffers * (threads + 1) * scratch + // packed tiles' scratch slots
+        threads * (1 << 20); // each worker's candidate batches
+      const blockT = blockRows * (perBlockRow + dim * item);
+      const rowT = tileBuffers * ((item + 4) * dim + 24 + 8) +
+        threads * 8 * dim;
+      const rows = Math.min(
+        refRows,
+        Math.floor((budget - fixedT - blockT) / rowT),
+      );
+      return { fixedT, blockT, rowT, rows };
+    };
+    const single = withThreads(1);
+    const double = withThreads(2);
+    // A second buffer when there is more than one tile and room for tiles
+    // of at least a kernel tile (512 rows).
+    const pick = single.rows >= refRows
+      ? single
+      : double.rows >= Math.min(refRows, 512)
+      ? double
+      : single;
+    if (pick.rows >= 1) {
+      used = threads;
+      buffers = pick === double ? 2 : 1;
+      fixedBytes = pick.fixedT;
+      blockBytesEstimate = pick.blockT;
+      tileRowBytes = pick.rowT;
+      tileRows = pick.rows;
+    }
+  }
   // Whole 8-row groups of the WebAssembly kernel, when there is room.
   if (tileRows >= 8 && tileRows < refRows) tileRows -= tileRows % 8;
-  const sharedBytesEstimate = fixed + tileRows * perTileRow;
+  const sharedBytesEstimate = fixedBytes + tileRows * tileRowBytes;
   const plan = common(kind, refRows, queryRows, dim, k, blockRows, request);
   return {
     ...plan,
-    threads: 1,
+    threads: used,
     memoryBudgetBytes: budget,
     blockBytesEstimate,
     sharedBytesEstimate,
     peakBytesEstimate: sharedBytesEstimate + blockBytesEstimate,
     reference: "streamed",
     tileRows,
+    tileBuffers: buffers,
     passes: 2 + plan.blocks,
   };
 }

@@ -98,6 +98,23 @@ export function defaultThreads(): number {
  */
 export const MIN_PARALLEL_WORK = 20_000_000;
 
+/**
+ * Starts one kNN worker thread (kernel_worker.ts), wherever this module
+ * runs from: source, the npm build or a Bun single binary.
+ *
+ * @returns The worker; terminate it when done.
+ */
+export function startKnnWorker(): Worker {
+  // scripts/build_npm.ts rewrites this literal for the .js build. A Bun
+  // single binary bundles everything into one file and embeds the worker
+  // (an extra entry point of `bun build --compile`) under its own path.
+  let url = new URL("./kernel_worker.ts", import.meta.url);
+  if (import.meta.url.startsWith("file:///$bunfs/")) {
+    url = new URL("file:///$bunfs/root/lib/knn/kernel_worker.js");
+  }
+  return new Worker(url.href, { type: "module" });
+}
+
 interface Slot {
   worker: Worker;
   busy: boolean;
@@ -166,15 +183,8 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
   let broken = false;
 
   const start = (): void => {
-    // scripts/build_npm.ts rewrites this literal for the .js build. A Bun
-    // single binary bundles everything into one file and embeds the worker
-    // (an extra entry point of `bun build --compile`) under its own path.
-    let url = new URL("./kernel_worker.ts", import.meta.url);
-    if (import.meta.url.startsWith("file:///$bunfs/")) {
-      url = new URL("file:///$bunfs/root/lib/knn/kernel_worker.js");
-    }
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(url.href, { type: "module" });
+      const worker = startKnnWorker();
       const slot: Slot = { worker, busy: false };
       worker.onmessage = (event: MessageEvent<FromWorker>) => {
         const msg = event.data;

@@ -15,6 +15,7 @@ import {
 } from "./kernel_wasm.ts";
 import type { KernelChoice } from "./kernel_scan.ts";
 import { searchKnn } from "./search.ts";
+import { StreamSearch } from "./_stream_search.ts";
 
 /** A message from the pool to a worker. */
 export type ToWorker =
@@ -33,6 +34,33 @@ export type ToWorker =
   }
   | { type: "drop"; id: number }
   | {
+    // A worker's share of a streamed block: rows of the block's queries.
+    type: "stream-open";
+    job: number;
+    stream: number;
+    slot: number;
+    meta: StreamMeta;
+    queries: MatrixData;
+    k: number;
+    queryOffset: number;
+    excludeSelf: boolean;
+    kernel: KernelChoice;
+  }
+  | {
+    // One reference tile, in shared memory, of the open stream.
+    type: "stream-tile";
+    job: number;
+    stream: number;
+    r0: number;
+    data: MatrixData;
+    sqNorms: Float64Array;
+    packed: WasmShared | undefined;
+    /** Names `packed.memory`, posted again with each tile of a buffer. */
+    memoryId: number;
+  }
+  | { type: "stream-finish"; job: number; stream: number }
+  | { type: "stream-drop"; stream: number }
+  | {
     type: "search";
     job: number;
     id: number;
@@ -44,6 +72,15 @@ export type ToWorker =
     excludeSelf: boolean;
     kernel: KernelChoice;
   };
+
+/** The prepared reference's fields a streamed search needs, without rows or norms. */
+export interface StreamMeta {
+  metric: Metric;
+  rows: number;
+  cols: number;
+  mean: Float64Array;
+  zeroVector: ZeroVectorPolicy;
+}
 
 /** A message from a worker to the pool. */
 export type FromWorker =
@@ -57,6 +94,12 @@ interface WorkerScope {
 
 const scope = globalThis as unknown as WorkerScope;
 const references = new Map<number, PreparedReference>();
+const streams = new Map<number, StreamSearch>();
+// The first copy of each tile buffer's memory: the kernel is instantiated
+// once per memory object, and every post makes a new object.
+const memories = new Map<number, WebAssembly.Memory>();
+const NO_INDEX = new Int32Array(0);
+const NO_DISTANCE = new Float32Array(0);
 
 scope.onmessage = (event) => {
   const msg = event.data;
@@ -79,6 +122,14 @@ scope.onmessage = (event) => {
   }
   if (msg.type === "drop") {
     references.delete(msg.id);
+    return;
+  }
+  if (msg.type === "stream-drop") {
+    streams.delete(msg.stream);
+    return;
+  }
+  if (msg.type !== "search") {
+    onStream(msg);
     return;
   }
   try {
@@ -120,3 +171,89 @@ scope.onmessage = (event) => {
     });
   }
 };
+
+type StreamMessage = Extract<
+  ToWorker,
+  { type: "stream-open" | "stream-tile" | "stream-finish" }
+>;
+
+/** A streamed block's share: open it, search each tile, return its rows. */
+function onStream(msg: StreamMessage): void {
+  try {
+    if (msg.type === "stream-open") {
+      setWasmSlot(msg.slot);
+      const { meta } = msg;
+      const rows = msg.queries.length / meta.cols;
+      streams.set(
+        msg.stream,
+        new StreamSearch(
+          {
+            format: "cairn.knn.prepared",
+            version: 1,
+            ...meta,
+            sqNorms: new Float64Array(0),
+          },
+          { data: msg.queries, rows, cols: meta.cols },
+          {
+            k: msg.k,
+            queryOffset: msg.queryOffset,
+            excludeSelf: msg.excludeSelf,
+            kernel: msg.kernel,
+          },
+        ),
+      );
+      scope.postMessage({
+        type: "done",
+        job: msg.job,
+        index: NO_INDEX,
+        distance: NO_DISTANCE,
+      });
+      return;
+    }
+    const search = streams.get(msg.stream);
+    if (search === undefined) {
+      throw new Error(`Cannot search: stream ${msg.stream} was never opened`);
+    }
+    if (msg.type === "stream-tile") {
+      let packed = msg.packed;
+      if (packed !== undefined) {
+        const memory = memories.get(msg.memoryId) ?? packed.memory;
+        memories.set(msg.memoryId, memory);
+        packed = { ...packed, memory };
+      }
+      search.addTile(msg.data, msg.r0, {
+        sqNorms: msg.sqNorms,
+        ...(packed === undefined ? {} : { packed }),
+      });
+      scope.postMessage({
+        type: "done",
+        job: msg.job,
+        index: NO_INDEX,
+        distance: NO_DISTANCE,
+      });
+      return;
+    }
+    streams.delete(msg.stream);
+    const result = search.finish();
+    scope.postMessage(
+      {
+        type: "done",
+        job: msg.job,
+        index: result.index,
+        distance: result.distance,
+      },
+      [
+        result.index.buffer as ArrayBuffer,
+        result.distance.buffer as ArrayBuffer,
+      ],
+    );
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    scope.postMessage({
+      type: "error",
+      job: msg.job,
+      name: e.name,
+      message: e.message,
+    });
+  }
+}

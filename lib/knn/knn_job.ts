@@ -87,10 +87,12 @@ export async function knnJob(
     async (run) => {
       const compute = inputs.refFile === undefined
         ? knnBlockCompute(k, inputs.excludeSelf, run.queries!, run.pool)
-        : streamedBlockCompute(k, inputs, plan);
-      if (inputs.refFile !== undefined && (options.threads ?? 1) > 1) {
+        : streamedBlockCompute(k, inputs, plan, run.streamPool);
+      if (
+        inputs.refFile !== undefined && (options.threads ?? 1) > plan.threads
+      ) {
         run.warn(
-          `The reference of job "${run.job.name}" is streamed from its file (it does not fit memoryBudgetBytes = ${options.memoryBudgetBytes}), which runs on 1 thread: threads = ${options.threads} is not used`,
+          `The reference of job "${run.job.name}" is streamed from its file (it does not fit memoryBudgetBytes = ${options.memoryBudgetBytes}), and the budget leaves no room for the state of more threads, so it runs on ${plan.threads}: threads = ${options.threads} is not used; raise memoryBudgetBytes (planKnnJob shows the threads a budget gives)`,
         );
       }
       // The outputs take the blocks computed now without reading them back.
