@@ -97,7 +97,7 @@ const PLAN_OPTIONS: Options = {
     type: "string",
     valueName: "SIZE",
     description:
-      "Memory for the search, e.g. 256MB, 2GiB. Sizes the blocks; with `cairn knn`, a .npy --ref that does not fit is streamed from its file in tiles (on one thread) and the budget covers everything the search holds. Default: 512MiB for the blocks, reference in memory",
+      "Memory for the search, e.g. 256MB, 2GiB. Sizes the blocks; with `cairn knn`, a .npy --ref that does not fit is streamed from its file in tiles (read once, searched by every thread) and the budget covers everything the search holds. Default: 512MiB for the blocks, reference in memory",
   },
   "block-rows": {
     type: "string",
@@ -645,7 +645,11 @@ function planLines(plan: KnnJobPlan): string[] {
         formatCount(plan.tileRows!)
       } rows, ${plan.passes} passes (read + norms + ${plan.blocks} block${
         plan.blocks === 1 ? "" : "s"
-      }), 1 thread`
+      })${
+        plan.tileBuffers === 2
+          ? ", next tile read while the threads search"
+          : ""
+      }`
       : "  reference    in memory",
     `  block rows   ${formatCount(plan.blockRows)} (${plan.blocks} block${
       plan.blocks === 1 ? "" : "s"

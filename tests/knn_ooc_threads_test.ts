@@ -112,10 +112,12 @@ test(
           (p) => fits(p) && p.tileRows! >= r.tileRows,
         );
         if (r.large) {
-          while (fits(planKnnJob({ rows, cols }, {
-            ...planOptions,
-            memoryBudgetBytes: budget + 25_000,
-          }))) budget += 25_000;
+          while (
+            fits(planKnnJob({ rows, cols }, {
+              ...planOptions,
+              memoryBudgetBytes: budget + 25_000,
+            }))
+          ) budget += 25_000;
         }
         const warnings: string[] = [];
         const streamed = await knnJob(c.ref, {
@@ -242,7 +244,10 @@ test(
     for (const p of [one, two]) {
       assert.equal(p.reference, "streamed");
       assert.ok(p.peakBytesEstimate <= 256e6, `${p.peakBytesEstimate}`);
-      assert.equal(p.peakBytesEstimate, p.sharedBytesEstimate + p.blockBytesEstimate);
+      assert.equal(
+        p.peakBytesEstimate,
+        p.sharedBytesEstimate + p.blockBytesEstimate,
+      );
     }
     // Two buffers and the workers' state take room from the tiles, never
     // from the blocks: a job's steps are the same on any thread count.

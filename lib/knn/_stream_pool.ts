@@ -264,7 +264,7 @@ export function openStreamPool(threads: number): StreamPool {
       await Promise.all(opened);
       file = await openStreamedFile(ref);
       let next = load(0, buffers[0]!);
-      for (let t = 0; ; t++) {
+      for (let t = 0;; t++) {
         const tile = await next;
         options.signal?.throwIfAborted();
         const searched = Promise.all(active.map((member) =>
@@ -342,7 +342,9 @@ export function openStreamPool(threads: number): StreamPool {
       for (const m of members) m.worker.terminate();
       for (const m of members) {
         for (const w of m.waiting.splice(0)) {
-          w.reject(new Error("Cannot search: the streamed kNN pool was closed"));
+          w.reject(
+            new Error("Cannot search: the streamed kNN pool was closed"),
+          );
         }
       }
       members = [];

@@ -103,6 +103,16 @@ export const MIN_PARALLEL_WORK = 20_000_000;
  * runs from: source, the npm build or a Bun single binary.
  *
  * @returns The worker; terminate it when done.
+ *
+ * @example Start and stop a worker
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { startKnnWorker } from "./kernel_threads.ts";
+ *
+ * const worker = startKnnWorker();
+ * assert.equal(typeof worker.postMessage, "function");
+ * worker.terminate();
+ * ```
  */
 export function startKnnWorker(): Worker {
   // scripts/build_npm.ts rewrites this literal for the .js build. A Bun
