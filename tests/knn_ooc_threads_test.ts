@@ -73,15 +73,17 @@ test(
       { metric: "ip", ref: ref64 },
     ] as const;
     // Threads, tile buffers and the least tile rows wanted, or the largest
-    // tiles before the reference fits in memory.
-    const runs = [
-      { threads: 1, buffers: 1, tileRows: 200, large: false },
+    // tiles before the reference fits in memory. Each metric runs one thread
+    // and two of the three threaded plans, so each plan meets both widths.
+    const one = { threads: 1, buffers: 1, tileRows: 200, large: false };
+    const threaded = [
       { threads: 2, buffers: 1, tileRows: 100, large: false },
       { threads: 2, buffers: 2, tileRows: 512, large: false },
       { threads: 3, buffers: 2, tileRows: 512, large: true },
     ];
     let n = 0;
-    for (const c of cases) {
+    for (const [i, c] of cases.entries()) {
+      const runs = [one, threaded[i % 3]!, threaded[(i + 1) % 3]!];
       const base: KnnJobOptions = {
         k: 7,
         metric: c.metric,
@@ -183,7 +185,7 @@ test(
 );
 
 test(
-  "knnJob() streaming on threads searches on the calling thread where there is no Worker",
+  "knnJob() streaming on threads searches on the calling thread where there is no Worker or the workers fail to start",
   { timeout: 60_000 },
   async () => {
     const dir = await tempDir();
@@ -206,19 +208,37 @@ test(
       threads: 2,
       query: { rows: 40, cols },
     }, (p) => p.threads === 2 && p.tileBuffers === 2);
+    /** A worker whose module cannot load: it reports an error, once. */
+    class FailingWorker {
+      onmessage: unknown = null;
+      onerror: ((event: { preventDefault(): void }) => void) | null = null;
+      constructor() {
+        setTimeout(() => this.onerror?.({ preventDefault() {} }), 5);
+      }
+      postMessage(): void {}
+      terminate(): void {}
+    }
     const scope = globalThis as { Worker?: unknown };
     const saved = scope.Worker;
-    scope.Worker = undefined;
     try {
-      const streamed = await knnJob(ref, {
-        ...base,
-        store: "memory:ooct-noworker",
-        memoryBudgetBytes: budget,
-        threads: 2,
-      });
-      assert.equal(streamed.plan.threads, 2);
-      assert.deepEqual(streamed.index, memory.index);
-      assert.deepEqual(streamed.distance, memory.distance);
+      for (
+        const [name, stand] of [["none", undefined], [
+          "failing",
+          FailingWorker,
+        ]] as const
+      ) {
+        scope.Worker = stand;
+        const streamed = await knnJob(ref, {
+          ...base,
+          store: `memory:ooct-noworker-${name}`,
+          memoryBudgetBytes: budget,
+          threads: 2,
+        });
+        assert.equal(streamed.plan.threads, 2, name);
+        assert.equal(streamed.computedBlocks, 2, name);
+        assert.deepEqual(streamed.index, memory.index, name);
+        assert.deepEqual(streamed.distance, memory.distance, name);
+      }
     } finally {
       scope.Worker = saved;
     }

@@ -263,11 +263,15 @@ export function openStreamPool(threads: number): StreamPool {
     try {
       await Promise.all(opened);
       file = await openStreamedFile(ref);
-      let next = load(0, buffers[0]!);
-      for (let t = 0;; t++) {
-        const tile = await next;
+      // A tile is posted as soon as it is loaded, so a worker that finishes
+      // one goes on to the next without waiting for the others; a buffer is
+      // loaded again once every worker is done with the tile it held.
+      const searched: Promise<unknown>[] = [];
+      for (let t = 0, r0 = 0; r0 < ref.rows; t++, r0 += tileRows) {
+        if (t >= count) await searched[t - count];
+        const tile = await load(r0, buffers[t % count]!);
         options.signal?.throwIfAborted();
-        const searched = Promise.all(active.map((member) =>
+        const done = Promise.all(active.map((member) =>
           send(member, {
             type: "stream-tile",
             job: nextJob++,
@@ -281,21 +285,11 @@ export function openStreamPool(threads: number): StreamPool {
               : memoryIds.get(tile.packed.memory) ?? 0,
           })
         ));
-        const r0 = tile.r0 + tileRows;
-        if (r0 >= ref.rows) {
-          await searched;
-          break;
-        }
-        if (count > 1) {
-          // Read and pack the next tile into the other buffer meanwhile.
-          next = load(r0, buffers[(t + 1) % count]!);
-          next.catch(() => {});
-          await searched;
-        } else {
-          await searched;
-          next = load(r0, buffers[0]!);
-        }
+        // Awaited later, in order; a failure is rethrown there.
+        done.catch(() => {});
+        searched.push(done);
       }
+      await Promise.all(searched);
       const shares = await Promise.all(
         active.map((member) =>
           send(member, { type: "stream-finish", job: nextJob++, stream })
