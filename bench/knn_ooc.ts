@@ -92,11 +92,20 @@ function cairnArgs(args: string[]): [string, string[]] {
 /** Run the CLI to completion: wall seconds, peak RSS bytes, and its JSON result. */
 async function measured(
   args: string[],
-): Promise<{ wall: number; rss: number; result: Record<string, unknown> }> {
+): Promise<
+  {
+    wall: number;
+    rss: number;
+    /** CPU seconds (user + system); NaN without /usr/bin/time. */
+    cpu: number;
+    result: Record<string, unknown>;
+  }
+> {
   const [cmd, argv] = cairnArgs(args);
   const started = performance.now();
   if (TIME !== undefined) {
-    const run = spawnSync(TIME, ["-f", "cairn-bench-rss %M", cmd, ...argv], {
+    const format = "cairn-bench-rss %M cpu %U %S";
+    const run = spawnSync(TIME, ["-f", format, cmd, ...argv], {
       encoding: "utf8",
       maxBuffer: 1 << 24,
     });
@@ -104,8 +113,13 @@ async function measured(
     if (run.status !== 0) {
       throw new Error(`cairn ${args.join(" ")}: ${run.stderr.slice(-500)}`);
     }
-    const kb = Number(/cairn-bench-rss (\d+)/.exec(run.stderr)?.[1]);
-    return { wall, rss: kb * 1024, result: JSON.parse(run.stdout) };
+    const m = /cairn-bench-rss (\d+) cpu ([\d.]+) ([\d.]+)/.exec(run.stderr);
+    return {
+      wall,
+      rss: Number(m?.[1]) * 1024,
+      cpu: Number(m?.[2]) + Number(m?.[3]),
+      result: JSON.parse(run.stdout),
+    };
   }
   // No /usr/bin/time: poll the child's high-water mark while it runs.
   const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
@@ -129,6 +143,7 @@ async function measured(
   return {
     wall: (performance.now() - started) / 1000,
     rss,
+    cpu: NaN,
     result: JSON.parse(stdout),
   };
 }
@@ -247,10 +262,17 @@ try {
     streamable: true,
   });
   const speedup = streamed.wall / many.wall;
+  // On a shared machine the wall time depends on the other processes; the
+  // CPU seconds show what the threads cost beside it.
+  const cpuRatio = many.cpu / streamed.cpu;
   log(
     `  ${mib(many.rss)} peak RSS, ${many.wall.toFixed(1)} s (${
       speedup.toFixed(2)
-    }× the 1-thread run), ${manyPlan.threads} threads, tiles of ${many.result.tileRows} rows; outputs identical: ${sameMany}`,
+    }× faster than the 1-thread run), ${many.cpu.toFixed(1)} CPU s (${
+      cpuRatio.toFixed(2)
+    }× the 1-thread run's ${
+      streamed.cpu.toFixed(1)
+    }), ${manyPlan.threads} threads, tiles of ${many.result.tileRows} rows; outputs identical: ${sameMany}`,
   );
   log(`in memory, small reference, ${threads} threads (the fixed overhead)`);
   const memMany = await measured([
@@ -289,8 +311,10 @@ try {
         sameMany ? "byte-identical to" : "DIFFER from"
       } 1 thread's)`,
     cairn: `${mib(many.rss)} (${many.wall.toFixed(1)} s)`,
-    peer: "the budget; speedup over the 1-thread run",
-    peerValue: `${mib(budget)}; ${speedup.toFixed(2)}× faster`,
+    peer: "the budget; speedup over the 1-thread run (CPU seconds)",
+    peerValue: `${mib(budget)}; ${speedup.toFixed(2)}× faster (${
+      many.cpu.toFixed(1)
+    } vs ${streamed.cpu.toFixed(1)} CPU s)`,
     ratio: `${(many.rss / budget).toFixed(2)}×`,
   });
   out.push({
