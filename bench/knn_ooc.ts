@@ -25,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { encodeNpyHeader, writeNpyFile } from "../lib/io/npy.ts";
 import { parseByteSize, planKnnJob } from "../lib/knn/job_plan.ts";
+import { checkIntegerFlags } from "./_measure.ts";
 import type { BenchRow } from "./_table.ts";
 
 const { values: flags } = parseArgs({
@@ -171,6 +172,12 @@ function mib(bytes: number): string {
 
 const rows = Number(flags.rows);
 const queries = Number(flags.queries);
+checkIntegerFlags("out-of-core kNN", [
+  ["rows", rows, 1],
+  ["queries", queries, 1],
+  ["block-rows", Number(flags["block-rows"]), 1],
+  ["threads", Number(flags.threads), 1],
+]);
 const budgetText = flags.budget;
 const budget = parseByteSize(budgetText);
 const dir = await mkdtemp(join(tmpdir(), "cairn-bench-ooc-"));
