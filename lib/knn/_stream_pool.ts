@@ -280,6 +280,7 @@ export function openStreamPool(threads: number): StreamPool {
             data: tile.data,
             sqNorms: tile.sqNorms,
             packed: tile.packed,
+            buffer: t % count,
             memoryId: tile.packed === undefined
               ? 0
               : memoryIds.get(tile.packed.memory) ?? 0,

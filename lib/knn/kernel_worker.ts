@@ -55,7 +55,8 @@ export type ToWorker =
     data: MatrixData;
     sqNorms: Float64Array;
     packed: WasmShared | undefined;
-    /** Names `packed.memory`, posted again with each tile of a buffer. */
+    /** The tile buffer (0 or 1) and its memory's id, new when it grows. */
+    buffer: number;
     memoryId: number;
   }
   | { type: "stream-finish"; job: number; stream: number }
@@ -97,7 +98,10 @@ const references = new Map<number, PreparedReference>();
 const streams = new Map<number, StreamSearch>();
 // The first copy of each tile buffer's memory: the kernel is instantiated
 // once per memory object, and every post makes a new object.
-const memories = new Map<number, WebAssembly.Memory>();
+const memories = new Map<
+  number,
+  { id: number; memory: WebAssembly.Memory }
+>();
 const NO_INDEX = new Int32Array(0);
 const NO_DISTANCE = new Float32Array(0);
 
@@ -217,9 +221,13 @@ function onStream(msg: StreamMessage): void {
     if (msg.type === "stream-tile") {
       let packed = msg.packed;
       if (packed !== undefined) {
-        const memory = memories.get(msg.memoryId) ?? packed.memory;
-        memories.set(msg.memoryId, memory);
-        packed = { ...packed, memory };
+        let held = memories.get(msg.buffer);
+        if (held?.id !== msg.memoryId) {
+          // A grown buffer: the old memory is let go.
+          held = { id: msg.memoryId, memory: packed.memory };
+          memories.set(msg.buffer, held);
+        }
+        packed = { ...packed, memory: held.memory };
       }
       search.addTile(msg.data, msg.r0, {
         sqNorms: msg.sqNorms,
