@@ -20,7 +20,7 @@ import { putValue } from "../store/chunk_store.ts";
 import { parseNpyHeader } from "../lib/io/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
 import { CLI_BIN, runCairn } from "./cli_command.ts";
-import { collectOutput, IS_DENO } from "./child_process.ts";
+import { collectOutput, IS_DENO, runScript } from "./child_process.ts";
 import { spawn } from "node:child_process";
 import { tempDir } from "./temp.ts";
 
@@ -39,6 +39,27 @@ function cairn(
   env: Record<string, string> = {},
 ): Promise<Result> {
   return runCairn(args, { env: { NO_COLOR: "", CAIRN_DEBUG: "", ...env } });
+}
+
+const BATCH = new URL("./fixtures/cli_batch.ts", import.meta.url);
+
+/**
+ * Run `cairn` once per argument list. From source, the lists run one after
+ * the other through the CLI's main() in a single child process (one process
+ * start instead of one per list); with `CAIRN_CLI_BIN`, each runs the binary.
+ */
+async function cairnEach(lists: string[][]): Promise<Result[]> {
+  if (CLI_BIN !== undefined) {
+    return await Promise.all(lists.map((args) => cairn(args)));
+  }
+  const batch = await runScript(BATCH, [JSON.stringify(lists)], {
+    NO_COLOR: "",
+    CAIRN_DEBUG: "",
+  });
+  assert.equal(batch.code, 0, batch.stderr);
+  const results = JSON.parse(batch.stdout) as Result[];
+  assert.equal(results.length, lists.length);
+  return results;
 }
 
 /** Run `cairn` on a store and expect an exit code. */
@@ -99,9 +120,7 @@ test("cairn --help lists every command, --version prints it, no command is a usa
 });
 
 test("cairn COMMAND --help shows usage, options and examples for every command", async () => {
-  const results = await Promise.all(
-    COMMANDS.map((c) => cairn([c.name, "--help"])),
-  );
+  const results = await cairnEach(COMMANDS.map((c) => [c.name, "--help"]));
   for (const [i, r] of results.entries()) {
     const c = COMMANDS[i]!;
     assert.equal(r.code, 0, `${c.name} --help: ${r.stderr}`);
@@ -194,8 +213,8 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
       "cairn unlock --help",
     ],
   ];
-  const results = await Promise.all(
-    cases.map(([args]) => cairn(["--store", store, ...args])),
+  const results = await cairnEach(
+    cases.map(([args]) => ["--store", store, ...args]),
   );
   for (const [i, r] of results.entries()) {
     const [args, message, help] = cases[i]!;
@@ -287,8 +306,8 @@ test("cairn input files that do not exist exit 2 naming the path, for every fami
       /Cannot load dataflow module/,
     ],
   ];
-  const results = await Promise.all(
-    cases.map(([args]) => cairn(["--store", store, ...args])),
+  const results = await cairnEach(
+    cases.map(([args]) => ["--store", store, ...args]),
   );
   for (const [i, r] of results.entries()) {
     const [args, path, fix] = cases[i]!;
