@@ -19,8 +19,8 @@ import { openFsStore } from "../store/fs.ts";
 import { putValue } from "../store/chunk_store.ts";
 import { parseNpyHeader } from "../lib/io/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
-import { CLI_BIN, runCairn } from "./cli_command.ts";
-import { collectOutput, IS_DENO, runScript } from "./child_process.ts";
+import { CLI_BIN, runCairn, runCairnEach } from "./cli_command.ts";
+import { collectOutput, IS_DENO } from "./child_process.ts";
 import { spawn } from "node:child_process";
 import { tempDir } from "./temp.ts";
 
@@ -41,25 +41,9 @@ function cairn(
   return runCairn(args, { env: { NO_COLOR: "", CAIRN_DEBUG: "", ...env } });
 }
 
-const BATCH = new URL("./fixtures/cli_batch.ts", import.meta.url);
-
-/**
- * Run `cairn` once per argument list. From source, the lists run one after
- * the other through the CLI's main() in a single child process (one process
- * start instead of one per list); with `CAIRN_CLI_BIN`, each runs the binary.
- */
-async function cairnEach(lists: string[][]): Promise<Result[]> {
-  if (CLI_BIN !== undefined) {
-    return await Promise.all(lists.map((args) => cairn(args)));
-  }
-  const batch = await runScript(BATCH, [JSON.stringify(lists)], {
-    NO_COLOR: "",
-    CAIRN_DEBUG: "",
-  });
-  assert.equal(batch.code, 0, batch.stderr);
-  const results = JSON.parse(batch.stdout) as Result[];
-  assert.equal(results.length, lists.length);
-  return results;
+/** `runCairnEach` with this file's environment. */
+function cairnEach(lists: string[][]): Promise<Result[]> {
+  return runCairnEach(lists, { NO_COLOR: "", CAIRN_DEBUG: "" });
 }
 
 /** Run `cairn` on a store and expect an exit code. */
@@ -1185,8 +1169,13 @@ test("cairn --store: a file, a missing store, file:// URLs and unsupported schem
   const dir = await tempDir();
   const file = join(dir, "a-file");
   await writeFile(file, "x");
-  for (const args of [["ls"], ["demo", ...QUICK]]) {
-    const r = await cairn(["--store", file, ...args]);
+  const [onFile, demoOnFile, under, gs] = await cairnEach([
+    ["--store", file, "ls"],
+    ["--store", file, "demo", ...QUICK],
+    ["--store", join(file, "sub"), "demo", ...QUICK],
+    ["--store", "gs://bucket/x", "ls"],
+  ]);
+  for (const r of [onFile!, demoOnFile!]) {
     assert.equal(r.code, 2, r.stderr);
     assert.match(
       r.stderr,
@@ -1196,12 +1185,10 @@ test("cairn --store: a file, a missing store, file:// URLs and unsupported schem
     );
     assert.doesNotMatch(r.stderr, /ENOTDIR|EEXIST/);
   }
-  const under = await cairn(["--store", join(file, "sub"), "demo", ...QUICK]);
-  assert.equal(under.code, 2, under.stderr);
-  assert.match(under.stderr, /a part of the path is a file, not a directory/);
-  const gs = await cairn(["--store", "gs://bucket/x", "ls"]);
-  assert.equal(gs.code, 2);
-  assert.match(gs.stderr, /the "gs:\/\/" scheme is not supported/);
+  assert.equal(under!.code, 2, under!.stderr);
+  assert.match(under!.stderr, /a part of the path is a file, not a directory/);
+  assert.equal(gs!.code, 2);
+  assert.match(gs!.stderr, /the "gs:\/\/" scheme is not supported/);
   // s3:// is a store; without credentials it names them.
   const s3 = await cairn(["--store", "s3://bucket/x", "ls"], {
     AWS_ACCESS_KEY_ID: "",
