@@ -31,6 +31,7 @@ import { memoIndex } from "../lib/memo.ts";
 import { openStore } from "../lib/open_store.ts";
 import { seededRandom } from "../lib/random.ts";
 import type { Store } from "../store/store.ts";
+import { checkIntegerFlags } from "./_measure.ts";
 import { type BenchRow, median, ratio, runtimeName } from "./_table.ts";
 
 const { values: flags } = parseArgs({
@@ -51,20 +52,12 @@ const EDIT = Number(flags.edit ?? (quick ? 5 : 100));
 const WORK_MS = Number(flags["work-ms"] ?? 0.1);
 const RUNS = Number(flags.runs ?? (quick ? 100 : 1000));
 const ROUNDS = Number(flags.rounds ?? (quick ? 3 : 1));
-for (
-  const [name, value, min] of [
-    ["keys", KEYS, 2],
-    ["edit", EDIT, 1],
-    ["runs", RUNS, 2],
-    ["rounds", ROUNDS, 1],
-  ] as const
-) {
-  if (!Number.isInteger(value) || value < min) {
-    throw new RangeError(
-      `Cannot run the incremental benchmark: --${name} must be an integer >= ${min}, found "${value}"`,
-    );
-  }
-}
+checkIntegerFlags("incremental", [
+  ["keys", KEYS, 2],
+  ["edit", EDIT, 1],
+  ["runs", RUNS, 2],
+  ["rounds", ROUNDS, 1],
+]);
 if (EDIT >= KEYS) {
   throw new RangeError(
     `Cannot run the incremental benchmark: --edit must be below --keys (${KEYS}), found "${EDIT}"`,

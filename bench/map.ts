@@ -27,6 +27,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pMap from "npm:p-map@^7.1.1";
 import { map } from "../lib/map/mod.ts";
+import { busyWork, timed } from "./_measure.ts";
 
 const { values: flags } = parseArgs({
   args: process.argv.slice(2),
@@ -54,18 +55,9 @@ const runtime = typeof (globalThis as { Deno?: { version: { deno: string } } })
   }`
   : `bun ${(process.versions as Record<string, string>).bun}`;
 
-function nowCost(): number {
-  const start = performance.now();
-  for (let i = 0; i < 100_000; i++) performance.now();
-  return (performance.now() - start) / 100_000;
-}
-
-const SPIN_MS = Math.max(0, WORK_MS - nowCost());
+const spin = busyWork(WORK_MS);
 function work(x: number): Promise<number> {
-  const end = performance.now() + SPIN_MS;
-  while (performance.now() < end) {
-    // Busy: simulated CPU work.
-  }
+  spin();
   return Promise.resolve(x * 2 + 1);
 }
 
@@ -90,12 +82,6 @@ async function limited<T, R>(
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
   return out;
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const start = performance.now();
-  const value = await fn();
-  return [performance.now() - start, value];
 }
 
 const dir = await mkdtemp(join(tmpdir(), "cairn-bench-map-"));

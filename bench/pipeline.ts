@@ -37,6 +37,7 @@ import {
   resumePipeline,
   runPipeline,
 } from "../lib/pipeline/mod.ts";
+import { busyWork, checkIntegerFlags, timed } from "./_measure.ts";
 import { type BenchRow, median, ratio, runtimeName } from "./_table.ts";
 
 const { values: flags } = parseArgs({
@@ -55,19 +56,11 @@ const COMPONENTS = Number(flags.components ?? (quick ? 5 : 10));
 const VALUES = Number(flags.values ?? (quick ? 10_000 : 100_000));
 const WORK_MS = Number(flags["work-ms"] ?? (quick ? 10 : 50));
 const ROUNDS = Number(flags.rounds ?? (quick ? 3 : 5));
-for (
-  const [name, value, min] of [
-    ["components", COMPONENTS, 2],
-    ["values", VALUES, 1],
-    ["rounds", ROUNDS, 1],
-  ] as const
-) {
-  if (!Number.isInteger(value) || value < min) {
-    throw new RangeError(
-      `Cannot run the pipeline benchmark: --${name} must be an integer >= ${min}, found "${value}"`,
-    );
-  }
-}
+checkIntegerFlags("pipeline", [
+  ["components", COMPONENTS, 2],
+  ["values", VALUES, 1],
+  ["rounds", ROUNDS, 1],
+]);
 if (!(WORK_MS >= 0)) {
   throw new RangeError(
     `Cannot run the pipeline benchmark: --work-ms must be a number >= 0, found "${WORK_MS}"`,
@@ -75,18 +68,7 @@ if (!(WORK_MS >= 0)) {
 }
 const say = flags.json ? console.error : console.log;
 
-function nowCost(): number {
-  const start = performance.now();
-  for (let i = 0; i < 100_000; i++) performance.now();
-  return (performance.now() - start) / 100_000;
-}
-const SPIN_MS = Math.max(0, WORK_MS - nowCost());
-function work(): void {
-  const end = performance.now() + SPIN_MS;
-  while (performance.now() < end) {
-    // Busy: the component's simulated compute.
-  }
-}
+const work = busyWork(WORK_MS);
 
 /** Calls of each component index in the current variant. */
 let calls: number[] = [];
@@ -132,12 +114,6 @@ function checksum(values: Float64Array): number {
   let s = 0;
   for (let i = 0; i < values.length; i++) s += values[i]!;
   return s;
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const start = performance.now();
-  const value = await fn();
-  return [performance.now() - start, value];
 }
 
 const dir = await mkdtemp(join(tmpdir(), "cairn-bench-pipeline-"));

@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileIndex, runProcessor } from "../lib/processor/mod.ts";
+import { checkIntegerFlags } from "./_measure.ts";
 import { type BenchRow, median, ratio, runtimeName } from "./_table.ts";
 
 const { values: flags } = parseArgs({
@@ -35,13 +36,7 @@ const { values: flags } = parseArgs({
 });
 const FILES = Number(flags.files ?? (flags.quick ? 1000 : 5000));
 const ROUNDS = Number(flags.rounds ?? (flags.quick ? 3 : 5));
-for (const [name, value] of [["files", FILES], ["rounds", ROUNDS]] as const) {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `Cannot run the processor benchmark: --${name} must be an integer >= 1, found "${value}"`,
-    );
-  }
-}
+checkIntegerFlags("processor", [["files", FILES, 1], ["rounds", ROUNDS, 1]]);
 const say = flags.json ? console.error : console.log;
 const EVERY = [1000, 100] as const;
 const dir = await mkdtemp(join(tmpdir(), "cairn-bench-processor-"));

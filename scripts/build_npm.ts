@@ -191,7 +191,9 @@ for (const field of PUBLISHED_FIELDS) {
   if (source[field] !== undefined) pkg[field] = source[field];
 }
 writeFileSync(join(OUT, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
-copyFileSync(join(ROOT, "deno.json"), join(OUT, "deno.json"));
+for (const file of ["deno.json", "README.md", "LICENSE"]) {
+  copyFileSync(join(ROOT, file), join(OUT, file));
+}
 writeFileSync(
   join(OUT, "cli", "bin.js"),
   '#!/usr/bin/env node\nimport { runCli } from "./main.js";\nawait runCli();\n',

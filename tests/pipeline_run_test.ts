@@ -340,6 +340,33 @@ test("composeHooks() hooks fire in order, and a failing hook is isolated", async
   );
 });
 
+test("AuditHooks.toFile() syncs each line before the pipeline goes on", async () => {
+  const { setSyncObserver } = await import("../store/files.ts");
+  const path = join(await tempDir(), "audit.jsonl");
+  const synced: number[] = [];
+  const previous = setSyncObserver(async (syncedPath) => {
+    if (syncedPath !== path) return;
+    const text = await readFile(path, "utf8");
+    synced.push(text.split("\n").length - 1);
+  });
+  try {
+    const hooks = AuditHooks.toFile(path);
+    const info = {
+      runId: "r",
+      pipelineName: "P",
+      state: {} as never,
+      componentName: "A",
+    };
+    await hooks.beforeComponent!({} as never, 0, 2, info);
+    await hooks.afterComponent!({} as never, 0, 2, 5, info);
+    await hooks.beforeComponent!({} as never, 1, 2, info);
+  } finally {
+    setSyncObserver(previous);
+  }
+  // Each append was durable, whole lines only, by the time it resolved.
+  assert.deepEqual(synced, [1, 2, 3]);
+});
+
 test("LoggingHooks, AuditHooks and MetricsHooks write output that parses", async () => {
   const p = counted();
   const dir = await tempDir();

@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { appendFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import { dirname } from "node:path";
+import { syncDir, syncHandle } from "../../store/files.ts";
 import type { PipelineHooks } from "./hooks.ts";
 
 /** Options for {@linkcode AuditHooks.toFile}. */
@@ -45,7 +47,8 @@ function mask(value: unknown, secret: RegExp): unknown {
  */
 export const AuditHooks: {
   /**
-   * Hooks that append one line per event to `path` (created if missing).
+   * Hooks that append one line per event to `path` (created if missing),
+   * each synced to disk before the pipeline goes on.
    *
    * @param path The JSONL file.
    * @param options Which config keys to mask.
@@ -55,14 +58,28 @@ export const AuditHooks: {
 } = {
   toFile(path, options = {}) {
     const secret = options.secretKeys ?? SECRET_KEYS;
-    // Appends are chained so lines keep the order of the events.
+    // Appends are chained so lines keep the order of the events. Each line
+    // is durable before the pipeline goes on (a power cut can tear only the
+    // line being written), and the file's name once, at the first append.
     let tail: Promise<void> = Promise.resolve();
+    let named = false;
+    const appendDurably = async (line: string) => {
+      const handle = await open(path, "a");
+      try {
+        await handle.write(line);
+        await syncHandle(handle, path, true);
+      } finally {
+        await handle.close();
+      }
+      if (!named) {
+        await syncDir(dirname(path));
+        named = true;
+      }
+    };
     const append = (event: Record<string, unknown>) => {
       const line = JSON.stringify({ at: new Date().toISOString(), ...event }) +
         "\n";
-      tail = tail.catch(() => {}).then(() =>
-        appendFile(path, line, { flag: "a" })
-      );
+      tail = tail.catch(() => {}).then(() => appendDurably(line));
       return tail;
     };
     return {
