@@ -15,6 +15,7 @@ import {
 } from "./child_process.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url);
+const BATCH = new URL("./fixtures/cli_batch.ts", import.meta.url);
 
 /** The binary under test, as an absolute path, or undefined to run the source. */
 export const CLI_BIN: string | undefined = process.env.CAIRN_CLI_BIN
@@ -69,4 +70,42 @@ export function runCairn(
   options: StartCairnOptions = {},
 ): Promise<CairnResult> {
   return collect(startCairn(args, options));
+}
+
+/**
+ * Run `cairn` once per argument list, for cases that only parse arguments or
+ * load inputs. From source, the lists run one after the other through the
+ * CLI's `main()` in a single child process (tests/fixtures/cli_batch.ts: one
+ * process start instead of one per list); with `CAIRN_CLI_BIN`, each list
+ * runs the binary.
+ */
+export async function runCairnEach(
+  lists: string[][],
+  env: Record<string, string> = {},
+): Promise<CairnResult[]> {
+  if (CLI_BIN !== undefined) {
+    return await Promise.all(lists.map((args) => runCairn(args, { env })));
+  }
+  const [cmd, argv] = runtimeCommand(BATCH, [JSON.stringify(lists)]);
+  const batch = await collect(
+    spawn(cmd, argv, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    }),
+  );
+  if (batch.code !== 0) {
+    throw new Error(
+      `cli_batch.ts exited with ${batch.code}, expected 0: ${batch.stderr}`,
+    );
+  }
+  const results = (JSON.parse(batch.stdout) as Omit<
+    CairnResult,
+    "signal"
+  >[]).map((r) => ({ ...r, signal: null }));
+  if (results.length !== lists.length) {
+    throw new Error(
+      `cli_batch.ts returned ${results.length} results, expected ${lists.length}`,
+    );
+  }
+  return results;
 }

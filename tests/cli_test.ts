@@ -19,7 +19,7 @@ import { openFsStore } from "../store/fs.ts";
 import { putValue } from "../store/chunk_store.ts";
 import { parseNpyHeader } from "../lib/io/npy.ts";
 import { ProgressRenderer } from "../cli/progress.ts";
-import { CLI_BIN, runCairn } from "./cli_command.ts";
+import { CLI_BIN, runCairn, runCairnEach } from "./cli_command.ts";
 import { collectOutput, IS_DENO } from "./child_process.ts";
 import { spawn } from "node:child_process";
 import { tempDir } from "./temp.ts";
@@ -39,6 +39,11 @@ function cairn(
   env: Record<string, string> = {},
 ): Promise<Result> {
   return runCairn(args, { env: { NO_COLOR: "", CAIRN_DEBUG: "", ...env } });
+}
+
+/** `runCairnEach` with this file's environment. */
+function cairnEach(lists: string[][]): Promise<Result[]> {
+  return runCairnEach(lists, { NO_COLOR: "", CAIRN_DEBUG: "" });
 }
 
 /** Run `cairn` on a store and expect an exit code. */
@@ -99,9 +104,7 @@ test("cairn --help lists every command, --version prints it, no command is a usa
 });
 
 test("cairn COMMAND --help shows usage, options and examples for every command", async () => {
-  const results = await Promise.all(
-    COMMANDS.map((c) => cairn([c.name, "--help"])),
-  );
+  const results = await cairnEach(COMMANDS.map((c) => [c.name, "--help"]));
   for (const [i, r] of results.entries()) {
     const c = COMMANDS[i]!;
     assert.equal(r.code, 0, `${c.name} --help: ${r.stderr}`);
@@ -194,8 +197,8 @@ test("cairn usage errors exit 2 with one message and a pointer to --help", async
       "cairn unlock --help",
     ],
   ];
-  const results = await Promise.all(
-    cases.map(([args]) => cairn(["--store", store, ...args])),
+  const results = await cairnEach(
+    cases.map(([args]) => ["--store", store, ...args]),
   );
   for (const [i, r] of results.entries()) {
     const [args, message, help] = cases[i]!;
@@ -287,8 +290,8 @@ test("cairn input files that do not exist exit 2 naming the path, for every fami
       /Cannot load dataflow module/,
     ],
   ];
-  const results = await Promise.all(
-    cases.map(([args]) => cairn(["--store", store, ...args])),
+  const results = await cairnEach(
+    cases.map(([args]) => ["--store", store, ...args]),
   );
   for (const [i, r] of results.entries()) {
     const [args, path, fix] = cases[i]!;
@@ -1166,8 +1169,13 @@ test("cairn --store: a file, a missing store, file:// URLs and unsupported schem
   const dir = await tempDir();
   const file = join(dir, "a-file");
   await writeFile(file, "x");
-  for (const args of [["ls"], ["demo", ...QUICK]]) {
-    const r = await cairn(["--store", file, ...args]);
+  const [onFile, demoOnFile, under, gs] = await cairnEach([
+    ["--store", file, "ls"],
+    ["--store", file, "demo", ...QUICK],
+    ["--store", join(file, "sub"), "demo", ...QUICK],
+    ["--store", "gs://bucket/x", "ls"],
+  ]);
+  for (const r of [onFile!, demoOnFile!]) {
     assert.equal(r.code, 2, r.stderr);
     assert.match(
       r.stderr,
@@ -1177,12 +1185,10 @@ test("cairn --store: a file, a missing store, file:// URLs and unsupported schem
     );
     assert.doesNotMatch(r.stderr, /ENOTDIR|EEXIST/);
   }
-  const under = await cairn(["--store", join(file, "sub"), "demo", ...QUICK]);
-  assert.equal(under.code, 2, under.stderr);
-  assert.match(under.stderr, /a part of the path is a file, not a directory/);
-  const gs = await cairn(["--store", "gs://bucket/x", "ls"]);
-  assert.equal(gs.code, 2);
-  assert.match(gs.stderr, /the "gs:\/\/" scheme is not supported/);
+  assert.equal(under!.code, 2, under!.stderr);
+  assert.match(under!.stderr, /a part of the path is a file, not a directory/);
+  assert.equal(gs!.code, 2);
+  assert.match(gs!.stderr, /the "gs:\/\/" scheme is not supported/);
   // s3:// is a store; without credentials it names them.
   const s3 = await cairn(["--store", "s3://bucket/x", "ls"], {
     AWS_ACCESS_KEY_ID: "",

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runCairn } from "./cli_command.ts";
+import { runCairn, runCairnEach } from "./cli_command.ts";
 import { tempDir } from "./temp.ts";
 
 const COMPONENTS = fileURLToPath(
@@ -245,10 +245,14 @@ test("cairn pipeline run exits 2 naming the file and key of a config it cannot l
       /key "pipeline\.pipeline-components\[1\]\.instance-name" repeats "A"/,
     ],
   ];
-  for (const [name, text, pattern] of cases) {
-    const file = join(dir, `${name}.conf`);
-    await writeFile(file, text);
-    const result = await runCairn(["--store", store, "pipeline", "run", file]);
+  const files = cases.map(([name]) => join(dir, `${name}.conf`));
+  for (const [i, [, text]] of cases.entries()) await writeFile(files[i]!, text);
+  const results = await runCairnEach(
+    files.map((file) => ["--store", store, "pipeline", "run", file]),
+  );
+  for (const [i, [name, , pattern]] of cases.entries()) {
+    const file = files[i]!;
+    const result = results[i]!;
     assert.equal(result.code, 2, `${name}: ${result.stderr}`);
     assert.ok(
       result.stderr.includes(file),

@@ -66,7 +66,7 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
 }
 
 test("processor run killed with SIGKILL at random points and rerun gives the uninterrupted output: no item lost or repeated, ids never repeat", async () => {
-  const files = LONG ? 20_000 : 3000;
+  const files = LONG ? 20_000 : 2000;
   const kills = LONG ? 12 : 4;
   const { random } = testRandom("processor kill test");
   const dir = await tempDir();
