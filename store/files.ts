@@ -8,7 +8,17 @@
  *
  * @module
  */
-import { constants, lstatSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fdatasync,
+  fsync,
+  lstatSync,
+  openSync,
+  type Stats,
+  writeSync,
+} from "node:fs";
+import { promisify } from "node:util";
 import * as fs from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
@@ -96,6 +106,19 @@ export function explainFsError(
  * ```
  */
 export async function syncDir(dir: string): Promise<void> {
+  if (syncObserver === undefined) {
+    // Opening and closing a directory are cheap system calls, done here; only
+    // the fsync waits for the disk. Half the CPU of the handle path below
+    // under Deno and Bun alike, whose handle calls each cost an async round.
+    const fd = openSync(dir, constants.O_RDONLY | O_DIRECTORY);
+    try {
+      await fsyncDescriptor(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  // The fault hook needs a handle.
   const handle = await fs.open(dir, constants.O_RDONLY | O_DIRECTORY);
   try {
     await syncHandle(handle, dir);
@@ -103,6 +126,8 @@ export async function syncDir(dir: string): Promise<void> {
     await handle.close();
   }
 }
+
+const fsyncDescriptor = promisify(fsync);
 
 /**
  * Watches every fsync cairn makes, after it returns: the power-cut
@@ -201,6 +226,72 @@ export async function syncHandle(
 export function lstatNow(path: string): Stats | undefined {
   return lstatSync(path, { throwIfNoEntry: false });
 }
+
+/**
+ * Write all of `bytes` at `position` in an open file and fdatasync it: a log
+ * append. Up to {@linkcode SMALL_WRITE_BYTES} (every log record but a huge
+ * one) the write is a synchronous copy into the page cache on the file's raw
+ * descriptor, and only the fdatasync is asynchronous, which saves a handle
+ * round under Deno and Bun; larger writes go through the handle.
+ *
+ * @param handle The open file.
+ * @param path Its path, for the fault hook.
+ * @param bytes What to write.
+ * @param position Where.
+ * @returns Resolves once the bytes are durable.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { writeDurable } from "./files.ts";
+ * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
+ * const path = join(dir, "log");
+ * const handle = await open(path, "w+");
+ * await writeDurable(handle, path, new TextEncoder().encode("abc"), 0);
+ * await writeDurable(handle, path, new TextEncoder().encode("de"), 3);
+ * await handle.close();
+ * assert.equal(await readFile(path, "utf8"), "abcde");
+ * await rm(dir, { recursive: true });
+ * ```
+ */
+export async function writeDurable(
+  handle: fs.FileHandle,
+  path: string,
+  bytes: Uint8Array,
+  position: number,
+): Promise<void> {
+  let written = 0;
+  if (syncObserver === undefined && bytes.length <= SMALL_WRITE_BYTES) {
+    while (written < bytes.length) {
+      written += writeSync(
+        handle.fd,
+        bytes,
+        written,
+        bytes.length - written,
+        position + written,
+      );
+    }
+    await fdatasyncDescriptor(handle.fd);
+    return;
+  }
+  while (written < bytes.length) {
+    written += (await handle.write(
+      bytes,
+      written,
+      bytes.length - written,
+      position + written,
+    )).bytesWritten;
+  }
+  await syncHandle(handle, path, true);
+}
+
+/** Largest write {@linkcode writeDurable} makes synchronously. */
+export const SMALL_WRITE_BYTES = 64 * 1024;
+
+const fdatasyncDescriptor = promisify(fdatasync);
 
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
 /** Open flags that refuse a symbolic link as the last path component. */

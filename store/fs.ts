@@ -48,6 +48,7 @@ import {
   syncDir,
   syncHandle,
   tempPath,
+  writeDurable,
   writeNewFile,
 } from "./files.ts";
 
@@ -374,19 +375,10 @@ function fsLogFile(path: string, handle?: fs.FileHandle): LogFile {
       }
       const size = known ?? (await h.stat()).size;
       known = undefined;
-      let written = 0;
-      while (written < bytes.length) {
-        written += (await h.write(
-          bytes,
-          written,
-          bytes.length - written,
-          size + written,
-        )).bytesWritten;
-      }
-      await syncHandle(h, path, true).catch((error) => {
+      await writeDurable(h, path, bytes, size).catch((error) => {
         throw explainFsError(error, "Cannot append to manifest log", path);
       });
-      known = size + written;
+      known = size + bytes.length;
     },
     async truncate(size) {
       if (handle === undefined) {
