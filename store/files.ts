@@ -587,9 +587,18 @@ export async function makeDirs(dir: string): Promise<void> {
  * await assertRealDir(await realpath(tmpdir()));
  * ```
  */
-export async function assertRealDir(dir: string): Promise<void> {
-  // Synchronous, as in lstatNow: a chunk put checks its prefix directory.
-  const stat = lstatSync(dir);
+export function assertRealDir(dir: string): Promise<void> {
+  // The stat is synchronous, as in lstatNow (a chunk put checks its prefix
+  // directory); failures still arrive as a rejection.
+  try {
+    checkRealDir(dir, lstatSync(dir));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return Promise.resolve();
+}
+
+function checkRealDir(dir: string, stat: Stats): void {
   if (stat.isSymbolicLink()) {
     throw Object.assign(
       new Error(
