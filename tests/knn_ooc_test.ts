@@ -12,28 +12,14 @@ import {
   writeNpyFile,
 } from "../lib/knn/mod.ts";
 import type { JobEvent } from "../lib/events.ts";
-import { randomFloat32, seededRandom } from "../lib/random.ts";
+import { randomFloat32 } from "../lib/random.ts";
 import { killAfterLines, runScript, startScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
+import { tieHeavy } from "./knn_tie_data.ts";
 import { LONG, testRandom } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/knn_ooc_child.ts", import.meta.url);
 const CLI = new URL("../cli/main.ts", import.meta.url);
-
-/**
- * Small integer-valued rows (many ties), a few exact duplicates and, for
- * cosine, zero rows: every tie-break rule is exercised.
- */
-function tieHeavy(rows: number, cols: number, seed: number): Float32Array {
-  const random = seededRandom(seed);
-  const data = new Float32Array(rows * cols);
-  for (let i = 0; i < data.length; i++) data[i] = Math.floor(random() * 4) - 1;
-  for (const [from, to] of [[3, 40], [3, 41], [100, 7]] as const) {
-    data.copyWithin(to * cols, from * cols, (from + 1) * cols);
-  }
-  data.fill(0, 9 * cols, 10 * cols);
-  return data;
-}
 
 /**
  * The smallest budget a streamed job accepts, from the plan errors that name

@@ -153,26 +153,9 @@ scope.onmessage = (event) => {
         kernel: msg.kernel,
       },
     );
-    scope.postMessage(
-      {
-        type: "done",
-        job: msg.job,
-        index: result.index,
-        distance: result.distance,
-      },
-      [
-        result.index.buffer as ArrayBuffer,
-        result.distance.buffer as ArrayBuffer,
-      ],
-    );
+    replyDone(msg.job, result);
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
-    scope.postMessage({
-      type: "error",
-      job: msg.job,
-      name: e.name,
-      message: e.message,
-    });
+    replyError(msg.job, error);
   }
 };
 
@@ -206,12 +189,7 @@ function onStream(msg: StreamMessage): void {
           },
         ),
       );
-      scope.postMessage({
-        type: "done",
-        job: msg.job,
-        index: NO_INDEX,
-        distance: NO_DISTANCE,
-      });
+      acknowledge(msg.job);
       return;
     }
     const search = streams.get(msg.stream);
@@ -233,35 +211,43 @@ function onStream(msg: StreamMessage): void {
         sqNorms: msg.sqNorms,
         ...(packed === undefined ? {} : { packed }),
       });
-      scope.postMessage({
-        type: "done",
-        job: msg.job,
-        index: NO_INDEX,
-        distance: NO_DISTANCE,
-      });
+      acknowledge(msg.job);
       return;
     }
     streams.delete(msg.stream);
     const result = search.finish();
-    scope.postMessage(
-      {
-        type: "done",
-        job: msg.job,
-        index: result.index,
-        distance: result.distance,
-      },
-      [
-        result.index.buffer as ArrayBuffer,
-        result.distance.buffer as ArrayBuffer,
-      ],
-    );
+    replyDone(msg.job, result);
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
-    scope.postMessage({
-      type: "error",
-      job: msg.job,
-      name: e.name,
-      message: e.message,
-    });
+    replyError(msg.job, error);
   }
+}
+
+/** Send a finished block back, its arrays transferred. */
+function replyDone(
+  job: number,
+  result: { index: Int32Array; distance: Float32Array },
+): void {
+  scope.postMessage(
+    { type: "done", job, index: result.index, distance: result.distance },
+    [
+      result.index.buffer as ArrayBuffer,
+      result.distance.buffer as ArrayBuffer,
+    ],
+  );
+}
+
+/** Send a failure back as its name and message. */
+function replyError(job: number, error: unknown): void {
+  const e = error instanceof Error ? error : new Error(String(error));
+  scope.postMessage({ type: "error", job, name: e.name, message: e.message });
+}
+
+/** Say a stream message is done: no arrays, nothing transferred. */
+function acknowledge(job: number): void {
+  scope.postMessage({
+    type: "done",
+    job,
+    index: NO_INDEX,
+    distance: NO_DISTANCE,
+  });
 }
