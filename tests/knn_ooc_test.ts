@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { open, readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import {
   defaultThreads,
@@ -13,9 +13,9 @@ import {
 } from "../lib/knn/mod.ts";
 import type { JobEvent } from "../lib/events.ts";
 import { randomFloat32 } from "../lib/random.ts";
-import { killAfterLines, runScript, startScript } from "./child_process.ts";
+import { runScript } from "./child_process.ts";
 import { tempDir } from "./temp.ts";
-import { tieHeavy } from "./knn_tie_data.ts";
+import { assertKillsResume, tieHeavy } from "./knn_ooc_shared.ts";
 import { LONG, testRandom } from "./test_seed.ts";
 
 const CHILD = new URL("./fixtures/knn_ooc_child.ts", import.meta.url);
@@ -264,27 +264,6 @@ test(
     const store = join(dir, "store");
     const out = join(dir, "out");
     const args = [store, ref, query, out, "50", budget];
-    let kills = 0;
-    for (let round = 0; round < 3; round++) {
-      const child = startScript(CHILD, args);
-      const lines = await killAfterLines(child, random(2, 8));
-      if (lines.includes("done\n")) break;
-      kills++;
-    }
-    assert.ok(kills >= 2, `the job was killed mid-run (${kills} kills)`);
-    const last = await runScript(CHILD, args);
-    assert.equal(last.code, 0, last.stderr);
-    assert.ok(
-      last.stdout.split("\n").filter((l) => l.startsWith("step block/"))
-        .length < 20,
-      "the resumed run did not recompute every block",
-    );
-    for (const name of ["index.npy", "distance.npy"]) {
-      assert.deepEqual(
-        await readFile(join(out, name)),
-        await readFile(join(baseline, name)),
-        `${name} is byte-identical to the uninterrupted in-memory run's`,
-      );
-    }
+    await assertKillsResume({ child: CHILD, args, out, baseline, random });
   },
 );
