@@ -263,7 +263,7 @@ test(
     const budget = String(3_000_000);
     const store = join(dir, "store");
     const out = join(dir, "out");
-    const args = [store, ref, query, out, "50", budget];
+    const args = [store, ref, query, out, "50", budget, "1"];
     await assertKillsResume({ child: CHILD, args, out, baseline, random });
   },
 );

@@ -15,7 +15,7 @@ import { tempDir } from "./temp.ts";
 import { assertKillsResume, tieHeavy } from "./knn_ooc_shared.ts";
 import { testRandom } from "./test_seed.ts";
 
-const CHILD = new URL("./fixtures/knn_ooc_threads_child.ts", import.meta.url);
+const CHILD = new URL("./fixtures/knn_ooc_child.ts", import.meta.url);
 
 /** The smallest budget (in 25 kB steps) whose streamed plan passes `want`. */
 function budgetFor(
