@@ -24,6 +24,12 @@ import {
 } from "../lib/knn/kernel_scan.ts";
 import { wasmVariant } from "../lib/knn/kernel_wasm.ts";
 import { gaussianRandom, seededRandom } from "../lib/random.ts";
+import { runScript } from "./child_process.ts";
+
+const RESOLVE_CHILD = new URL(
+  "./fixtures/resolve_kernel_child.ts",
+  import.meta.url,
+);
 
 const KERNELS: KernelChoice[] = ["ts", "wasm", "wasm-simd"];
 
@@ -180,19 +186,16 @@ test("searchKnn() agrees across kernels on tiny, huge and subnormal values", () 
   }
 });
 
-test("resolveKernel() follows CAIRN_KNN_KERNEL only for auto", () => {
-  const before = process.env.CAIRN_KNN_KERNEL;
-  try {
-    process.env.CAIRN_KNN_KERNEL = "ts";
-    assert.equal(resolveKernel("auto"), "ts");
-    assert.equal(resolveKernel("wasm-simd"), "wasm-simd");
-    process.env.CAIRN_KNN_KERNEL = "wasm-simd";
-    assert.equal(resolveKernel(), "wasm-simd");
-    process.env.CAIRN_KNN_KERNEL = "nonsense";
-    assert.throws(() => resolveKernel(), /CAIRN_KNN_KERNEL "nonsense"/);
-    assert.equal(resolveKernel("ts"), "ts");
-  } finally {
-    if (before === undefined) delete process.env.CAIRN_KNN_KERNEL;
-    else process.env.CAIRN_KNN_KERNEL = before;
-  }
+test("resolveKernel() follows CAIRN_KNN_KERNEL only for auto", async () => {
+  const resolve = async (env: string, ...choices: string[]) =>
+    (await runScript(RESOLVE_CHILD, choices, { CAIRN_KNN_KERNEL: env })).stdout
+      .trim().split("\n");
+  assert.deepEqual(await resolve("ts", "auto", "wasm-simd"), [
+    "ts",
+    "wasm-simd",
+  ]);
+  assert.deepEqual(await resolve("wasm-simd", "auto"), ["wasm-simd"]);
+  const [unknown, explicit] = await resolve("nonsense", "auto", "ts");
+  assert.match(unknown!, /^TypeError: .*CAIRN_KNN_KERNEL "nonsense"/);
+  assert.equal(explicit, "ts");
 });
