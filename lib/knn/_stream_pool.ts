@@ -19,7 +19,7 @@
 import type { NpyMatrixFile } from "../io/npy.ts";
 import type { Matrix, MatrixData } from "./matrix.ts";
 import { type KernelChoice, resolveKernel } from "./kernel_scan.ts";
-import { startKnnWorker } from "./kernel_threads.ts";
+import { startKnnWorker, workerError } from "./kernel_threads.ts";
 import { packReference, type WasmShared } from "./kernel_wasm.ts";
 import type { FromWorker, ToWorker } from "./kernel_worker.ts";
 import {
@@ -128,14 +128,7 @@ export function openStreamPool(threads: number): StreamPool {
         const w = member.waiting.shift();
         if (w === undefined) return;
         if (msg.type === "done") w.resolve(msg);
-        else {
-          const ctor = msg.name === "RangeError"
-            ? RangeError
-            : msg.name === "TypeError"
-            ? TypeError
-            : Error;
-          w.reject(new ctor(msg.message));
-        }
+        else w.reject(workerError(msg));
       };
       // A worker that cannot run must not fail the job: the block is
       // searched again on the calling thread.

@@ -99,6 +99,33 @@ export function defaultThreads(): number {
 export const MIN_PARALLEL_WORK = 20_000_000;
 
 /**
+ * The error a worker reported, rebuilt on this thread with its class
+ * (RangeError and TypeError keep theirs, so callers map them to exit codes).
+ *
+ * @param msg The worker's error message.
+ * @returns The error to reject with.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { workerError } from "./kernel_threads.ts";
+ * const e = workerError({ type: "error", job: 1, name: "RangeError", message: "k too large" });
+ * assert.ok(e instanceof RangeError);
+ * assert.equal(e.message, "k too large");
+ * ```
+ */
+export function workerError(
+  msg: Extract<FromWorker, { type: "error" }>,
+): Error {
+  const ctor = msg.name === "RangeError"
+    ? RangeError
+    : msg.name === "TypeError"
+    ? TypeError
+    : Error;
+  return new ctor(msg.message);
+}
+
+/**
  * Starts one kNN worker thread (kernel_worker.ts), wherever this module
  * runs from: source, the npm build or a Bun single binary.
  *
@@ -212,14 +239,7 @@ export function openKnnPool(options: KnnPoolOptions = {}): KnnPool {
             index: msg.index,
             distance: msg.distance,
           });
-        } else {
-          const ctor = msg.name === "RangeError"
-            ? RangeError
-            : msg.name === "TypeError"
-            ? TypeError
-            : Error;
-          task.reject(new ctor(msg.message));
-        }
+        } else task.reject(workerError(msg));
       };
       // A worker that cannot run (say, a bundle without its entry point)
       // must not fail the search: the pool finishes on the calling thread.
