@@ -519,29 +519,32 @@ export async function publishFile(
  * when it was created. A symbolic link or a file in its place is refused.
  *
  * @param dir The directory.
- * @returns Resolves once it exists.
+ * @returns True if this call made it (and synced its parent), false if it
+ * was there.
  *
  * @example Make a directory twice
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mkdtemp, rm } from "node:fs/promises";
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
  * import { ensureDir } from "./files.ts";
  * const dir = await mkdtemp(join(tmpdir(), "cairn-"));
- * await ensureDir(join(dir, "a"));
- * await ensureDir(join(dir, "a"));
+ * assert.equal(await ensureDir(join(dir, "a")), true);
+ * assert.equal(await ensureDir(join(dir, "a")), false);
  * await rm(dir, { recursive: true });
  * ```
  */
-export async function ensureDir(dir: string): Promise<void> {
+export async function ensureDir(dir: string): Promise<boolean> {
   try {
     await fs.mkdir(dir);
     await syncDir(dirname(dir));
-    return;
+    return true;
   } catch (error) {
     if (!isErrno(error, "EEXIST")) throw error;
   }
   await assertRealDir(dir);
+  return false;
 }
 
 /**

@@ -136,10 +136,9 @@ function fsChunks(root: string): ChunkStore {
     if ((create ? durableDirs : prefixDirs).has(dir)) return true;
     try {
       if (create) {
-        await ensureDir(dir);
-        // Whoever made it (a concurrent put, another process) may not have
-        // synced its name yet: a chunk in it must not outlive it.
-        await syncDir(chunkDir);
+        // Made here, its name is synced already; made by another put or
+        // process, it may not be yet, and a chunk in it must not outlive it.
+        if (!(await ensureDir(dir))) await syncDir(chunkDir);
       } else await assertRealDir(dir);
     } catch (error) {
       if (!create && isErrno(error, "ENOENT")) return false;
